@@ -1,0 +1,67 @@
+"""Reads from the catalog (the authoritative ORM path)."""
+
+from __future__ import annotations
+
+from django.db.models import Count, Prefetch, QuerySet, Sum
+from django.db.models.functions import Coalesce
+
+from .models import Category, Price, Product, StockLevel, Warehouse
+
+
+def product_aggregate_queryset() -> QuerySet[Product]:
+    """A product with everything its documents need, in three queries."""
+    return Product.objects.select_related("category").prefetch_related(
+        Prefetch("prices", queryset=Price.objects.order_by("currency")),
+        Prefetch("stock_levels", queryset=StockLevel.objects.select_related("warehouse").order_by("warehouse__code")),
+    )
+
+
+def product_get_aggregate(*, product_id: int) -> Product | None:
+    return product_aggregate_queryset().filter(pk=product_id).first()
+
+
+def product_get_by_sku(*, sku: str) -> Product | None:
+    return product_aggregate_queryset().filter(sku=sku).first()
+
+
+def category_path(*, category: Category) -> list[Category]:
+    """Root first. Categories are few; each step is a cached FK lookup at most."""
+    path = [category]
+    seen = {category.pk}
+    while path[0].parent_id is not None and path[0].parent_id not in seen:
+        seen.add(path[0].parent_id)
+        path.insert(0, path[0].parent)
+    return path
+
+
+def category_tree() -> list[dict]:
+    """All categories as nested dicts, with their direct product counts."""
+    categories = list(Category.objects.annotate(product_count=Count("products")).order_by("name"))
+    nodes = {
+        c.pk: {"slug": c.slug, "name": c.name, "product_count": c.product_count, "children": []}
+        for c in categories
+    }
+    roots = []
+    for c in categories:
+        (nodes[c.parent_id]["children"] if c.parent_id in nodes else roots).append(nodes[c.pk])
+    return roots
+
+
+def stock_by_warehouse() -> QuerySet[Warehouse]:
+    return Warehouse.objects.annotate(
+        total_quantity=Sum("stock_levels__quantity"), product_count=Count("stock_levels")
+    ).order_by("code")
+
+
+def low_stock_products(*, threshold: int, limit: int = 100) -> QuerySet[Product]:
+    return (
+        Product.objects.filter(is_active=True)
+        .annotate(total_stock=Coalesce(Sum("stock_levels__quantity"), 0))
+        .filter(total_stock__lte=threshold)
+        .select_related("category")
+        .order_by("total_stock", "sku")[:limit]
+    )
+
+
+def products_per_category() -> QuerySet[Category]:
+    return Category.objects.annotate(product_count=Count("products")).order_by("-product_count", "slug")

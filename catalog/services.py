@@ -1,0 +1,71 @@
+"""Writes to the catalog. Each service is one transaction; the triggers capture the change."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import F
+
+from .models import Category, Price, Product, StockLevel, Warehouse
+
+
+def _validated(instance: Any) -> Any:
+    instance.full_clean()
+    instance.save()
+    return instance
+
+
+@transaction.atomic
+def product_create(
+    *,
+    sku: str,
+    name: str,
+    category: Category,
+    description: str = "",
+    attributes: dict[str, Any] | None = None,
+    is_active: bool = True,
+) -> Product:
+    return _validated(
+        Product(
+            sku=sku, name=name, category=category, description=description,
+            attributes=attributes or {}, is_active=is_active,
+        )
+    )
+
+
+PRODUCT_UPDATABLE_FIELDS = {"name", "description", "category", "attributes", "is_active"}
+
+
+@transaction.atomic
+def product_update(*, product: Product, **changes: Any) -> Product:
+    unknown = set(changes) - PRODUCT_UPDATABLE_FIELDS
+    if unknown:
+        raise ValidationError({name: "This field cannot be updated." for name in sorted(unknown)})
+    product = Product.objects.select_for_update().get(pk=product.pk)
+    for name, value in changes.items():
+        setattr(product, name, value)
+    return _validated(product)
+
+
+@transaction.atomic
+def price_set(*, product: Product, currency: str, amount: Decimal) -> Price:
+    """Set the one current price of ``product`` in ``currency`` (insert or replace)."""
+    price = Price.objects.select_for_update().filter(product=product, currency=currency).first()
+    if price is None:
+        price = Price(product=product, currency=currency)
+    price.amount = amount
+    return _validated(price)
+
+
+@transaction.atomic
+def stock_adjust(*, product: Product, warehouse: Warehouse, delta: int) -> StockLevel:
+    """Add ``delta`` (may be negative) to the stock; refused when it would go below zero."""
+    level, _ = StockLevel.objects.select_for_update().get_or_create(product=product, warehouse=warehouse)
+    if level.quantity + delta < 0:
+        raise ValidationError({"delta": f"Stock would go below zero (have {level.quantity}, delta {delta})."})
+    StockLevel.objects.filter(pk=level.pk).update(quantity=F("quantity") + delta)
+    level.refresh_from_db()
+    return level

@@ -1,0 +1,58 @@
+"""One JSON error shape for the whole API: {"error": {"code", "message", "fields"?}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions as drf
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
+    body: dict[str, Any] = {"code": code, "message": message}
+    if fields:
+        body["fields"] = fields
+    return {"error": body}
+
+
+def _messages(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {str(key): _messages(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_messages(item) if isinstance(item, (dict, list)) else str(item) for item in detail]
+    return [str(detail)]
+
+
+def _field_messages(detail: Any) -> dict[str, Any]:
+    messages = _messages(detail)
+    return messages if isinstance(messages, dict) else {"non_field_errors": messages}
+
+
+def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """Map domain and framework exceptions to the API's one error shape."""
+    if isinstance(exc, ValidationError):
+        exc = drf.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages})
+    elif isinstance(exc, (Http404, ObjectDoesNotExist)):
+        exc = drf.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = drf.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, drf.ValidationError):
+        response.data = error_body("invalid", "The request has invalid fields.", _field_messages(exc.detail))
+    else:
+        code = exc.get_codes() if isinstance(exc, drf.APIException) else "error"
+        response.data = error_body(code if isinstance(code, str) else "error", str(getattr(exc, "detail", exc)))
+    return response
+
+
+def json_404(request, exception=None) -> JsonResponse:
+    return JsonResponse(error_body("not_found", "Not found."), status=404)
+
+
+def json_500(request) -> JsonResponse:
+    return JsonResponse(error_body("server_error", "Internal server error."), status=500)

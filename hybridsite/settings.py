@@ -1,0 +1,267 @@
+"""Hybridsite settings: the only module that reads the environment.
+
+Values come from the process environment first, then from ``var/services.env`` (written by
+``hybridsite.launcher`` for the embedded services), then from the defaults below. A value that
+cannot be used stops the process at start with one line naming the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import dj_database_url
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+SERVICES_ENV_FILE = BASE_DIR / "var" / "services.env"
+
+
+class ImproperlyConfiguredEnv(SystemExit):
+    """Raised for a bad environment: exits with one readable line instead of a traceback."""
+
+    def __init__(self, name: str, problem: str) -> None:
+        super().__init__(f"hybridsite: configuration error: {name} {problem}")
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """Parse ``KEY=value`` lines; blank lines and ``#`` comments are ignored."""
+    values: dict[str, str] = {}
+    if path.is_file():
+        for line in path.read_text().splitlines():
+            line = line.strip()
+            if line and not line.startswith("#") and "=" in line:
+                key, _, value = line.partition("=")
+                values[key.strip()] = value.strip()
+    return values
+
+
+def build_env(environ: dict[str, str] | None = None, env_file: Path = SERVICES_ENV_FILE) -> dict[str, str]:
+    """The effective environment: the process environment wins over ``var/services.env``."""
+    merged = read_env_file(env_file)
+    merged.update(os.environ if environ is None else environ)
+    return merged
+
+
+class Env:
+    """Typed access to one environment mapping, failing with a clear message."""
+
+    TRUE = {"1", "true", "yes", "on"}
+    FALSE = {"0", "false", "no", "off", ""}
+
+    def __init__(self, values: dict[str, str]) -> None:
+        self.values = values
+
+    def str(self, name: str, default: str = "") -> str:
+        return self.values.get(name, default)
+
+    def bool(self, name: str, default: bool = False) -> bool:
+        raw = self.values.get(name)
+        if raw is None:
+            return default
+        if raw.strip().lower() in self.TRUE:
+            return True
+        if raw.strip().lower() in self.FALSE:
+            return False
+        raise ImproperlyConfiguredEnv(name, f"must be a boolean (1/0, true/false), got {raw!r}")
+
+    def int(self, name: str, default: int, minimum: int = 0) -> int:
+        raw = self.values.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ImproperlyConfiguredEnv(name, f"must be an integer, got {raw!r}") from None
+        if value < minimum:
+            raise ImproperlyConfiguredEnv(name, f"must be >= {minimum}, got {value}")
+        return value
+
+    def float(self, name: str, default: float, minimum: float = 0.0) -> float:
+        raw = self.values.get(name)
+        if raw is None or raw == "":
+            return default
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ImproperlyConfiguredEnv(name, f"must be a number, got {raw!r}") from None
+        if value < minimum:
+            raise ImproperlyConfiguredEnv(name, f"must be >= {minimum}, got {value}")
+        return value
+
+    def list(self, name: str, default: str = "") -> list[str]:
+        return [item.strip() for item in self.values.get(name, default).split(",") if item.strip()]
+
+    def url(self, name: str, schemes: tuple[str, ...], default: str = "", required: bool = False) -> str:
+        raw = self.values.get(name, default).strip()
+        if not raw:
+            if required:
+                raise ImproperlyConfiguredEnv(name, "is not set (run `make run`, or set it; see README)")
+            return ""
+        parts = urlsplit(raw)
+        if parts.scheme not in schemes or not (parts.netloc or parts.path):
+            raise ImproperlyConfiguredEnv(name, f"must be a URL with scheme {'/'.join(schemes)}, got {raw!r}")
+        return raw
+
+
+env = Env(build_env())
+
+DEBUG = env.bool("DEBUG", False)
+SECRET_KEY = env.str("SECRET_KEY")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfiguredEnv("SECRET_KEY", "is required when DEBUG is off")
+    SECRET_KEY = "insecure-development-key-only-for-debug"
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", "localhost,127.0.0.1" if DEBUG else "")
+if not DEBUG and not ALLOWED_HOSTS:
+    raise ImproperlyConfiguredEnv("ALLOWED_HOSTS", "is required when DEBUG is off")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS")
+
+DATABASE_URL = env.url("DATABASE_URL", ("postgres", "postgresql"), required=True)
+REDIS_URL = env.url("REDIS_URL", ("redis", "rediss", "unix"), required=True)
+CELERY_BROKER_URL = env.url(
+    "CELERY_BROKER_URL", ("redis", "rediss", "amqp", "sqs", "memory"), default=REDIS_URL
+)
+DYNAMODB_ENDPOINT = env.url("DYNAMODB_ENDPOINT", ("http", "https"))
+AWS_REGION = env.str("AWS_REGION", "eu-west-1")
+DYNAMODB_TABLE_PREFIX = env.str("DYNAMODB_TABLE_PREFIX", "hybridsite-")
+DYNAMODB_TIMEOUT_SECONDS = env.float("DYNAMODB_TIMEOUT_SECONDS", 2.0, minimum=0.05)
+# Empty keys mean the standard AWS credential chain; a local emulator accepts any keys.
+AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", "testing" if DYNAMODB_ENDPOINT else "")
+AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", "testing" if DYNAMODB_ENDPOINT else "")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "pgtrigger",
+    "catalog",
+    "projections",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "hybridsite.urls"
+WSGI_APPLICATION = "hybridsite.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(DATABASE_URL, conn_max_age=env.int("DATABASE_CONN_MAX_AGE", 60)),
+}
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DATABASE_CONNECT_TIMEOUT", 3, 1)
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+CACHES = {
+    "default": {
+        "BACKEND": "django_redis.cache.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "hs",
+        "OPTIONS": {
+            "SOCKET_CONNECT_TIMEOUT": 0.5,
+            "SOCKET_TIMEOUT": 0.5,
+        },
+    }
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "var" / "static"
+
+# Security: strict in production, relaxed only with DEBUG.
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", not DEBUG)
+SESSION_COOKIE_SECURE = not DEBUG
+CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
+X_FRAME_OPTIONS = "DENY"
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.SessionAuthentication",
+        "rest_framework.authentication.TokenAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"]
+    + (["rest_framework.renderers.BrowsableAPIRenderer"] if DEBUG else []),
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "hybridsite.errors.json_exception_handler",
+    "UNAUTHENTICATED_USER": None,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Hybridsite API",
+    "DESCRIPTION": "Catalog reads served from Redis and DynamoDB; Postgres is the source of truth.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+}
+
+# Celery: JSON only, late acks so that a killed worker's task is delivered again.
+CELERY_BROKER_URL = CELERY_BROKER_URL
+CELERY_RESULT_BACKEND = None
+CELERY_TASK_SERIALIZER = "json"
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_TASK_ALWAYS_EAGER", False)
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", 300, 1)}
+
+# Admin bootstrap used by `make run` (printed once when generated).
+ADMIN_USERNAME = env.str("ADMIN_USERNAME", "admin")
+ADMIN_PASSWORD = env.str("ADMIN_PASSWORD")
+
+LOW_STOCK_THRESHOLD = env.int("LOW_STOCK_THRESHOLD", 5)
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "stream": sys.stderr, "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO")},
+}

@@ -1,0 +1,16 @@
+"""Test settings: the real services from the environment, isolated by prefixes."""
+
+from hybridsite.settings import *  # noqa: F403
+
+DEBUG = False
+ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
+SECURE_SSL_REDIRECT = False
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+# One namespace isolates a test run's DynamoDB tables, Redis keys and Celery queue from `make run`
+# (and from other test runs given another DYNAMODB_TABLE_PREFIX).
+DYNAMODB_TABLE_PREFIX = f"test-{DYNAMODB_TABLE_PREFIX}"  # noqa: F405
+CACHES["default"]["KEY_PREFIX"] = f"hs-{DYNAMODB_TABLE_PREFIX}"  # noqa: F405
+CELERY_TASK_DEFAULT_QUEUE = f"{DYNAMODB_TABLE_PREFIX}celery"
