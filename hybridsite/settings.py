@@ -265,3 +265,25 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "stream": sys.stderr, "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO")},
 }
+
+# Read path: Redis entries of rendered documents.
+CACHE_TTL_SECONDS = env.int("CACHE_TTL_SECONDS", 300, 1)
+CACHE_NEGATIVE_TTL_SECONDS = env.int("CACHE_NEGATIVE_TTL_SECONDS", 30, 1)
+
+# Projection relay (see README "Projection pipeline").
+OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", 200, 1)
+OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", 60, 1)
+OUTBOX_SWEEP_SECONDS = env.float("OUTBOX_SWEEP_SECONDS", 2.0, 0.1)
+OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", 5, 1)
+OUTBOX_BACKOFF_BASE_SECONDS = env.float("OUTBOX_BACKOFF_BASE_SECONDS", 1.0, 0.0)
+OUTBOX_BACKOFF_CAP_SECONDS = env.float("OUTBOX_BACKOFF_CAP_SECONDS", 60.0, 0.0)
+OUTBOX_DRAIN_SECONDS = env.float("OUTBOX_DRAIN_SECONDS", 10.0, 0.1)
+TOMBSTONE_TTL_SECONDS = env.int("TOMBSTONE_TTL_SECONDS", 7 * 24 * 3600, 60)
+
+CELERY_BEAT_SCHEDULE = {
+    "relay-outbox-sweep": {
+        "task": "projections.relay_outbox",
+        "schedule": OUTBOX_SWEEP_SECONDS,
+        "options": {"expires": OUTBOX_SWEEP_SECONDS * 5},
+    },
+}

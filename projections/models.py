@@ -9,6 +9,7 @@ rendered JSON, so that the read path stores and returns bytes without serializer
 from __future__ import annotations
 
 from django.conf import settings
+from django.db import models
 from pynamodb.attributes import BooleanAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
@@ -72,3 +73,16 @@ class CategoryTreeDocument(ProjectedItem):
 
 
 TABLES: tuple[type[ProjectedItem], ...] = (ProductDocument, CategoryListingItem, CategoryTreeDocument)
+
+
+class BackfillCheckpoint(models.Model):
+    """Postgres row recording how far a backfill got, so that ``--resume`` continues after a crash."""
+
+    aggregate_type = models.CharField(max_length=32, unique=True)
+    last_id = models.BigIntegerField(default=0)
+    projected = models.BigIntegerField(default=0)
+    finished = models.BooleanField(default=False)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.aggregate_type} after #{self.last_id}"

@@ -1,0 +1,147 @@
+"""Operator screens for the catalog, and the internal stock report.
+
+Admin saves go through ``Model.save()``; the triggers capture them like any other write, and
+``Product.version`` is never part of a form because the triggers own it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib import admin
+from django.db.models import Count, QuerySet, Sum
+from django.db.models.functions import Coalesce
+from django.http import HttpRequest
+from django.template.response import TemplateResponse
+from django.urls import URLPattern, path
+
+from .models import Category, Price, Product, StockLevel, Warehouse
+from .selectors import low_stock_products, products_per_category, stock_by_warehouse
+
+LOW_STOCK_REPORT_LIMIT = 100
+
+admin.site.index_template = "admin/catalog/index.html"
+
+
+class StockFilter(admin.SimpleListFilter):
+    """Total stock across warehouses, with the same threshold as the low-stock report."""
+
+    title = "stock"
+    parameter_name = "stock"
+
+    def lookups(self, request: HttpRequest, model_admin: admin.ModelAdmin) -> list[tuple[str, str]]:
+        return [
+            ("out", "Out of stock"),
+            ("low", f"Low (≤ {settings.LOW_STOCK_THRESHOLD})"),
+            ("available", f"Above {settings.LOW_STOCK_THRESHOLD}"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Product]) -> QuerySet[Product]:
+        threshold = settings.LOW_STOCK_THRESHOLD
+        match self.value():
+            case "out":
+                return queryset.filter(total_stock=0)
+            case "low":
+                return queryset.filter(total_stock__lte=threshold)
+            case "available":
+                return queryset.filter(total_stock__gt=threshold)
+        return queryset
+
+
+class PriceInline(admin.TabularInline):
+    model = Price
+    extra = 0
+
+
+class StockLevelInline(admin.TabularInline):
+    model = StockLevel
+    extra = 0
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ["name", "slug", "parent", "product_count"]
+    list_select_related = ["parent"]
+    list_filter = [("parent", admin.RelatedOnlyFieldListFilter)]
+    search_fields = ["name", "slug"]
+    autocomplete_fields = ["parent"]
+    prepopulated_fields = {"slug": ["name"]}
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Category]:
+        return super().get_queryset(request).annotate(product_count=Count("products"))
+
+    @admin.display(description="products", ordering="product_count")
+    def product_count(self, category: Category) -> int:
+        return category.product_count
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    list_display = ["sku", "name", "category", "is_active", "total_stock", "version", "updated_at"]
+    list_select_related = ["category"]
+    list_filter = ["is_active", StockFilter, "category"]
+    search_fields = ["sku", "name"]
+    autocomplete_fields = ["category"]
+    readonly_fields = ["version", "created_at", "updated_at"]
+    inlines = [PriceInline, StockLevelInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Product]:
+        return super().get_queryset(request).annotate(total_stock=Coalesce(Sum("stock_levels__quantity"), 0))
+
+    @admin.display(description="total stock", ordering="total_stock")
+    def total_stock(self, product: Product) -> int:
+        return product.total_stock
+
+    def get_urls(self) -> list[URLPattern]:
+        report = path("report/", self.admin_site.admin_view(self.report_view), name="catalog_report")
+        return [report, *super().get_urls()]
+
+    def report_view(self, request: HttpRequest) -> TemplateResponse:
+        """Where stock is, what is about to run out, and how the catalog is spread."""
+        threshold = settings.LOW_STOCK_THRESHOLD
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Stock and catalog report",
+            "warehouses": stock_by_warehouse(),
+            "threshold": threshold,
+            "low_stock": low_stock_products(threshold=threshold, limit=LOW_STOCK_REPORT_LIMIT),
+            "low_stock_limit": LOW_STOCK_REPORT_LIMIT,
+            "categories": products_per_category().select_related("parent"),
+        }
+        return TemplateResponse(request, "admin/catalog/report.html", context)
+
+
+@admin.register(Price)
+class PriceAdmin(admin.ModelAdmin):
+    list_display = ["product", "currency", "amount"]
+    list_select_related = ["product"]
+    list_filter = ["currency"]
+    search_fields = ["product__sku", "product__name"]
+    autocomplete_fields = ["product"]
+
+
+@admin.register(Warehouse)
+class WarehouseAdmin(admin.ModelAdmin):
+    list_display = ["code", "name", "product_count", "total_quantity"]
+    search_fields = ["code", "name"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Warehouse]:
+        return super().get_queryset(request).annotate(
+            product_count=Count("stock_levels"), total_quantity=Coalesce(Sum("stock_levels__quantity"), 0)
+        )
+
+    @admin.display(description="products", ordering="product_count")
+    def product_count(self, warehouse: Warehouse) -> int:
+        return warehouse.product_count
+
+    @admin.display(description="total quantity", ordering="total_quantity")
+    def total_quantity(self, warehouse: Warehouse) -> int:
+        return warehouse.total_quantity
+
+
+@admin.register(StockLevel)
+class StockLevelAdmin(admin.ModelAdmin):
+    list_display = ["product", "warehouse", "quantity"]
+    list_select_related = ["product", "warehouse"]
+    list_filter = ["warehouse"]
+    search_fields = ["product__sku", "product__name", "warehouse__code"]
+    autocomplete_fields = ["product", "warehouse"]

@@ -1,0 +1,47 @@
+"""Every Redis key Hybridsite uses, one function per data set, namespaced and versioned.
+
+Bump ``KEY_VERSION`` when a cached format changes: old entries become unreachable and expire.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+KEY_VERSION = 1
+NAMESPACE = f"{settings.CACHES['default']['KEY_PREFIX']}:v{KEY_VERSION}"
+
+
+def document(name: str) -> str:
+    """A rendered document (``product:<sku>``, ``category-tree``) with its version."""
+    return f"{NAMESPACE}:doc:{name}"
+
+
+def listing_generation(listing: str) -> str:
+    """Bumped whenever an item of the listing changes; part of every page key of that listing."""
+    return f"{NAMESPACE}:listing-gen:{listing}"
+
+
+def listing_page(listing: str, generation: int, limit: int, cursor: str) -> str:
+    return f"{NAMESPACE}:listing:{listing}:{generation}:{limit}:{cursor}"
+
+
+def fill_lock(name: str) -> str:
+    """Single-flight lock of a cold miss."""
+    return f"{NAMESPACE}:fill:{name}"
+
+
+def relay_kick() -> str:
+    """Set while a relay task is queued: further commits need not queue another."""
+    return f"{NAMESPACE}:relay-kick"
+
+
+def rate_limit(scope: str, ident: str, window: int) -> str:
+    return f"{NAMESPACE}:rl:{scope}:{ident}:{window}"
+
+
+def metrics() -> str:
+    return f"{NAMESPACE}:metrics"
+
+
+def lag_samples() -> str:
+    return f"{NAMESPACE}:lag-ms"

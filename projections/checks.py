@@ -1,0 +1,113 @@
+"""Drift check: compare what Postgres says the projections should hold with what DynamoDB holds."""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+
+import orjson
+from django.utils import timezone
+
+from . import documents
+from .models import ProjectedItem
+from .projector import key_of, read_snapshot
+from .registry import AGGREGATES, Aggregate
+
+
+@dataclass
+class Report:
+    checked: int = 0
+    missing: int = 0
+    stale: int = 0
+    differ: int = 0
+    extra: int = 0
+    drifted: set[tuple[str, int]] = field(default_factory=set)
+    """(aggregate, id) pairs to re-project for a repair."""
+
+    @property
+    def clean(self) -> bool:
+        return not (self.missing or self.stale or self.differ or self.extra)
+
+    def line(self) -> str:
+        return (
+            f"checked={self.checked} missing={self.missing} stale={self.stale} "
+            f"differ={self.differ} extra={self.extra}"
+        )
+
+
+def _owner_id(owner: str) -> int | None:
+    _, _, tail = owner.partition("#")
+    return int(tail) if tail.isdigit() else None
+
+
+def _stored_by_owner(model: type[ProjectedItem], owners: Iterable[str] | None) -> dict[str, list[ProjectedItem]]:
+    """Every live item of the table (one Scan), or those of the given owners (index Queries)."""
+    grouped: dict[str, list[ProjectedItem]] = defaultdict(list)
+    items: Iterator[ProjectedItem] = (
+        model.scan() if owners is None else (i for o in owners for i in model.owner_index.query(o))
+    )
+    for item in items:
+        if not item.deleted:
+            grouped[item.owner].append(item)
+    return grouped
+
+
+def _ids(aggregate: Aggregate, sample: int | None) -> list[int]:
+    ids = [i for chunk in aggregate.ids(1000, 0) for i in chunk]
+    if sample is not None and sample < len(ids):
+        ids = random.sample(ids, sample)
+    return ids
+
+
+def check(sample: int | None = None, aggregates: Iterable[str] | None = None) -> Report:
+    report = Report()
+    for name in aggregates or AGGREGATES:
+        aggregate = AGGREGATES[name]
+        ids = _ids(aggregate, sample)
+        owners = {aggregate.owner(i): i for i in ids}
+        for projection in aggregate.projections:
+            stored = _stored_by_owner(projection.model, None if sample is None else owners)
+            for owner, items in stored.items():
+                if owner not in owners and (sample is None) and aggregate.owner(_owner_id(owner) or 0) == owner:
+                    report.extra += len(items)
+                    report.drifted.add((name, _owner_id(owner) or 0))
+            _compare(aggregate, projection, owners, stored, report)
+        report.checked += len(ids)
+    return report
+
+
+def _compare(aggregate, projection, owners: dict[str, int], stored, report: Report) -> None:
+    model = projection.model
+    now = timezone.now()
+    for owner, aggregate_id in owners.items():
+        snapshot = read_snapshot(aggregate, aggregate_id)
+        expected = {key_of(item, model): item for item in projection.build(snapshot, now)}
+        actual = {key_of(item, model): item for item in stored.get(owner, [])}
+        drift = False
+        for key, item in expected.items():
+            found = actual.get(key)
+            if found is None:
+                report.missing += 1
+                drift = True
+                continue
+            body = orjson.loads(found.body)
+            want = documents.comparable(item.body)
+            have = documents.comparable(body)
+            if aggregate.clock_versioned:
+                want.pop("version", None)
+                have.pop("version", None)
+            elif found.version < snapshot.version:
+                report.stale += 1
+                drift = True
+                continue
+            if want != have:
+                report.differ += 1
+                drift = True
+        extra = set(actual) - set(expected)
+        if extra:
+            report.extra += len(extra)
+            drift = True
+        if drift:
+            report.drifted.add((aggregate.name, aggregate_id))

@@ -1,0 +1,71 @@
+"""Pure functions: an aggregate read from Postgres -> the documents stored in DynamoDB.
+
+No I/O here: the projector reads the aggregate in one snapshot and passes it in, so these are
+deterministic and the drift check can rebuild a document to compare it with the stored one.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from catalog.models import Category, Product
+
+VOLATILE_FIELDS = ("projected_at",)
+
+
+def _category_ref(path: list[Category]) -> dict[str, Any]:
+    leaf = path[-1]
+    return {"slug": leaf.slug, "name": leaf.name, "path": [{"slug": c.slug, "name": c.name} for c in path]}
+
+
+def _prices(product: Product) -> dict[str, str]:
+    return {price.currency: f"{price.amount:.2f}" for price in product.prices.all()}
+
+
+def _stock(product: Product) -> dict[str, Any]:
+    per_warehouse = {level.warehouse.code: level.quantity for level in product.stock_levels.all()}
+    return {"total": sum(per_warehouse.values()), "warehouses": per_warehouse}
+
+
+def product_document(product: Product, category_path: list[Category], projected_at: datetime) -> dict[str, Any]:
+    stock = _stock(product)
+    return {
+        "sku": product.sku,
+        "name": product.name,
+        "description": product.description,
+        "attributes": product.attributes,
+        "category": _category_ref(category_path),
+        "prices": _prices(product),
+        "stock": stock,
+        "in_stock": stock["total"] > 0,
+        "version": product.version,
+        "source_committed_at": product.updated_at.isoformat(),
+        "projected_at": projected_at.isoformat(),
+    }
+
+
+def listing_item(product: Product) -> dict[str, Any]:
+    """The summary a category page shows for one product."""
+    total = sum(level.quantity for level in product.stock_levels.all())
+    return {
+        "sku": product.sku,
+        "name": product.name,
+        "prices": _prices(product),
+        "in_stock": total > 0,
+        "version": product.version,
+    }
+
+
+def category_tree_document(categories: list[Category], version: int, projected_at: datetime) -> dict[str, Any]:
+    nodes = {c.pk: {"slug": c.slug, "name": c.name, "children": []} for c in categories}
+    roots: list[dict[str, Any]] = []
+    for category in sorted(categories, key=lambda c: (c.name, c.slug)):
+        siblings = nodes[category.parent_id]["children"] if category.parent_id in nodes else roots
+        siblings.append(nodes[category.pk])
+    return {"categories": roots, "version": version, "projected_at": projected_at.isoformat()}
+
+
+def comparable(document: dict[str, Any]) -> dict[str, Any]:
+    """The document without fields that differ between two projections of the same version."""
+    return {key: value for key, value in document.items() if key not in VOLATILE_FIELDS}

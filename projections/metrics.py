@@ -1,0 +1,48 @@
+"""Counters and projection-lag samples in Redis: cheap, shared by every process, best effort.
+
+Metrics never fail the work they measure: a Redis error is logged and dropped.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
+
+from . import cache_keys
+
+logger = logging.getLogger(__name__)
+LAG_SAMPLES_KEPT = 10_000
+
+
+def incr(name: str, amount: int = 1) -> None:
+    try:
+        get_redis_connection("default").hincrby(cache_keys.metrics(), name, amount)
+    except RedisError as exc:
+        logger.debug("metric %s dropped: %s", name, exc)
+
+
+def observe_lag(milliseconds: list[float]) -> None:
+    if not milliseconds:
+        return
+    try:
+        pipe = get_redis_connection("default").pipeline(transaction=False)
+        pipe.lpush(cache_keys.lag_samples(), *(f"{ms:.3f}" for ms in milliseconds))
+        pipe.ltrim(cache_keys.lag_samples(), 0, LAG_SAMPLES_KEPT - 1)
+        pipe.execute()
+    except RedisError as exc:
+        logger.debug("lag samples dropped: %s", exc)
+
+
+def snapshot() -> dict[str, int]:
+    raw = get_redis_connection("default").hgetall(cache_keys.metrics())
+    return {key.decode(): int(value) for key, value in sorted(raw.items())}
+
+
+def lag_samples() -> list[float]:
+    return [float(v) for v in get_redis_connection("default").lrange(cache_keys.lag_samples(), 0, -1)]
+
+
+def reset() -> None:
+    get_redis_connection("default").delete(cache_keys.metrics(), cache_keys.lag_samples())

@@ -1,0 +1,201 @@
+"""Apply an aggregate's current state to DynamoDB: conditional, idempotent, in version order.
+
+Projections of one aggregate are serialized by a Postgres advisory lock, and each reads the
+aggregate in a REPEATABLE READ snapshot taken after the lock is held, so a later projection never
+sees an older state than an earlier one. Every write is still conditioned on the version
+(``attribute_not_exists(pk) OR version < :v``): a duplicate or out-of-order delivery is skipped
+and counted, never an error, and never moves a document backwards.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import orjson
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+from pynamodb.exceptions import PutError
+
+from . import cache, metrics
+from .models import ProjectedItem
+from .registry import AGGREGATES, Aggregate, Item, Projection, Snapshot
+
+logger = logging.getLogger(__name__)
+
+MAX_ITEM_BYTES = 400 * 1024
+ENVELOPE_BYTES = 1024  # key, owner, version and timestamps, generously
+
+
+class PermanentProjectionError(Exception):
+    """Retrying cannot fix this projection (e.g. a document over DynamoDB's item size limit)."""
+
+
+@dataclass
+class Outcome:
+    version: int
+    written: int = 0
+    skipped: int = 0
+    tombstoned: int = 0
+    documents: dict[str, bytes | None] = field(default_factory=dict)
+    """Rendered bodies by cache name (None: absent), for the reader's fill on miss."""
+    lag_ms: list[float] = field(default_factory=list)
+
+
+@contextmanager
+def aggregate_lock(owner: str) -> Iterator[None]:
+    """Session-level advisory lock: released at the end, or by Postgres if the process dies."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [owner])
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [owner])
+
+
+def read_snapshot(aggregate: Aggregate, aggregate_id: int) -> Snapshot:
+    if connection.in_atomic_block:
+        # Inside a caller's transaction (a test, a management shell): its snapshot is the one we get.
+        return aggregate.load(aggregate_id)
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        return aggregate.load(aggregate_id)
+
+
+def render(item: Item, owner: str) -> bytes:
+    body = orjson.dumps(item.body)
+    size = len(body) + ENVELOPE_BYTES
+    if size > MAX_ITEM_BYTES:
+        raise PermanentProjectionError(
+            f"{owner}: document {item.key} is {size:,} bytes; DynamoDB items are limited to 400 KB"
+        )
+    return body
+
+
+def key_names(model: type[ProjectedItem]) -> list[str]:
+    return [model._hash_keyname] + ([model._range_keyname] if model._range_keyname else [])
+
+
+def key_of(item: ProjectedItem | Item, model: type[ProjectedItem]) -> tuple[str, ...]:
+    """The item's key as a tuple, the same for a wanted ``Item`` and a stored item."""
+    source = item.key if isinstance(item, Item) else {name: getattr(item, name) for name in key_names(model)}
+    return tuple(source[name] for name in key_names(model))
+
+
+def _put(item: ProjectedItem, condition: Any) -> bool:
+    try:
+        item.save(condition=condition)
+        return True
+    except PutError as exc:
+        if exc.cause_response_code == "ConditionalCheckFailedException":
+            return False
+        raise
+
+
+class _Plan:
+    """Everything to write for one projection, computed before any write (no half-written state)."""
+
+    def __init__(self, projection: Projection, snapshot: Snapshot, owner: str, projected_at: datetime) -> None:
+        self.projection = projection
+        self.rendered = [(item, render(item, owner)) for item in projection.build(snapshot, projected_at)]
+        self.existing = list(projection.model.owner_index.query(owner))
+
+
+def project(aggregate_type: str, aggregate_id: int, *, deleted_version: int | None = None) -> Outcome:
+    """Project one aggregate as it is now in Postgres. ``deleted_version`` comes from the outbox
+    row of a delete: the version its tombstones must carry."""
+    aggregate = AGGREGATES[aggregate_type]
+    owner = aggregate.owner(aggregate_id)
+    with aggregate_lock(owner):
+        snapshot = read_snapshot(aggregate, aggregate_id)
+        projected_at = timezone.now()
+        plans = [_Plan(projection, snapshot, owner, projected_at) for projection in aggregate.projections]
+        version = snapshot.version
+        if snapshot.state is None:
+            known = [item.version for plan in plans for item in plan.existing]
+            version = deleted_version or (max(known) + 1 if known else 0)
+        outcome = Outcome(version=version)
+        for plan in plans:
+            _apply(plan, owner, snapshot, version, projected_at, outcome)
+    if outcome.written and snapshot.committed_at:
+        lag = projected_at - datetime.fromisoformat(snapshot.committed_at)
+        outcome.lag_ms.append(lag.total_seconds() * 1000)
+    metrics.incr("projector.written", outcome.written)
+    metrics.incr("projector.skipped", outcome.skipped)
+    metrics.incr("projector.tombstoned", outcome.tombstoned)
+    return outcome
+
+
+def put_document(
+    model: type[ProjectedItem], key: dict[str, str], *, owner: str, version: int, body: bytes,
+    committed_at: str | None, projected_at: datetime,
+) -> bool:
+    """Write one document unless DynamoDB holds this or a newer version. True when written."""
+    hash_key = getattr(model, model._hash_keyname)
+    document = model(
+        **key, owner=owner, version=version, deleted=False, body=body.decode(),
+        source_committed_at=committed_at, projected_at=projected_at.isoformat(),
+    )
+    # A tombstone left by another aggregate (a deleted product's SKU reused) may be replaced.
+    condition = hash_key.does_not_exist() | (model.version < version) | (
+        (model.deleted == True) & (model.owner != owner)  # noqa: E712 (a DynamoDB condition)
+    )
+    return _put(document, condition)
+
+
+def put_tombstone(
+    model: type[ProjectedItem], key: dict[str, str], *, owner: str, version: int, projected_at: datetime
+) -> bool:
+    """Mark an item this owner wrote as gone, unless a newer version (or another owner) holds it."""
+    tombstone = model(
+        **key, owner=owner, version=version, deleted=True, body=None, projected_at=projected_at.isoformat(),
+        expires_at=projected_at + timedelta(seconds=settings.TOMBSTONE_TTL_SECONDS),
+    )
+    return _put(tombstone, (model.owner == owner) & (model.version < version))
+
+
+def _apply(plan: _Plan, owner: str, snapshot: Snapshot, version: int, projected_at: datetime, outcome: Outcome) -> None:
+    projection, model = plan.projection, plan.projection.model
+    listings: set[str] = set()
+    desired = set()
+    for item, body in plan.rendered:
+        desired.add(key_of(item, model))
+        written = put_document(
+            model, item.key, owner=owner, version=version, body=body,
+            committed_at=snapshot.committed_at, projected_at=projected_at,
+        )
+        if written:
+            outcome.written += 1
+            _after_write(projection, item.key, version, body, outcome, listings)
+        else:
+            outcome.skipped += 1
+            if projection.cache_key:
+                outcome.documents[projection.cache_key(item.key)] = body
+    for old in plan.existing:
+        if old.deleted or key_of(old, model) in desired:
+            continue
+        key = dict(zip(key_names(model), key_of(old, model)))
+        if put_tombstone(model, key, owner=owner, version=version, projected_at=projected_at):
+            outcome.tombstoned += 1
+            _after_write(projection, key, version, None, outcome, listings)
+        else:
+            outcome.skipped += 1
+    cache.bump_listings(listings)
+
+
+def _after_write(
+    projection: Projection, key: dict[str, str], version: int, body: bytes | None, outcome: Outcome, listings: set[str]
+) -> None:
+    if projection.cache_key:
+        name = projection.cache_key(key)
+        outcome.documents[name] = body
+        cache.refresh_after_projection(name, version, body)
+    if projection.listing:
+        listings.add(projection.listing(key))

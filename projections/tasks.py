@@ -1,0 +1,55 @@
+"""Celery tasks: thin wrappers with explicit names, late acks and bounded retries."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import InterfaceError, OperationalError
+from django_redis import get_redis_connection
+from redis.exceptions import RedisError
+
+from . import cache_keys, outbox
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    name="projections.relay_outbox",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError),
+    retry_backoff=True,
+    retry_backoff_max=30,
+    retry_jitter=True,
+    max_retries=5,
+    ignore_result=True,
+)
+def relay_outbox() -> dict[str, object]:
+    """Drain the outbox. Kicked after commits and by beat every few seconds (the guarantee)."""
+    try:
+        get_redis_connection("default").delete(cache_keys.relay_kick())
+    except RedisError:
+        pass
+    result = outbox.drain()
+    if result.rows:
+        logger.info(
+            "relay: %d rows, %d aggregates projected, %d failed, %d dead (%s)",
+            result.rows, result.projected, result.failed, result.dead, result.stopped_by,
+        )
+    if result.stopped_by == "time":
+        relay_outbox.delay()
+    return {"rows": result.rows, "projected": result.projected, "failed": result.failed, "dead": result.dead}
+
+
+def kick_relay() -> None:
+    """Queue one relay task unless one is already queued (a Redis flag; without Redis, queue anyway)."""
+    try:
+        queued = not get_redis_connection("default").set(cache_keys.relay_kick(), 1, nx=True, ex=30)
+    except RedisError:
+        queued = False
+    if not queued:
+        try:
+            relay_outbox.delay()
+        except Exception as exc:  # broker down: the beat sweep picks the rows up when it is back
+            logger.warning("relay kick not queued: %s", exc)
