@@ -17,6 +17,7 @@ servers to start and hands everything else to ``hybridsite.settings``.
 from __future__ import annotations
 
 import os
+import secrets
 import signal
 import socket
 import subprocess
@@ -371,7 +372,7 @@ def main(argv: list[str]) -> int:
                 pass
             return 0
         if command == "test":
-            env = {**env, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+            env = {"SECRET_KEY": secrets.token_urlsafe(32), **env, "DJANGO_SETTINGS_MODULE": "tests.settings"}
             return subprocess.run([str(BIN / "pytest"), *argv[1:]], env=env, cwd=BASE_DIR).returncode
         env = {"DEBUG": "1", **env}
         manage(env, "migrate", "--noinput")

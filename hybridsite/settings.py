@@ -113,9 +113,7 @@ if not SECRET_KEY:
     if not DEBUG:
         raise ImproperlyConfiguredEnv("SECRET_KEY", "is required when DEBUG is off")
     SECRET_KEY = "insecure-development-key-only-for-debug"
-ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", "localhost,127.0.0.1" if DEBUG else "")
-if not DEBUG and not ALLOWED_HOSTS:
-    raise ImproperlyConfiguredEnv("ALLOWED_HOSTS", "is required when DEBUG is off")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", "localhost,127.0.0.1")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS")
 
 DATABASE_URL = env.url("DATABASE_URL", ("postgres", "postgresql"), required=True)

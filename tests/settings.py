@@ -14,3 +14,15 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DYNAMODB_TABLE_PREFIX = f"test-{DYNAMODB_TABLE_PREFIX}"  # noqa: F405
 CACHES["default"]["KEY_PREFIX"] = f"hs-{DYNAMODB_TABLE_PREFIX}"  # noqa: F405
 CELERY_TASK_DEFAULT_QUEUE = f"{DYNAMODB_TABLE_PREFIX}celery"
+
+# Fast retries and short leases, so that crash and outage tests finish in seconds.
+OUTBOX_LEASE_SECONDS = 3
+OUTBOX_SWEEP_SECONDS = 0.5
+OUTBOX_MAX_ATTEMPTS = 2
+OUTBOX_BACKOFF_BASE_SECONDS = 0.2
+OUTBOX_BACKOFF_CAP_SECONDS = 1.0
+OUTBOX_DRAIN_SECONDS = 5.0
+CELERY_BEAT_SCHEDULE = {
+    "relay-outbox-sweep": {"task": "projections.relay_outbox", "schedule": OUTBOX_SWEEP_SECONDS},
+}
+CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 5}
