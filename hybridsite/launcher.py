@@ -119,11 +119,24 @@ def _pg_user() -> str | None:
     return "pgserver"
 
 
+def _running_postgres_port(data: Path) -> int | None:
+    """The port of a server already running on our data directory (postmaster.pid line 4)."""
+    try:
+        lines = (data / "postmaster.pid").read_text().splitlines()
+        return int(lines[3]) if pid_alive(int(lines[0])) else None
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def start_postgres() -> dict[str, str]:
     from pgserver import _commands as pg
 
-    user = _pg_user()
     data = PG_DIR / "data"
+    running = _running_postgres_port(data)
+    if running:
+        log(f"postgres: a server already runs on var/pg/data (port {running}); using it")
+        return {"DATABASE_URL": f"postgresql://postgres@127.0.0.1:{running}/hybridsite"}
+    user = _pg_user()
     PG_DIR.mkdir(parents=True, exist_ok=True)
     if user:
         import pwd
@@ -290,8 +303,10 @@ class Services:
             raise
         owner = owner_pid if owner_alive else os.getpid()
         if written:
-            lines = [f"# written by hybridsite.launcher; source it to use the same services", f"LAUNCHER_PID={owner}"]
-            lines += [f"{key}={value}" for key, value in written.items()]
+            # Keep what other launchers recorded for services this one was given by the environment.
+            merged = {k: v for k, v in recorded.items() if k != "LAUNCHER_PID"} | written
+            lines = ["# written by hybridsite.launcher; source it to use the same services", f"LAUNCHER_PID={owner}"]
+            lines += [f"{key}={value}" for key, value in merged.items()]
             ENV_FILE.write_text("\n".join(lines) + "\n")
         self.env = {**os.environ, **written}
         return self.env
