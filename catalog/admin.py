@@ -1,7 +1,13 @@
 """Operator screens for the catalog, and the internal stock report.
 
 Admin saves go through ``Model.save()``; the triggers capture them like any other write, and
-``Product.version`` is never part of a form because the triggers own it.
+``Product.version`` is never part of a form because the triggers own it. Admins that annotate
+aggregates repeat the model's ordering: Django drops ``Meta.ordering`` from GROUP BY queries, and
+autocomplete pages would come out in no stable order.
+
+The report lives under the product admin's URLs (``admin:catalog_report``) because the default
+site is not ours to subclass; the index links to it through ``index_template``, since an app's
+``admin/index.html`` cannot shadow the admin app's own, which comes first in INSTALLED_APPS.
 """
 
 from __future__ import annotations
@@ -60,6 +66,7 @@ class StockLevelInline(admin.TabularInline):
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):
     list_display = ["name", "slug", "parent", "product_count"]
+    ordering = ["slug"]
     list_select_related = ["parent"]
     list_filter = [("parent", admin.RelatedOnlyFieldListFilter)]
     search_fields = ["name", "slug"]
@@ -77,6 +84,7 @@ class CategoryAdmin(admin.ModelAdmin):
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
     list_display = ["sku", "name", "category", "is_active", "total_stock", "version", "updated_at"]
+    ordering = ["sku"]
     list_select_related = ["category"]
     list_filter = ["is_active", StockFilter, "category"]
     search_fields = ["sku", "name"]
@@ -122,6 +130,7 @@ class PriceAdmin(admin.ModelAdmin):
 @admin.register(Warehouse)
 class WarehouseAdmin(admin.ModelAdmin):
     list_display = ["code", "name", "product_count", "total_quantity"]
+    ordering = ["code"]
     search_fields = ["code", "name"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Warehouse]:
