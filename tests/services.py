@@ -162,6 +162,10 @@ class TcpProxy:
     def down(self) -> None:
         listener, self._listener = self._listener, None
         if listener:
+            try:
+                listener.shutdown(socket.SHUT_RDWR)  # wakes the thread blocked in accept()
+            except OSError:
+                pass
             listener.close()
         with self._lock:
             for conn in self._conns:
