@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpResponse, JsonResponse
+from django.views.defaults import page_not_found
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -50,8 +51,11 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response 
     return response
 
 
-def json_404(request, exception=None) -> JsonResponse:
-    return JsonResponse(error_body("not_found", "Not found."), status=404)
+def json_404(request, exception=None) -> HttpResponse:
+    """JSON under /api/, Django's page elsewhere (the admin)."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body("not_found", "Not found."), status=404)
+    return page_not_found(request, exception)
 
 
 def json_500(request) -> JsonResponse:

@@ -199,3 +199,19 @@ def _after_write(
         cache.refresh_after_projection(name, version, body)
     if projection.listing:
         listings.add(projection.listing(key))
+
+
+def render_documents(aggregate_type: str, aggregate_id: int) -> tuple[int, dict[str, bytes]]:
+    """The documents an aggregate's state renders to, without writing them anywhere.
+
+    The read path's last resort when DynamoDB cannot be reached: Postgres answers directly.
+    """
+    aggregate = AGGREGATES[aggregate_type]
+    snapshot = read_snapshot(aggregate, aggregate_id)
+    bodies = {
+        projection.cache_key(item.key): orjson.dumps(item.body)
+        for projection in aggregate.projections
+        if projection.cache_key
+        for item in projection.build(snapshot, timezone.now())
+    }
+    return snapshot.version, bodies

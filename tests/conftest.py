@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterator
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
 from django_redis import get_redis_connection
 
-from tests.services import Broker, Worker, database_url
+from tests.services import Broker, TcpProxy, Worker, database_url
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -85,3 +86,46 @@ def start_worker(transactional_db, dynamodb, redis_clean, broker, tmp_path) -> I
 @pytest.fixture
 def worker(start_worker) -> Worker:
     return start_worker()
+
+
+@pytest.fixture
+def dynamodb_proxy(monkeypatch, dynamodb) -> Iterator[TcpProxy]:
+    """Every projection table reached through a proxy that a test can take down (a dead endpoint).
+
+    PynamoDB caches one connection per model, built from ``Meta.host`` on first use: the cached
+    connections are dropped while the host points at the proxy, and restored afterwards.
+    """
+    from projections.models import TABLES
+
+    if not settings.DYNAMODB_ENDPOINT:
+        pytest.skip("needs a local DynamoDB endpoint (DYNAMODB_ENDPOINT) to put a proxy in front of")
+    endpoint = urlsplit(settings.DYNAMODB_ENDPOINT)
+    proxy = TcpProxy(endpoint.hostname, endpoint.port or 80)
+    for model in TABLES:
+        monkeypatch.setattr(model.Meta, "host", proxy.url)
+        monkeypatch.setattr(model, "_connection", None)
+    yield proxy
+    proxy.down()
+    for model in TABLES:
+        model._connection = None
+
+
+@pytest.fixture
+def redis_proxy(settings, redis_clean) -> Iterator[TcpProxy]:
+    """The cache reached through a proxy that a test can take down (Redis stopped)."""
+    location = urlsplit(settings.CACHES["default"]["LOCATION"])
+    proxy = TcpProxy(location.hostname, location.port or 6379)
+    caches = {**settings.CACHES, "default": {**settings.CACHES["default"]}}
+    caches["default"]["LOCATION"] = location._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+    settings.CACHES = caches
+    yield proxy
+    proxy.down()
+
+
+@pytest.fixture(autouse=True)
+def closed_breakers() -> None:
+    """Each test starts with every dependency trusted again."""
+    from projections.reader import dynamodb_breaker, redis_breaker
+
+    redis_breaker.reset()
+    dynamodb_breaker.reset()
