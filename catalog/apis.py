@@ -39,24 +39,26 @@ def _product(sku: str) -> Product:
 class PriceSetApi(APIView):
     permission_classes = [IsAdminUser]
 
-    class InputSerializer(StrictInputSerializer):
+    class PriceSetInputSerializer(StrictInputSerializer):
         currency = serializers.RegexField(r"^[A-Z]{3}$", error_messages={"invalid": "An ISO-4217 code such as EUR."})
         amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"))
 
-    class OutputSerializer(serializers.Serializer):
+    class PriceSetOutputSerializer(serializers.Serializer):
         sku = serializers.CharField()
         currency = serializers.CharField()
         amount = serializers.DecimalField(max_digits=12, decimal_places=2)
         version = serializers.IntegerField(help_text="The product's version after this write.")
 
-    @extend_schema(operation_id="internal_price_set", request=InputSerializer, responses=OutputSerializer)
+    @extend_schema(
+        operation_id="internal_price_set", request=PriceSetInputSerializer, responses=PriceSetOutputSerializer
+    )
     def put(self, request: Request, sku: str) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.PriceSetInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         product = _product(sku)
         price = services.price_set(product=product, **data.validated_data)
         product.refresh_from_db(fields=["version"])
-        return Response(self.OutputSerializer(
+        return Response(self.PriceSetOutputSerializer(
             {"sku": product.sku, "currency": price.currency, "amount": price.amount, "version": product.version}
         ).data)
 
@@ -64,20 +66,20 @@ class PriceSetApi(APIView):
 class StockAdjustApi(APIView):
     permission_classes = [IsAdminUser]
 
-    class InputSerializer(StrictInputSerializer):
+    class StockAdjustInputSerializer(StrictInputSerializer):
         warehouse = serializers.SlugRelatedField(slug_field="code", queryset=Warehouse.objects.all())
         delta = serializers.IntegerField(min_value=-1_000_000, max_value=1_000_000)
 
     @extend_schema(
         operation_id="internal_stock_adjust",
-        request=InputSerializer,
+        request=StockAdjustInputSerializer,
         responses=inline_serializer("StockAdjusted", {
             "sku": serializers.CharField(), "warehouse": serializers.CharField(),
             "quantity": serializers.IntegerField(), "version": serializers.IntegerField(),
         }),
     )
     def post(self, request: Request, sku: str) -> Response:
-        data = self.InputSerializer(data=request.data)
+        data = self.StockAdjustInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         product = _product(sku)
         level = services.stock_adjust(product=product, **data.validated_data)

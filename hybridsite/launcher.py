@@ -342,6 +342,7 @@ def serve(env: dict[str, str]) -> int:
     commands = {
         "web": [str(BIN / "gunicorn"), "hybridsite.wsgi", "--bind", bind, "--workers", "2", "--access-logfile", "-"],
         "worker": [str(BIN / "celery"), "-A", "hybridsite", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+        "listen": [sys.executable, str(BASE_DIR / "manage.py"), "outbox_listen"],
         "beat": [
             str(BIN / "celery"), "-A", "hybridsite", "beat", "--loglevel", "INFO",
             "--schedule", str(VAR / "celerybeat-schedule"),

@@ -108,9 +108,12 @@ class _Plan:
         self.existing = list(projection.model.owner_index.query(owner))
 
 
-def project(aggregate_type: str, aggregate_id: int, *, deleted_version: int | None = None) -> Outcome:
+def project(
+    aggregate_type: str, aggregate_id: int, *, deleted_version: int | None = None, rewrite_equal: bool = False
+) -> Outcome:
     """Project one aggregate as it is now in Postgres. ``deleted_version`` comes from the outbox
-    row of a delete: the version its tombstones must carry."""
+    row of a delete: the version its tombstones must carry. ``rewrite_equal`` (drift repair) also
+    replaces documents of the same version, whose content is wrong; newer ones stay protected."""
     aggregate = AGGREGATES[aggregate_type]
     owner = aggregate.owner(aggregate_id)
     with aggregate_lock(owner):
@@ -123,7 +126,7 @@ def project(aggregate_type: str, aggregate_id: int, *, deleted_version: int | No
             version = deleted_version or (max(known) + 1 if known else 0)
         outcome = Outcome(version=version)
         for plan in plans:
-            _apply(plan, owner, snapshot, version, projected_at, outcome)
+            _apply(plan, owner, snapshot, version, projected_at, outcome, rewrite_equal)
     if outcome.written and snapshot.committed_at:
         lag = projected_at - datetime.fromisoformat(snapshot.committed_at)
         outcome.lag_ms.append(lag.total_seconds() * 1000)
@@ -135,16 +138,18 @@ def project(aggregate_type: str, aggregate_id: int, *, deleted_version: int | No
 
 def put_document(
     model: type[ProjectedItem], key: dict[str, str], *, owner: str, version: int, body: bytes,
-    committed_at: str | None, projected_at: datetime,
+    committed_at: str | None, projected_at: datetime, rewrite_equal: bool = False,
 ) -> bool:
-    """Write one document unless DynamoDB holds this or a newer version. True when written."""
+    """Write one document unless DynamoDB holds this (``rewrite_equal``: only a newer) version.
+    True when written."""
     hash_key = getattr(model, model._hash_keyname)
     document = model(
         **key, owner=owner, version=version, deleted=False, body=body.decode(),
         source_committed_at=committed_at, projected_at=projected_at.isoformat(),
     )
     # A tombstone left by another aggregate (a deleted product's SKU reused) may be replaced.
-    condition = hash_key.does_not_exist() | (model.version < version) | (
+    not_newer = (model.version <= version) if rewrite_equal else (model.version < version)
+    condition = hash_key.does_not_exist() | not_newer | (
         (model.deleted == True) & (model.owner != owner)  # noqa: E712 (a DynamoDB condition)
     )
     return _put(document, condition)
@@ -161,7 +166,10 @@ def put_tombstone(
     return _put(tombstone, (model.owner == owner) & (model.version < version))
 
 
-def _apply(plan: _Plan, owner: str, snapshot: Snapshot, version: int, projected_at: datetime, outcome: Outcome) -> None:
+def _apply(
+    plan: _Plan, owner: str, snapshot: Snapshot, version: int, projected_at: datetime, outcome: Outcome,
+    rewrite_equal: bool,
+) -> None:
     projection, model = plan.projection, plan.projection.model
     listings: set[str] = set()
     desired = set()
@@ -169,7 +177,7 @@ def _apply(plan: _Plan, owner: str, snapshot: Snapshot, version: int, projected_
         desired.add(key_of(item, model))
         written = put_document(
             model, item.key, owner=owner, version=version, body=body,
-            committed_at=snapshot.committed_at, projected_at=projected_at,
+            committed_at=snapshot.committed_at, projected_at=projected_at, rewrite_equal=rewrite_equal,
         )
         if written:
             outcome.written += 1

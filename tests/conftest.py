@@ -63,7 +63,7 @@ def start_worker(transactional_db, dynamodb, redis_clean, broker, tmp_path) -> I
     """Start real Celery workers (with beat) on the test database; extra env overrides settings."""
     workers: list[Worker] = []
 
-    def start(**env: str) -> Worker:
+    def start(beat: bool = True, **env: str) -> Worker:
         worker = Worker(
             tmp_path / f"worker{len(workers)}.log",
             {
@@ -73,6 +73,7 @@ def start_worker(transactional_db, dynamodb, redis_clean, broker, tmp_path) -> I
                 "CELERY_BROKER_URL": broker.url,
                 **env,
             },
+            beat=beat,
         )
         workers.append(worker)
         worker.start()

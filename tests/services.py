@@ -86,21 +86,23 @@ def _port_open(port: int) -> bool:
 
 
 class Worker:
-    """``celery worker -B`` on the test database; stop, kill -9 and restart at will."""
+    """``celery worker`` (with beat unless told otherwise) on the test database; stop, kill -9 and
+    restart at will."""
 
-    def __init__(self, log_path: Path, env: dict[str, str]) -> None:
+    def __init__(self, log_path: Path, env: dict[str, str], beat: bool = True) -> None:
         self.log_path = log_path
         self.env = env
+        self.beat = beat
         self.process: subprocess.Popen | None = None
         self.starts = 0
 
     def start(self) -> None:
         self.starts += 1
-        schedule = self.log_path.with_suffix(f".beat{self.starts}")
+        beat = ["-B", "--schedule", str(self.log_path.with_suffix(f".beat{self.starts}"))] if self.beat else []
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
             [
-                str(BIN / "celery"), "-A", "hybridsite", "worker", "-B", "--schedule", str(schedule),
+                str(BIN / "celery"), "-A", "hybridsite", "worker", *beat,
                 "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--concurrency", "2", "--loglevel", "INFO",
                 "--without-gossip", "--without-mingle", "--hostname", f"test{os.getpid()}-{self.starts}@%h",
             ],

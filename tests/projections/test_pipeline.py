@@ -3,7 +3,9 @@ process with beat, the conditional projector."""
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from decimal import Decimal
 from pathlib import Path
 
@@ -15,7 +17,7 @@ from catalog import services
 from catalog.models import Category, OutboxEvent, Price, Product, StockLevel, Warehouse
 from projections.checks import check
 from projections.models import CategoryListingItem, ProductDocument
-from tests.services import database_url, wait_for
+from tests.services import BASE_DIR, database_url, wait_for
 
 pytestmark = pytest.mark.integration
 PSQL = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
@@ -110,3 +112,25 @@ def test_admin_bulk_delete_action(worker, catalog, admin_client):
     wait_for(lambda: converged(3), 30, 0.3, "convergence")
     assert document("SKU-1") is None and document("SKU-2") is None
     assert document("SKU-3") is not None
+
+
+def test_notify_listener_wakes_the_relay_for_raw_sql(start_worker, broker, dynamodb, tmp_path):
+    """Without beat, nothing but the LISTEN/NOTIFY kicker can start a relay after a psql write."""
+    start_worker(beat=False)
+    category = Category.objects.create(slug="tools", name="Tools")
+    services.product_create(sku="SKU-1", name="Hammer", category=category)
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url(),
+           "CELERY_BROKER_URL": broker.url}
+    log = open(tmp_path / "listen.log", "wb")
+    listener = subprocess.Popen([sys.executable, "manage.py", "outbox_listen"], cwd=BASE_DIR, env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    try:
+        wait_for(lambda: b"listening" in (tmp_path / "listen.log").read_bytes(), 30, 0.1, "listener")
+        wait_for(lambda: document("SKU-1") is not None, 30, 0.2, "first projection")
+        sql = "UPDATE catalog_product SET name = 'Claw hammer' WHERE sku = 'SKU-1'"
+        subprocess.run([str(PSQL), database_url(), "-c", sql], check=True, capture_output=True)
+        wait_for(lambda: (document("SKU-1") or {}).get("name") == "Claw hammer", 30, 0.1, "raw SQL projected")
+    finally:
+        listener.terminate()
+        listener.wait(10)
+        log.close()

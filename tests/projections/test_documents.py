@@ -1,0 +1,132 @@
+"""The pure builders: what a document holds is decided here, so the reader, the drift check and
+the projector agree on it without touching Postgres or DynamoDB."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import pytest
+
+from catalog import selectors
+from catalog.models import Category, Product
+from projections import documents
+from projections.registry import Snapshot, build_listing_item, build_product_document, load_product
+from tests.factories import CategoryFactory, PriceFactory, ProductFactory, StockLevelFactory, WarehouseFactory
+
+pytestmark = pytest.mark.django_db
+
+PROJECTED_AT = datetime(2024, 5, 1, 12, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def hammer() -> Product:
+    """A product two category levels deep, priced in two currencies, stocked in two warehouses."""
+    tools = CategoryFactory(slug="tools", name="Tools")
+    hammers = CategoryFactory(slug="hammers", name="Hammers", parent=tools)
+    product = ProductFactory(
+        sku="HAM-1", name="Claw hammer", description="Forged steel.", category=hammers,
+        attributes={"weight_g": 450, "colors": ["red", "black"]},
+    )
+    PriceFactory(product=product, currency="USD", amount=Decimal("12.5"))
+    PriceFactory(product=product, currency="EUR", amount=Decimal("11"))
+    StockLevelFactory(product=product, warehouse=WarehouseFactory(code="BER"), quantity=3)
+    StockLevelFactory(product=product, warehouse=WarehouseFactory(code="AMS"), quantity=4)
+    return selectors.product_get_aggregate(product_id=product.pk)
+
+
+def _document(product: Product) -> dict:
+    return documents.product_document(product, selectors.category_path(category=product.category), PROJECTED_AT)
+
+
+def test_product_document_fields(hammer: Product) -> None:
+    assert hammer.version > 0
+    assert _document(hammer) == {
+        "sku": "HAM-1",
+        "name": "Claw hammer",
+        "description": "Forged steel.",
+        "attributes": {"weight_g": 450, "colors": ["red", "black"]},
+        "category": {
+            "slug": "hammers",
+            "name": "Hammers",
+            "path": [{"slug": "tools", "name": "Tools"}, {"slug": "hammers", "name": "Hammers"}],
+        },
+        "prices": {"EUR": "11.00", "USD": "12.50"},
+        "stock": {"total": 7, "warehouses": {"AMS": 4, "BER": 3}},
+        "in_stock": True,
+        "version": hammer.version,
+        "source_committed_at": hammer.updated_at.isoformat(),
+        "projected_at": "2024-05-01T12:30:00+00:00",
+    }
+
+
+def test_product_without_prices_or_stock_is_out_of_stock() -> None:
+    product = ProductFactory(sku="BARE-1", category=CategoryFactory(slug="bare", name="Bare"))
+    StockLevelFactory(product=product, warehouse=WarehouseFactory(code="ZERO"), quantity=0)
+    document = _document(selectors.product_get_aggregate(product_id=product.pk))
+    assert document["prices"] == {}
+    assert document["stock"] == {"total": 0, "warehouses": {"ZERO": 0}}
+    assert document["in_stock"] is False
+    assert document["category"]["path"] == [{"slug": "bare", "name": "Bare"}]
+
+
+def test_listing_item_is_the_summary(hammer: Product) -> None:
+    assert documents.listing_item(hammer) == {
+        "sku": "HAM-1",
+        "name": "Claw hammer",
+        "prices": {"EUR": "11.00", "USD": "12.50"},
+        "in_stock": True,
+        "version": hammer.version,
+    }
+
+
+def test_registry_keys_and_inactive_products(hammer: Product) -> None:
+    """Inactive products are absent from the public views, so the projector tombstones them."""
+    snapshot = load_product(hammer.pk)
+    [document] = build_product_document(snapshot, PROJECTED_AT)
+    [listing] = build_listing_item(snapshot, PROJECTED_AT)
+    assert document.key == {"pk": "HAM-1"}
+    assert document.body == _document(hammer)
+    assert listing.key == {"pk": "CATEGORY#hammers", "sk": "HAM-1"}
+
+    Product.objects.filter(pk=hammer.pk).update(is_active=False)
+    inactive = load_product(hammer.pk)
+    assert build_product_document(inactive, PROJECTED_AT) == []
+    assert build_listing_item(inactive, PROJECTED_AT) == []
+    gone = Snapshot(state=None, version=0, committed_at=None)
+    assert build_product_document(gone, PROJECTED_AT) == []
+
+
+def test_category_tree_nests_children_sorted_by_name() -> None:
+    categories = [
+        Category(id=1, slug="tools", name="Tools", parent_id=None),
+        Category(id=2, slug="saws", name="Saws", parent_id=1),
+        Category(id=3, slug="hammers", name="Hammers", parent_id=1),
+        Category(id=4, slug="claw", name="Claw hammers", parent_id=3),
+        Category(id=5, slug="garden", name="Garden", parent_id=None),
+    ]
+    assert documents.category_tree_document(categories, 42, PROJECTED_AT) == {
+        "categories": [
+            {"slug": "garden", "name": "Garden", "children": []},
+            {"slug": "tools", "name": "Tools", "children": [
+                {"slug": "hammers", "name": "Hammers", "children": [
+                    {"slug": "claw", "name": "Claw hammers", "children": []},
+                ]},
+                {"slug": "saws", "name": "Saws", "children": []},
+            ]},
+        ],
+        "version": 42,
+        "projected_at": "2024-05-01T12:30:00+00:00",
+    }
+
+
+def test_comparable_drops_only_projected_at(hammer: Product) -> None:
+    """Two projections of one version differ only in when they ran; the drift check ignores that."""
+    first = _document(hammer)
+    later = documents.product_document(
+        hammer, selectors.category_path(category=hammer.category), datetime(2025, 1, 1, tzinfo=UTC)
+    )
+    assert first != later
+    assert documents.comparable(first) == documents.comparable(later)
+    assert set(first) - set(documents.comparable(first)) == {"projected_at"}
+    assert "projected_at" in first
