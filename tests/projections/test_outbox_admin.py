@@ -1,0 +1,35 @@
+"""Dead-lettered changes are visible in the admin and an operator can retry them."""
+
+import pytest
+
+from catalog.models import OutboxEvent
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def dead_event() -> OutboxEvent:
+    return OutboxEvent.objects.create(
+        aggregate_type="product", aggregate_id=4242, status=OutboxEvent.Status.DEAD, attempts=5,
+        last_error="PermanentProjectionError: product#4242: document is 512,000 bytes; DynamoDB items are limited to 400 KB",
+    )
+
+
+def test_dead_letters_are_listed_with_their_error(admin_client, dead_event):
+    response = admin_client.get("/admin/catalog/outboxevent/?status__exact=dead")
+    assert response.status_code == 200
+    assert b"4242" in response.content and b"400 KB" in response.content
+
+
+def test_retry_action_makes_them_pending_again(admin_client, dead_event):
+    response = admin_client.post(
+        "/admin/catalog/outboxevent/", {"action": "retry", "_selected_action": [dead_event.pk]}
+    )
+    assert response.status_code == 302
+    dead_event.refresh_from_db()
+    assert dead_event.status == OutboxEvent.Status.PENDING and dead_event.attempts == 0
+
+
+def test_anonymous_is_sent_to_login(client, dead_event):
+    response = client.get("/admin/catalog/outboxevent/")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
