@@ -33,3 +33,21 @@ def test_retry_action_makes_them_pending_again(admin_client, dead_event):
 def test_anonymous_is_sent_to_login(client, dead_event):
     response = client.get("/admin/catalog/outboxevent/")
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_stats_command_prints_backlog_and_lag(dead_event, redis_clean):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from projections import metrics
+
+    metrics.incr("relay.rows", 7)
+    metrics.observe_lag([10.0, 20.0, 30.0])
+    out = StringIO()
+    call_command("projections_stats", "--reset", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert "relay.rows=7" in lines
+    assert "outbox.pending=0 outbox.dead=1" in lines
+    assert "lag_ms samples=3 p50=20.0 p95=29.0 p99=29.8" in lines
+    assert metrics.snapshot() == {}
