@@ -61,6 +61,16 @@ def _statement_triggers(name: str, insert: str | None, update: str | None, delet
     return triggers
 
 
+def _child_bumps_product(name: str) -> list:
+    """Triggers of a table with a ``product_id``: any change to its rows is a change of the product."""
+    return _statement_triggers(
+        name,
+        insert=_bump_products("id IN (SELECT product_id FROM new_rows)"),
+        update=_bump_products("id IN (SELECT product_id FROM new_rows UNION SELECT product_id FROM old_rows)"),
+        delete=_bump_products("id IN (SELECT product_id FROM old_rows)"),
+    )
+
+
 class Category(models.Model):
     slug = models.SlugField(max_length=100, unique=True)
     name = models.CharField(max_length=200)
@@ -146,14 +156,7 @@ class Price(models.Model):
             models.CheckConstraint(condition=Q(amount__gte=0), name="price_amount_not_negative"),
             models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="price_currency_iso4217"),
         ]
-        triggers = _statement_triggers(
-            "price_bumps_product",
-            insert=_bump_products("id IN (SELECT product_id FROM new_rows)"),
-            update=_bump_products(
-                "id IN (SELECT product_id FROM new_rows UNION SELECT product_id FROM old_rows)"
-            ),
-            delete=_bump_products("id IN (SELECT product_id FROM old_rows)"),
-        )
+        triggers = _child_bumps_product("price_bumps_product")
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"
@@ -190,14 +193,7 @@ class StockLevel(models.Model):
             models.UniqueConstraint(fields=["product", "warehouse"], name="stock_one_per_warehouse"),
             models.CheckConstraint(condition=Q(quantity__gte=0), name="stock_quantity_not_negative"),
         ]
-        triggers = _statement_triggers(
-            "stock_bumps_product",
-            insert=_bump_products("id IN (SELECT product_id FROM new_rows)"),
-            update=_bump_products(
-                "id IN (SELECT product_id FROM new_rows UNION SELECT product_id FROM old_rows)"
-            ),
-            delete=_bump_products("id IN (SELECT product_id FROM old_rows)"),
-        )
+        triggers = _child_bumps_product("stock_bumps_product")
 
     def __str__(self) -> str:
         return f"{self.product_id}@{self.warehouse_id}: {self.quantity}"
