@@ -12,6 +12,7 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.permissions import AllowAny
+from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
 from hybridsite.errors import error_body
@@ -52,6 +53,10 @@ class PublicApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes: list = []  # the reader counts the rate limit in its own Redis round trip
+
+    def perform_content_negotiation(self, request, force: bool = False) -> tuple[JSONRenderer, str]:
+        """The answer is JSON bytes already rendered: there is nothing to negotiate."""
+        return JSONRenderer(), JSON
 
     def throttle(self, request) -> reader.Throttle:
         return reader.Throttle("anon", _client_ip(request), settings.THROTTLE_ANON_PER_MINUTE)
