@@ -17,10 +17,21 @@ LAG_SAMPLES_KEPT = 10_000
 
 
 def incr(name: str, amount: int = 1) -> None:
+    incr_many({name: amount})
+
+
+def incr_many(amounts: dict[str, int]) -> None:
+    """Several counters in one round trip; zero amounts are skipped."""
+    amounts = {name: amount for name, amount in amounts.items() if amount}
+    if not amounts:
+        return
     try:
-        get_redis_connection("default").hincrby(cache_keys.metrics(), name, amount)
+        pipe = get_redis_connection("default").pipeline(transaction=False)
+        for name, amount in amounts.items():
+            pipe.hincrby(cache_keys.metrics(), name, amount)
+        pipe.execute()
     except RedisError as exc:
-        logger.debug("metric %s dropped: %s", name, exc)
+        logger.debug("metrics %s dropped: %s", sorted(amounts), exc)
 
 
 def observe_lag(milliseconds: list[float]) -> None:

@@ -161,8 +161,6 @@ def drain(max_seconds: float | None = None, batch_size: int | None = None) -> Dr
             break
     else:
         result.stopped_by = "time"
-    metrics.incr("relay.rows", result.rows)
-    metrics.incr("relay.failed", result.failed)
-    metrics.incr("relay.dead", result.dead)
+    metrics.incr_many({"relay.rows": result.rows, "relay.failed": result.failed, "relay.dead": result.dead})
     metrics.observe_lag(result.lag_ms)
     return result

@@ -130,9 +130,11 @@ def project(
     if outcome.written and snapshot.committed_at:
         lag = projected_at - datetime.fromisoformat(snapshot.committed_at)
         outcome.lag_ms.append(lag.total_seconds() * 1000)
-    metrics.incr("projector.written", outcome.written)
-    metrics.incr("projector.skipped", outcome.skipped)
-    metrics.incr("projector.tombstoned", outcome.tombstoned)
+    metrics.incr_many({
+        "projector.written": outcome.written,
+        "projector.skipped": outcome.skipped,
+        "projector.tombstoned": outcome.tombstoned,
+    })
     return outcome
 
 
