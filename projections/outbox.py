@@ -14,18 +14,19 @@ import logging
 import random
 import time
 from collections import defaultdict
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import botocore.exceptions
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from catalog.models import OutboxEvent
 
 from . import metrics
-from .projector import PermanentProjectionError, project
+from .projector import Outcome, PermanentProjectionError, project
 from .registry import AGGREGATES
 
 logger = logging.getLogger(__name__)
@@ -101,12 +102,6 @@ def fail(ids: list[int], error: BaseException, *, permanent: bool) -> int:
     return dead
 
 
-def release(ids: list[int], delay: float) -> None:
-    """Hand claimed rows back untouched (we stopped before trying them)."""
-    if ids:
-        OutboxEvent.objects.filter(pk__in=ids).update(available_at=_after(delay))
-
-
 def _after(seconds: float) -> datetime:
     return timezone.now() + timedelta(seconds=seconds)
 
@@ -119,6 +114,33 @@ def retry_dead(ids: list[int] | None = None) -> int:
     return rows.update(status=OutboxEvent.Status.PENDING, attempts=0, available_at=_after(0))
 
 
+Row = tuple[int, str, int, int]  # id, aggregate_type, aggregate_id, version
+_executor: ThreadPoolExecutor | None = None
+
+
+def _project_group(group: list[Row]) -> Outcome | Exception:
+    """Project the aggregate of a group of rows; the error is returned, not raised."""
+    aggregate_type = group[-1][1]
+    try:
+        if aggregate_type not in AGGREGATES:
+            raise PermanentProjectionError(f"no projection is registered for {aggregate_type!r}")
+        close_old_connections()
+        return project(aggregate_type, group[-1][2], deleted_version=max(row[3] for row in group))
+    except Exception as exc:
+        return exc
+
+
+def _project_groups(groups: list[list[Row]]) -> list[Outcome | Exception]:
+    """Projections spend their time waiting on DynamoDB: run a batch's aggregates on threads,
+    each with its own database connection (kept for the next batch)."""
+    global _executor
+    if settings.OUTBOX_PROJECT_THREADS <= 1 or len(groups) == 1 or connection.in_atomic_block:
+        return [_project_group(group) for group in groups]
+    if _executor is None:
+        _executor = ThreadPoolExecutor(settings.OUTBOX_PROJECT_THREADS, thread_name_prefix="projector")
+    return list(_executor.map(_project_group, groups))
+
+
 def drain(max_seconds: float | None = None, batch_size: int | None = None) -> DrainResult:
     """Project pending rows until none are left, time is up, or a dependency is down."""
     deadline = time.monotonic() + (max_seconds if max_seconds is not None else settings.OUTBOX_DRAIN_SECONDS)
@@ -129,33 +151,28 @@ def drain(max_seconds: float | None = None, batch_size: int | None = None) -> Dr
             result.stopped_by = "empty"
             break
         result.rows += len(rows)
-        groups: dict[tuple[str, str], list[tuple[int, str, int, int]]] = defaultdict(list)
+        by_owner: dict[str, list[Row]] = defaultdict(list)
         for row in rows:
             aggregate = AGGREGATES.get(row[1])
-            owner = aggregate.owner(row[2]) if aggregate else f"unknown:{row[1]}"
-            groups[(row[1], owner)].append(row)
+            by_owner[aggregate.owner(row[2]) if aggregate else f"unknown:{row[1]}"].append(row)
+        groups = list(by_owner.values())
         done: list[int] = []
-        pending = list(groups.items())
-        while pending:
-            (aggregate_type, _), group = pending.pop(0)
+        for group, outcome in zip(groups, _project_groups(groups)):
             ids = [row[0] for row in group]
-            try:
-                if aggregate_type not in AGGREGATES:
-                    raise PermanentProjectionError(f"no projection is registered for {aggregate_type!r}")
-                outcome = project(aggregate_type, group[-1][2], deleted_version=max(row[3] for row in group))
+            if isinstance(outcome, Outcome):
                 done += ids
                 result.projected += 1
                 result.lag_ms += outcome.lag_ms
-            except Exception as exc:
-                transient = is_transient(exc)
-                result.failed += len(ids)
-                result.dead += fail(ids, exc, permanent=not transient)
-                logger.warning("projection of %s failed (%s): %s", group[-1][1:3], "transient" if transient else "permanent", exc)
-                if transient:
-                    # The dependency is down: stop here rather than fail every row against it.
-                    release([row[0] for _, rows_left in pending for row in rows_left], backoff_seconds(1))
-                    result.stopped_by = "transient-error"
-                    pending = []
+                continue
+            transient = is_transient(outcome)
+            result.failed += len(ids)
+            result.dead += fail(ids, outcome, permanent=not transient)
+            logger.warning(
+                "projection of %s#%s failed (%s): %s",
+                group[-1][1], group[-1][2], "transient" if transient else "permanent", outcome,
+            )
+            if transient:
+                result.stopped_by = "transient-error"  # the dependency is down: let backoff pass
         complete(done)
         if result.stopped_by:
             break
