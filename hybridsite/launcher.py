@@ -12,6 +12,7 @@ servers to start and hands everything else to ``hybridsite.settings``.
     python -m hybridsite.launcher services   # start or reuse, print the env lines, wait for Ctrl-C
     python -m hybridsite.launcher run        # services + migrate + setup + seed + web/worker/beat
     python -m hybridsite.launcher test ARGS  # services + pytest ARGS
+    python -m hybridsite.launcher bench ARGS # services + bench/run.py ARGS (`make bench`)
 """
 
 from __future__ import annotations
@@ -366,16 +367,17 @@ def serve(env: dict[str, str]) -> int:
             proc.send_signal(signal.SIGTERM)
     for name, proc in procs.items():
         try:
-            proc.wait(timeout=20)
+            proc.wait(timeout=30)
         except subprocess.TimeoutExpired:
-            proc.kill()
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
         log(f"{name} exited with {proc.returncode}")
     return 0
 
 
 def main(argv: list[str]) -> int:
     command = argv[0] if argv else "services"
-    if command not in {"services", "run", "test"}:
+    if command not in {"services", "run", "test", "bench"}:
         raise SystemExit(__doc__)
     with Services() as env:
         if command == "services":
@@ -390,6 +392,12 @@ def main(argv: list[str]) -> int:
         if command == "test":
             env = {"SECRET_KEY": secrets.token_urlsafe(32), **env, "DJANGO_SETTINGS_MODULE": "tests.settings"}
             return subprocess.run([str(BIN / "pytest"), *argv[1:]], env=env, cwd=BASE_DIR).returncode
+        if command == "bench":
+            env = {"SECRET_KEY": secrets.token_urlsafe(32), **env, "DJANGO_SETTINGS_MODULE": "bench.settings"}
+            bench = subprocess.Popen([sys.executable, str(BASE_DIR / "bench" / "run.py"), *argv[1:]], env=env, cwd=BASE_DIR)
+            # Ctrl-C reaches the bench as well: wait while it stops the processes it started.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            return bench.wait()
         env = {"DEBUG": "1", **env}
         manage(env, "migrate", "--noinput")
         manage(env, "projections_setup")
