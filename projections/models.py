@@ -72,7 +72,20 @@ class CategoryTreeDocument(ProjectedItem):
     pk = UnicodeAttribute(hash_key=True)  # TREE
 
 
-TABLES: tuple[type[ProjectedItem], ...] = (ProductDocument, CategoryListingItem, CategoryTreeDocument)
+class OwnerManifest(Model):
+    """The keys each aggregate has written, per table, read with a consistent GetItem.
+
+    The projector finds the items an aggregate no longer wants (a moved or renamed product) here
+    rather than through the owner index, whose reads are only eventually consistent.
+    """
+
+    Meta = table_meta("owners")
+    pk = UnicodeAttribute(hash_key=True)  # the owner, e.g. product#42
+    version = NumberAttribute()
+    keys = UnicodeAttribute()  # JSON: {table name: [[key values], ...]}
+
+
+TABLES: tuple[type[Model], ...] = (ProductDocument, CategoryListingItem, CategoryTreeDocument, OwnerManifest)
 
 
 class BackfillCheckpoint(models.Model):

@@ -5,6 +5,11 @@ aggregate in a REPEATABLE READ snapshot taken after the lock is held, so a later
 sees an older state than an earlier one. Every write is still conditioned on the version
 (``attribute_not_exists(pk) OR version < :v``): a duplicate or out-of-order delivery is skipped
 and counted, never an error, and never moves a document backwards.
+
+Each aggregate's written keys are kept in an ``OwnerManifest`` (a consistent read), so items it no
+longer wants are found and tombstoned. The manifest first grows to cover the keys about to be
+written, then shrinks to them once they are: a crash between the two leaves keys that the next
+projection tombstones, never a live item nobody tracks.
 """
 
 from __future__ import annotations
@@ -20,10 +25,10 @@ import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from pynamodb.exceptions import PutError
+from pynamodb.exceptions import DoesNotExist, PutError
 
 from . import cache, metrics
-from .models import ProjectedItem
+from .models import OwnerManifest, ProjectedItem
 from .registry import AGGREGATES, Aggregate, Item, Projection, Snapshot
 
 logger = logging.getLogger(__name__)
@@ -100,33 +105,67 @@ def _put(item: ProjectedItem, condition: Any) -> bool:
 
 
 class _Plan:
-    """Everything to write for one projection, computed before any write (no half-written state)."""
+    """Everything to write for one projection, rendered before any write (no half-written state)."""
 
     def __init__(self, projection: Projection, snapshot: Snapshot, owner: str, projected_at: datetime) -> None:
         self.projection = projection
+        self.table = projection.model.Meta.table_name
         self.rendered = [(item, render(item, owner)) for item in projection.build(snapshot, projected_at)]
-        self.existing = list(projection.model.owner_index.query(owner))
+        self.keys = {key_of(item, projection.model) for item, _ in self.rendered}
+
+
+@dataclass
+class Manifest:
+    version: int
+    keys: dict[str, set[tuple[str, ...]]]
+
+    @classmethod
+    def read(cls, owner: str) -> Manifest:
+        try:
+            stored = OwnerManifest.get(owner, consistent_read=True)
+        except DoesNotExist:
+            return cls(version=0, keys={})
+        keys = orjson.loads(stored.keys)
+        return cls(version=int(stored.version), keys={table: {tuple(k) for k in ks} for table, ks in keys.items()})
+
+    def write(self, owner: str) -> bool:
+        """Store unless a newer projection already stored its manifest."""
+        encoded = orjson.dumps({table: sorted(keys) for table, keys in sorted(self.keys.items()) if keys}).decode()
+        item = OwnerManifest(owner, version=self.version, keys=encoded)
+        return _put(item, OwnerManifest.pk.does_not_exist() | (OwnerManifest.version <= self.version))
 
 
 def project(
-    aggregate_type: str, aggregate_id: int, *, deleted_version: int | None = None, rewrite_equal: bool = False
+    aggregate_type: str, aggregate_id: int, *, deleted_version: int | None = None, repair: bool = False
 ) -> Outcome:
     """Project one aggregate as it is now in Postgres. ``deleted_version`` comes from the outbox
-    row of a delete: the version its tombstones must carry. ``rewrite_equal`` (drift repair) also
-    replaces documents of the same version, whose content is wrong; newer ones stay protected."""
+    row of a delete: the version its tombstones must carry. ``repair`` (drift repair) also
+    replaces documents of the same version, whose content is wrong (newer ones stay protected),
+    and tombstones items of this owner that its manifest does not know, found through the index."""
     aggregate = AGGREGATES[aggregate_type]
     owner = aggregate.owner(aggregate_id)
     with aggregate_lock(owner):
         snapshot = read_snapshot(aggregate, aggregate_id)
         projected_at = timezone.now()
         plans = [_Plan(projection, snapshot, owner, projected_at) for projection in aggregate.projections]
-        version = snapshot.version
-        if snapshot.state is None:
-            known = [item.version for plan in plans for item in plan.existing]
-            version = deleted_version or (max(known) + 1 if known else 0)
+        manifest = Manifest.read(owner)
+        indexed = _indexed_items(plans, owner) if repair else {}
+        newest_known = max([manifest.version, *(i.version for items in indexed.values() for i in items)])
+        version = snapshot.version if snapshot.state is not None else deleted_version or newest_known + 1
         outcome = Outcome(version=version)
-        for plan in plans:
-            _apply(plan, owner, snapshot, version, projected_at, outcome, rewrite_equal)
+        wanted = {plan.table: plan.keys for plan in plans}
+        unchanged = manifest.version >= version and manifest.keys == {t: k for t, k in wanted.items() if k}
+        if unchanged and not repair:
+            _skip_all(plans, outcome)  # a duplicate delivery: this version is already projected
+        else:
+            grown = {t: manifest.keys.get(t, set()) | wanted[t] for t in wanted}
+            if grown != manifest.keys:
+                Manifest(version=manifest.version, keys=grown).write(owner)
+            for plan in plans:
+                previous = manifest.keys.get(plan.table, set())
+                previous |= {key_of(i, plan.projection.model) for i in indexed.get(plan.table, [])}
+                _apply(plan, owner, snapshot, version, projected_at, outcome, previous, repair)
+            Manifest(version=version, keys=wanted).write(owner)
     if outcome.written and snapshot.committed_at:
         lag = projected_at - datetime.fromisoformat(snapshot.committed_at)
         outcome.lag_ms.append(lag.total_seconds() * 1000)
@@ -138,11 +177,26 @@ def project(
     return outcome
 
 
+def _indexed_items(plans: list[_Plan], owner: str) -> dict[str, list[ProjectedItem]]:
+    """Live items of this owner found through the owner index (drift repair only: it lags)."""
+    return {
+        plan.table: [i for i in plan.projection.model.owner_index.query(owner) if not i.deleted] for plan in plans
+    }
+
+
+def _skip_all(plans: list[_Plan], outcome: Outcome) -> None:
+    for plan in plans:
+        outcome.skipped += len(plan.rendered)
+        if plan.projection.cache_key:
+            for item, body in plan.rendered:
+                outcome.documents[plan.projection.cache_key(item.key)] = body
+
+
 def put_document(
     model: type[ProjectedItem], key: dict[str, str], *, owner: str, version: int, body: bytes,
-    committed_at: str | None, projected_at: datetime, rewrite_equal: bool = False,
+    committed_at: str | None, projected_at: datetime, repair: bool = False,
 ) -> bool:
-    """Write one document unless DynamoDB holds this (``rewrite_equal``: only a newer) version.
+    """Write one document unless DynamoDB holds this (with ``repair``: only a newer) version.
     True when written."""
     hash_key = getattr(model, model._hash_keyname)
     document = model(
@@ -150,7 +204,7 @@ def put_document(
         source_committed_at=committed_at, projected_at=projected_at.isoformat(),
     )
     # A tombstone left by another aggregate (a deleted product's SKU reused) may be replaced.
-    not_newer = (model.version <= version) if rewrite_equal else (model.version < version)
+    not_newer = (model.version <= version) if repair else (model.version < version)
     condition = hash_key.does_not_exist() | not_newer | (
         (model.deleted == True) & (model.owner != owner)  # noqa: E712 (a DynamoDB condition)
     )
@@ -170,16 +224,14 @@ def put_tombstone(
 
 def _apply(
     plan: _Plan, owner: str, snapshot: Snapshot, version: int, projected_at: datetime, outcome: Outcome,
-    rewrite_equal: bool,
+    previous_keys: set[tuple[str, ...]], repair: bool,
 ) -> None:
     projection, model = plan.projection, plan.projection.model
     listings: set[str] = set()
-    desired = set()
     for item, body in plan.rendered:
-        desired.add(key_of(item, model))
         written = put_document(
             model, item.key, owner=owner, version=version, body=body,
-            committed_at=snapshot.committed_at, projected_at=projected_at, rewrite_equal=rewrite_equal,
+            committed_at=snapshot.committed_at, projected_at=projected_at, repair=repair,
         )
         if written:
             outcome.written += 1
@@ -188,10 +240,8 @@ def _apply(
             outcome.skipped += 1
             if projection.cache_key:
                 outcome.documents[projection.cache_key(item.key)] = body
-    for old in plan.existing:
-        if old.deleted or key_of(old, model) in desired:
-            continue
-        key = dict(zip(key_names(model), key_of(old, model)))
+    for old_key in sorted(previous_keys - plan.keys):
+        key = dict(zip(key_names(model), old_key))
         if put_tombstone(model, key, owner=owner, version=version, projected_at=projected_at):
             outcome.tombstoned += 1
             _after_write(projection, key, version, None, outcome, listings)

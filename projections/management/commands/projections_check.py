@@ -25,7 +25,7 @@ class Command(BaseCommand):
             return
         if repair:
             for aggregate_type, aggregate_id in sorted(report.drifted):
-                project(aggregate_type, aggregate_id, rewrite_equal=True)
+                project(aggregate_type, aggregate_id, repair=True)
             self.stdout.write(f"repaired={len(report.drifted)}")
             after = check(sample=sample, aggregates=model)
             self.stdout.write(after.line())
