@@ -400,7 +400,7 @@ def main(argv: list[str]) -> int:
             return bench.wait()
         env = {"DEBUG": "1", **env}
         manage(env, "migrate", "--noinput")
-        manage(env, "projections_setup")
+        manage(env, "projections_setup", "--backfill-created")
         manage(env, "seed_demo", "--if-empty", "--products", env.get("SEED_PRODUCTS", "2000"))
         manage(env, "ensure_admin")
         return serve(env)

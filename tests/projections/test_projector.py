@@ -402,3 +402,18 @@ class TestBackfill:
         )
         assert backfill("product") == 6
         assert ProductDocument.get(products[0].sku).version == newer
+
+
+@pytest.mark.django_db(transaction=True)
+def test_setup_backfills_into_tables_it_creates(dynamodb, redis_clean) -> None:
+    """An emulator restarted empty: setup recreates the tables and projects what Postgres holds."""
+    product = ProductFactory()
+    ProductDocument.delete_table()
+    out = StringIO()
+    call_command("projections_setup", "--backfill-created", stdout=out)
+    assert f"{ProductDocument.Meta.table_name}: created" in out.getvalue()
+    assert "product: backfilled 1 into new tables" in out.getvalue()
+    assert ProductDocument.get(product.sku).version == version_of(product)
+    out = StringIO()
+    call_command("projections_setup", "--backfill-created", stdout=out)
+    assert "backfilled" not in out.getvalue()

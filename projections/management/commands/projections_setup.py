@@ -1,11 +1,28 @@
 from django.core.management.base import BaseCommand
 
+from projections.backfill import backfill
+from projections.models import OwnerManifest
+from projections.registry import AGGREGATES
 from projections.tables import tables_ensure
 
 
 class Command(BaseCommand):
     help = "Create or update the DynamoDB tables of every projection (idempotent)."
 
-    def handle(self, *args, **options) -> None:
-        for table, action in tables_ensure().items():
+    def add_arguments(self, parser) -> None:
+        parser.add_argument(
+            "--backfill-created", action="store_true",
+            help="backfill the aggregates whose tables were just created (an emulator that lost its data)",
+        )
+
+    def handle(self, *args, backfill_created: bool, **options) -> None:
+        actions = tables_ensure()
+        for table, action in actions.items():
             self.stdout.write(f"{table}: {action}")
+        created = {table for table, action in actions.items() if action == "created"}
+        if not backfill_created or not created:
+            return
+        for name, aggregate in AGGREGATES.items():
+            tables = {p.model.Meta.table_name for p in aggregate.projections} | {OwnerManifest.Meta.table_name}
+            if tables & created:
+                self.stdout.write(f"{name}: backfilled {backfill(name)} into new tables")
