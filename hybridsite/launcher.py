@@ -303,6 +303,9 @@ class Services:
             self.stop()
             raise
         owner = owner_pid if owner_alive else os.getpid()
+        if written and not os.environ.get("SECRET_KEY"):
+            # A local key, so that manage.py works in any shell that uses these services.
+            written["SECRET_KEY"] = recorded.get("SECRET_KEY") or secrets.token_urlsafe(50)
         if written:
             # Keep what other launchers recorded for services this one was given by the environment.
             merged = {k: v for k, v in recorded.items() if k != "LAUNCHER_PID"} | written
