@@ -61,6 +61,14 @@ class PublicApi(APIView):
     def throttle(self, request) -> reader.Throttle:
         return reader.Throttle("anon", _client_ip(request), settings.THROTTLE_ANON_PER_MINUTE)
 
+    def handle_exception(self, exc: Exception) -> HttpResponse:
+        if isinstance(exc, reader.Unavailable):
+            body = orjson.dumps(error_body("unavailable", "The catalog cannot be read right now; retry shortly."))
+            response = HttpResponse(body, status=503, content_type=JSON)
+            response["Retry-After"] = "5"
+            return response
+        return super().handle_exception(exc)
+
 
 DOCUMENT_RESPONSES = {
     200: OpenApiResponse(OpenApiTypes.OBJECT, description="The document; ETag is its version."),

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections import defaultdict
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +21,7 @@ from datetime import datetime, timedelta
 
 import botocore.exceptions
 from django.conf import settings
-from django.db import close_old_connections, connection, transaction
+from django.db import close_old_connections, connection, connections, transaction
 from django.utils import timezone
 
 from catalog.models import OutboxEvent
@@ -139,6 +140,23 @@ def _project_groups(groups: list[list[Row]]) -> list[Outcome | Exception]:
     if _executor is None:
         _executor = ThreadPoolExecutor(settings.OUTBOX_PROJECT_THREADS, thread_name_prefix="projector")
     return list(_executor.map(_project_group, groups))
+
+
+def stop_projector_threads() -> None:
+    """End the pool's threads, each closing its database connection first."""
+    global _executor
+    if _executor is None:
+        return
+    size = settings.OUTBOX_PROJECT_THREADS
+    everyone = threading.Barrier(size)  # every thread takes exactly one of the tasks
+
+    def close() -> None:
+        everyone.wait()
+        connections.close_all()
+
+    list(_executor.map(lambda _: close(), range(size)))
+    _executor.shutdown(wait=True)
+    _executor = None
 
 
 def drain(max_seconds: float | None = None, batch_size: int | None = None) -> DrainResult:

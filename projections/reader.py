@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import botocore.exceptions
 import orjson
 from django.conf import settings
+from django.db import DatabaseError
 from django.db.models import Q
 from django_redis import get_redis_connection
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
@@ -204,7 +205,10 @@ def _fetch(ref: DocumentRef) -> tuple[cache.Entry, str]:
                 return cache.Entry(item.version, 404, b""), "dynamodb"
             return cache.Entry(item.version, 200, item.body.encode()), "dynamodb"
     metrics.incr("reader.fill.postgres")
-    return _from_postgres(ref), "postgres"
+    try:
+        return _from_postgres(ref), "postgres"
+    except DatabaseError as exc:
+        raise Unavailable(f"neither DynamoDB nor Postgres could answer for {ref.name}") from exc
 
 
 def _get_item(ref: DocumentRef) -> ProjectedItem | None:
@@ -233,6 +237,10 @@ def _from_postgres(ref: DocumentRef) -> cache.Entry:
 
 class BadCursor(ValueError):
     pass
+
+
+class Unavailable(Exception):
+    """No layer that holds the answer can be reached right now."""
 
 
 def encode_cursor(sku: str) -> str:
@@ -293,7 +301,10 @@ def _listing_page(slug: str, limit: int, after: str) -> tuple[cache.Entry, str]:
         source = "dynamodb"
     except (CircuitOpen, *DYNAMODB_ERRORS) as exc:
         logger.warning("reader: DynamoDB unavailable for listing %s (%s); reading Postgres", slug, exc)
-        bodies, more = _listing_from_postgres(slug, limit, after)
+        try:
+            bodies, more = _listing_from_postgres(slug, limit, after)
+        except DatabaseError as exc:
+            raise Unavailable(f"neither DynamoDB nor Postgres could answer for listing {slug}") from exc
         source = "postgres"
     if not bodies and not after and not Category.objects.filter(slug=slug).exists():
         return cache.Entry(0, 404, b""), "postgres"

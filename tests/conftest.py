@@ -29,6 +29,17 @@ def broker(tmp_path_factory) -> Iterator[Broker]:
     server.stop()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def projector_threads(django_db_setup, django_db_blocker) -> Iterator[None]:
+    """Relay threads of this process hold their own connections: close them before the test
+    database is dropped."""
+    yield
+    from projections.outbox import stop_projector_threads
+
+    with django_db_blocker.unblock():
+        stop_projector_threads()
+
+
 @pytest.fixture(scope="session")
 def dynamodb_tables() -> None:
     from projections.tables import tables_ensure

@@ -302,3 +302,26 @@ def test_projection_refreshes_a_warm_cache(client, product, worker):
     services.price_set(product=product, currency="EUR", amount=Decimal("1.23"))
     wait_for(lambda: orjson.loads(client.get("/api/products/SKU-1/").content)["prices"]["EUR"] == "1.23", 30, 0.2)
     assert client.get("/api/products/SKU-1/")["X-Served-From"] == "cache"
+
+
+def test_postgres_down_hot_reads_go_on_and_cold_misses_get_503(client, product):
+    """With the database unreachable, cached and DynamoDB-held documents are still served; a key
+    held nowhere else answers 503 JSON, not a 500."""
+    from django.db import connection
+
+    from tests.services import free_port
+
+    client.get("/api/products/SKU-1/")  # projected and cached
+    saved = dict(connection.settings_dict)
+    connection.close()
+    connection.settings_dict.update(HOST="127.0.0.1", PORT=str(free_port()))
+    try:
+        response = client.get("/api/products/SKU-1/")
+        assert response.status_code == 200 and response["X-Served-From"] == "cache"
+        response, body = get(client, "/api/products/UNKNOWN-9/")
+        assert response.status_code == 503 and body["error"]["code"] == "unavailable"
+        assert response["Retry-After"] == "5"
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
