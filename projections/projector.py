@@ -130,7 +130,7 @@ class Manifest:
 
     def write(self, owner: str) -> bool:
         """Store unless a newer projection already stored its manifest."""
-        encoded = orjson.dumps({table: sorted(keys) for table, keys in sorted(self.keys.items()) if keys}).decode()
+        encoded = orjson.dumps({table: sorted(keys) for table, keys in sorted(self.keys.items())}).decode()
         item = OwnerManifest(owner, version=self.version, keys=encoded)
         return _put(item, OwnerManifest.pk.does_not_exist() | (OwnerManifest.version <= self.version))
 
@@ -153,19 +153,19 @@ def project(
         newest_known = max([manifest.version, *(i.version for items in indexed.values() for i in items)])
         version = snapshot.version if snapshot.state is not None else deleted_version or newest_known + 1
         outcome = Outcome(version=version)
-        wanted = {plan.table: plan.keys for plan in plans}
-        unchanged = manifest.version >= version and manifest.keys == {t: k for t, k in wanted.items() if k}
-        if unchanged and not repair:
+        wanted = _nonempty({plan.table: plan.keys for plan in plans})
+        if manifest.version >= version and manifest.keys == wanted and not repair:
             _skip_all(plans, outcome)  # a duplicate delivery: this version is already projected
         else:
-            grown = {t: manifest.keys.get(t, set()) | wanted[t] for t in wanted}
+            grown = _nonempty({plan.table: manifest.keys.get(plan.table, set()) | plan.keys for plan in plans})
             if grown != manifest.keys:
                 Manifest(version=manifest.version, keys=grown).write(owner)
             for plan in plans:
                 previous = manifest.keys.get(plan.table, set())
                 previous |= {key_of(i, plan.projection.model) for i in indexed.get(plan.table, [])}
                 _apply(plan, owner, snapshot, version, projected_at, outcome, previous, repair)
-            Manifest(version=version, keys=wanted).write(owner)
+            if wanted != manifest.keys:  # same keys: nothing to record, one write saved
+                Manifest(version=version, keys=wanted).write(owner)
     if outcome.written and snapshot.committed_at:
         lag = projected_at - datetime.fromisoformat(snapshot.committed_at)
         outcome.lag_ms.append(lag.total_seconds() * 1000)
@@ -175,6 +175,10 @@ def project(
         "projector.tombstoned": outcome.tombstoned,
     })
     return outcome
+
+
+def _nonempty(keys: dict[str, set[tuple[str, ...]]]) -> dict[str, set[tuple[str, ...]]]:
+    return {table: table_keys for table, table_keys in keys.items() if table_keys}
 
 
 def _indexed_items(plans: list[_Plan], owner: str) -> dict[str, list[ProjectedItem]]:
