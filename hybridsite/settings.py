@@ -124,7 +124,7 @@ CELERY_BROKER_URL = env.url(
 DYNAMODB_ENDPOINT = env.url("DYNAMODB_ENDPOINT", ("http", "https"))
 AWS_REGION = env.str("AWS_REGION", "eu-west-1")
 DYNAMODB_TABLE_PREFIX = env.str("DYNAMODB_TABLE_PREFIX", "hybridsite-")
-DYNAMODB_TIMEOUT_SECONDS = env.float("DYNAMODB_TIMEOUT_SECONDS", 2.0, minimum=0.05)
+DYNAMODB_TIMEOUT_SECONDS = env.float("DYNAMODB_TIMEOUT_SECONDS", 5.0, minimum=0.05)
 # Empty keys mean the standard AWS credential chain; a local emulator accepts any keys.
 AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", "testing" if DYNAMODB_ENDPOINT else "")
 AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", "testing" if DYNAMODB_ENDPOINT else "")
