@@ -72,20 +72,23 @@ class CategoryTreeDocument(ProjectedItem):
     pk = UnicodeAttribute(hash_key=True)  # TREE
 
 
-class OwnerManifest(Model):
-    """The keys each aggregate has written, per table, read with a consistent GetItem.
+TABLES: tuple[type[ProjectedItem], ...] = (ProductDocument, CategoryListingItem, CategoryTreeDocument)
 
-    The projector finds the items an aggregate no longer wants (a moved or renamed product) here
-    rather than through the owner index, whose reads are only eventually consistent.
+
+class OwnerManifest(models.Model):
+    """The keys each aggregate has written, per DynamoDB table.
+
+    The projector finds the items an aggregate no longer wants (a moved or renamed product) here:
+    a strongly consistent read under the aggregate's lock, cheaper than a DynamoDB call, and
+    unlike the owner index never behind.
     """
 
-    Meta = table_meta("owners")
-    pk = UnicodeAttribute(hash_key=True)  # the owner, e.g. product#42
-    version = NumberAttribute()
-    keys = UnicodeAttribute()  # JSON: {table name: [[key values], ...]}
+    owner = models.CharField(max_length=100, primary_key=True)
+    version = models.BigIntegerField()
+    keys = models.JSONField(default=dict)  # {table name: [[key values], ...]}
 
-
-TABLES: tuple[type[Model], ...] = (ProductDocument, CategoryListingItem, CategoryTreeDocument, OwnerManifest)
+    def __str__(self) -> str:
+        return self.owner
 
 
 class BackfillCheckpoint(models.Model):

@@ -6,8 +6,8 @@ sees an older state than an earlier one. Every write is still conditioned on the
 (``attribute_not_exists(pk) OR version < :v``): a duplicate or out-of-order delivery is skipped
 and counted, never an error, and never moves a document backwards.
 
-Each aggregate's written keys are kept in an ``OwnerManifest`` (a consistent read), so items it no
-longer wants are found and tombstoned. The manifest first grows to cover the keys about to be
+Each aggregate's written keys are kept in an ``OwnerManifest`` row in Postgres (a consistent read
+under the lock), so items it no longer wants are found and tombstoned. The manifest first grows to cover the keys about to be
 written, then shrinks to them once they are: a crash between the two leaves keys that the next
 projection tombstones, never a live item nobody tracks.
 """
@@ -25,7 +25,7 @@ import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from pynamodb.exceptions import DoesNotExist, PutError
+from pynamodb.exceptions import PutError
 
 from . import cache, metrics
 from .models import OwnerManifest, ProjectedItem
@@ -121,18 +121,24 @@ class Manifest:
 
     @classmethod
     def read(cls, owner: str) -> Manifest:
-        try:
-            stored = OwnerManifest.get(owner, consistent_read=True)
-        except DoesNotExist:
+        stored = OwnerManifest.objects.filter(owner=owner).values_list("version", "keys").first()
+        if stored is None:
             return cls(version=0, keys={})
-        keys = orjson.loads(stored.keys)
-        return cls(version=int(stored.version), keys={table: {tuple(k) for k in ks} for table, ks in keys.items()})
+        version, keys = stored
+        return cls(version=version, keys={table: {tuple(k) for k in ks} for table, ks in keys.items()})
 
-    def write(self, owner: str) -> bool:
+    def write(self, owner: str) -> None:
         """Store unless a newer projection already stored its manifest."""
         encoded = orjson.dumps({table: sorted(keys) for table, keys in sorted(self.keys.items())}).decode()
-        item = OwnerManifest(owner, version=self.version, keys=encoded)
-        return _put(item, OwnerManifest.pk.does_not_exist() | (OwnerManifest.version <= self.version))
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"""
+                INSERT INTO {OwnerManifest._meta.db_table} (owner, version, keys) VALUES (%s, %s, %s)
+                ON CONFLICT (owner) DO UPDATE SET version = EXCLUDED.version, keys = EXCLUDED.keys
+                WHERE {OwnerManifest._meta.db_table}.version <= EXCLUDED.version
+                """,
+                [owner, self.version, encoded],
+            )
 
 
 def project(
@@ -154,18 +160,15 @@ def project(
         version = snapshot.version if snapshot.state is not None else deleted_version or newest_known + 1
         outcome = Outcome(version=version)
         wanted = _nonempty({plan.table: plan.keys for plan in plans})
-        if manifest.version >= version and manifest.keys == wanted and not repair:
-            _skip_all(plans, outcome)  # a duplicate delivery: this version is already projected
-        else:
-            grown = _nonempty({plan.table: manifest.keys.get(plan.table, set()) | plan.keys for plan in plans})
-            if grown != manifest.keys:
-                Manifest(version=manifest.version, keys=grown).write(owner)
-            for plan in plans:
-                previous = manifest.keys.get(plan.table, set())
-                previous |= {key_of(i, plan.projection.model) for i in indexed.get(plan.table, [])}
-                _apply(plan, owner, snapshot, version, projected_at, outcome, previous, repair)
-            if wanted != manifest.keys:  # same keys: nothing to record, one write saved
-                Manifest(version=version, keys=wanted).write(owner)
+        grown = _nonempty({plan.table: manifest.keys.get(plan.table, set()) | plan.keys for plan in plans})
+        if grown != manifest.keys:
+            Manifest(version=manifest.version, keys=grown).write(owner)
+        for plan in plans:
+            previous = manifest.keys.get(plan.table, set())
+            previous |= {key_of(i, plan.projection.model) for i in indexed.get(plan.table, [])}
+            _apply(plan, owner, snapshot, version, projected_at, outcome, previous, repair)
+        if wanted != manifest.keys:  # the same keys: nothing to record
+            Manifest(version=version, keys=wanted).write(owner)
     if outcome.written and snapshot.committed_at:
         lag = projected_at - datetime.fromisoformat(snapshot.committed_at)
         outcome.lag_ms.append(lag.total_seconds() * 1000)
@@ -186,14 +189,6 @@ def _indexed_items(plans: list[_Plan], owner: str) -> dict[str, list[ProjectedIt
     return {
         plan.table: [i for i in plan.projection.model.owner_index.query(owner) if not i.deleted] for plan in plans
     }
-
-
-def _skip_all(plans: list[_Plan], outcome: Outcome) -> None:
-    for plan in plans:
-        outcome.skipped += len(plan.rendered)
-        if plan.projection.cache_key:
-            for item, body in plan.rendered:
-                outcome.documents[plan.projection.cache_key(item.key)] = body
 
 
 def put_document(

@@ -1,7 +1,6 @@
 from django.core.management.base import BaseCommand
 
 from projections.backfill import backfill
-from projections.models import OwnerManifest
 from projections.registry import AGGREGATES
 from projections.tables import tables_ensure
 
@@ -23,6 +22,5 @@ class Command(BaseCommand):
         if not backfill_created or not created:
             return
         for name, aggregate in AGGREGATES.items():
-            tables = {p.model.Meta.table_name for p in aggregate.projections} | {OwnerManifest.Meta.table_name}
-            if tables & created:
+            if {p.model.Meta.table_name for p in aggregate.projections} & created:
                 self.stdout.write(f"{name}: backfilled {backfill(name)} into new tables")
