@@ -1,0 +1,161 @@
+"""Requests through Django's WSGI handler in this process, and per-request backend call counts."""
+
+from __future__ import annotations
+
+import io
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
+
+import redis.connection
+from django.core.handlers.wsgi import WSGIHandler
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from projections.models import TABLES
+
+
+@dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+class Driver:
+    """One WSGI handler, as gunicorn holds one; each call builds a fresh environ (cheap dict copy)."""
+
+    def __init__(self) -> None:
+        self.handler = WSGIHandler()
+        self.base = {
+            "REQUEST_METHOD": "GET", "SCRIPT_NAME": "", "QUERY_STRING": "", "SERVER_NAME": "bench",
+            "SERVER_PORT": "80", "SERVER_PROTOCOL": "HTTP/1.1", "HTTP_HOST": "bench", "REMOTE_ADDR": "127.0.0.1",
+            "HTTP_ACCEPT": "application/json", "wsgi.version": (1, 0), "wsgi.url_scheme": "http",
+            "wsgi.errors": sys.stderr, "wsgi.multithread": False, "wsgi.multiprocess": False,
+            "wsgi.run_once": False,
+        }
+
+    def get(self, path: str) -> Response:
+        environ = dict(self.base)
+        environ["PATH_INFO"] = path
+        environ["wsgi.input"] = io.BytesIO(b"")
+        started: list = []
+
+        def start_response(status: str, headers: list[tuple[str, str]], exc_info=None):
+            started.append((status, headers))
+
+        result = self.handler(environ, start_response)
+        try:
+            body = b"".join(result)
+        finally:
+            result.close()  # request_finished: what the server does after every response
+        status, headers = started[0]
+        return Response(int(status[:3]), dict(headers), body)
+
+    def timed(
+        self, requests: Sequence[tuple[str, str]], before: Callable[[str], None] | None = None
+    ) -> tuple[list[float], Counter[tuple[int, str]]]:
+        """Latency in microseconds of each (sku, path) request, in order, and how many had each
+        (status, X-Served-From). ``before(sku)`` runs ahead of each request, untimed."""
+        latencies: list[float] = []
+        outcomes: Counter[tuple[int, str]] = Counter()
+        clock = time.perf_counter_ns
+        for sku, path in requests:
+            if before:
+                before(sku)
+            begin = clock()
+            response = self.get(path)
+            latencies.append((clock() - begin) / 1000)
+            outcomes[(response.status, response.headers.get("X-Served-From", ""))] += 1
+        return latencies, outcomes
+
+
+@dataclass
+class Counts:
+    requests: int = 0
+    queries: int = 0
+    dynamodb: int = 0
+    redis: int = 0
+    active: bool = False
+
+    def per_request(self) -> dict[str, float]:
+        n = max(self.requests, 1)
+        return {"queries": self.queries / n, "dynamodb_calls": self.dynamodb / n, "redis_round_trips": self.redis / n}
+
+
+@contextmanager
+def count_dynamodb(counts: Counts) -> Iterator[None]:
+    """Every DynamoDB API call of the projection models' botocore clients (one per model)."""
+    unique_id = f"bench-count-{uuid.uuid4()}"
+    lock = threading.Lock()  # the backfill calls from several threads
+
+    def before_call(**_: object) -> None:
+        with lock:
+            counts.dynamodb += counts.active
+
+    clients = {id(c): c for c in (model._get_connection().connection.client for model in TABLES)}.values()
+    for client in clients:
+        client.meta.events.register("before-call.dynamodb", before_call, unique_id=unique_id)
+    try:
+        yield
+    finally:
+        for client in clients:
+            client.meta.events.unregister("before-call.dynamodb", unique_id=unique_id)
+
+
+@contextmanager
+def _count_redis(counts: Counts) -> Iterator[None]:
+    """Round trips to Redis: one per packed send (a pipeline or a script is one)."""
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def send_packed_command(self, command, check_health=True):
+        counts.redis += counts.active
+        return original(self, command, check_health)
+
+    redis.connection.AbstractConnection.send_packed_command = send_packed_command
+    try:
+        yield
+    finally:
+        redis.connection.AbstractConnection.send_packed_command = original
+
+
+def count_calls(
+    driver: Driver, requests: Sequence[tuple[str, str]], before: Callable[[str], None] | None = None
+) -> Counts:
+    """Not timed: Postgres queries (as Django sees them), DynamoDB calls and Redis round trips of
+    each (sku, path) request; what ``before(sku)`` does is not counted."""
+    counts = Counts()
+    with ExitStack() as stack:
+        stack.enter_context(count_dynamodb(counts))
+        stack.enter_context(_count_redis(counts))
+        for sku, path in requests:
+            if before:
+                before(sku)
+            counts.active = True
+            with CaptureQueriesContext(connection) as captured:
+                driver.get(path)
+            counts.active = False
+            counts.queries += len(captured.captured_queries)
+            counts.requests += 1
+    return counts
+
+
+class QueryCounter:
+    """Light per-request query counting for timed loops (an execute wrapper, no debug cursor)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def __call__(self, execute, sql, params, many, context):
+        self.count += 1
+        return execute(sql, params, many, context)
+
+    @contextmanager
+    def installed(self) -> Iterator["QueryCounter"]:
+        with connection.execute_wrapper(self):
+            yield self

@@ -1,0 +1,276 @@
+"""Figures into a markdown table, a JSON file, PNG plots and the closing ratios."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+from datetime import datetime, timezone
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+PATH_TITLES = {
+    "floor": "1. floor: DRF APIView, constant bytes",
+    "orm": "2. ORM + DRF serializer",
+    "cachalot": "3. django-cachalot over 2",
+    "hit": "4. Hybridsite, Redis hit",
+    "dynamodb": "5. Hybridsite, Redis miss, DynamoDB hit",
+    "cold": "6. Hybridsite, cold: project() on the read",
+}
+
+
+def percentile(sorted_values: list[float], q: float) -> float:
+    """Nearest rank on already sorted values."""
+    if not sorted_values:
+        return float("nan")
+    index = min(len(sorted_values) - 1, max(0, round(q / 100 * (len(sorted_values) - 1))))
+    return sorted_values[index]
+
+
+def summarize(values: list[float]) -> dict[str, float]:
+    ordered = sorted(values)
+    return {
+        "n": len(ordered),
+        "p50": percentile(ordered, 50), "p95": percentile(ordered, 95), "p99": percentile(ordered, 99),
+        "mean": sum(ordered) / len(ordered) if ordered else float("nan"), "max": ordered[-1] if ordered else float("nan"),
+    }
+
+
+def machine() -> dict[str, Any]:
+    memory_kb = 0
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                memory_kb = int(line.split()[1])
+    except OSError:
+        pass
+    try:
+        cpu = next(
+            line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        )
+    except (OSError, StopIteration):
+        cpu = platform.processor()
+    packages = ("Django", "djangorestframework", "django-cachalot", "pynamodb", "redis", "celery", "gunicorn", "moto")
+    return {
+        "machine": subprocess.run(["uname", "-m"], capture_output=True, text=True).stdout.strip() or platform.machine(),
+        "nproc": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cpu": cpu,
+        "memory_gib": round(memory_kb / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "versions": {name: _version(name) for name in packages},
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def _version(name: str) -> str:
+    try:
+        return version(name)
+    except Exception:
+        return "?"
+
+
+def _us(value: float) -> str:
+    return f"{value:,.0f}"
+
+
+def _ms(value: float) -> str:
+    return f"{value:,.1f}"
+
+
+def _per_request(value: float | None) -> str:
+    return "–" if value is None else f"{value:.2f}".rstrip("0").rstrip(".")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    m, cfg = results["machine"], results["config"]
+    lines = [
+        f"# Hybridsite bench ({'QUICK' if cfg['quick'] else 'full'} run, {m['timestamp']})",
+        "",
+        f"Machine: {m['machine']}, {m['nproc']} CPUs ({m['cpu']}), {m['memory_gib']} GiB, Linux {m['kernel']};"
+        f" Python {m['python']}, Django {m['versions']['Django']}, DRF {m['versions']['djangorestframework']},"
+        f" django-cachalot {m['versions']['django-cachalot']}. DynamoDB: {cfg['dynamodb']}; Postgres and Redis:"
+        f" the launcher's, on loopback. A local emulator's speed says nothing of DynamoDB's: read the call counts too.",
+        f"Data: {cfg['products']:,} products (seed_demo), reads over {cfg['hot_skus']:,} active SKUs."
+        f" The run took {results['durations_seconds']['total']:.0f} s.",
+        "",
+        "## Read paths",
+        "",
+        f"In-process: requests through Django's WSGI handler, one after another (N each). HTTP: gunicorn,"
+        f" 2 sync workers, {results['http']['generator']}, {cfg['http_seconds']:g} s per path."
+        f" Queries are those Django executes (CONN_HEALTH_CHECKS adds an uncounted `SELECT 1` per request that"
+        f" touches the database); DynamoDB calls counted with a botocore `before-call` hook; Redis round trips"
+        f" counted per packed send (a script or a pipeline is one).",
+        "",
+        "| path | p50 µs | p95 µs | p99 µs | N | PG queries/req | DynamoDB calls/req | Redis round trips/req"
+        " | HTTP req/s | HTTP p50 ms | HTTP p99 ms | HTTP non-200 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for name, title in PATH_TITLES.items():
+        p = results["paths"][name]
+        lat, counts, http = p["latency_us"], p["counts"], results["http"]["paths"].get(name, {})
+        non_ok = sum(v for k, v in http.get("status", {}).items() if k != "200") + sum(http.get("errors", {}).values())
+        lines.append(
+            f"| {title} | {_us(lat['p50'])} | {_us(lat['p95'])} | {_us(lat['p99'])} | {lat['n']:,} |"
+            f" {_per_request(counts['queries'])} | {_per_request(counts['dynamodb_calls'])} |"
+            f" {_per_request(counts['redis_round_trips'])} | {http.get('requests_per_second', float('nan')):,.0f} |"
+            f" {http.get('latency_us', {}).get('p50', float('nan')) / 1000:,.1f} |"
+            f" {http.get('latency_us', {}).get('p99', float('nan')) / 1000:,.1f} | {non_ok} |"
+        )
+    lines += ["", "Notes on the paths:", ""]
+    lines += [f"- {note}" for note in results["notes"]]
+
+    lines += [
+        "",
+        "## Under concurrent price updates (catalog.services.price_set, a real Celery worker projecting)",
+        "",
+        "Reads alternate between the cachalot view and the Hybridsite view, in process, on random SKUs of the"
+        " read set, while a separate process writes prices of random SKUs of the same set. Hybridsite hit ="
+        " `X-Served-From: cache`; cachalot hit = the request ran 0 queries (partial = some of its 3 queries ran).",
+        "",
+        "| writes/s target (achieved) | cachalot hit ratio | cachalot partial | cachalot queries/req | cachalot p95 µs"
+        " | Hybridsite hit ratio | Hybridsite p95 µs | reads each |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results["write_load"]:
+        c, h = row["cachalot"], row["hit"]
+        lines.append(
+            f"| {row['writer']['target_rate']:g} ({row['writer']['achieved_rate']:.1f}) | {c['hit_ratio']:.1%} |"
+            f" {c['partial_ratio']:.1%} | {c['queries_per_request']:.2f} | {_us(c['latency_us']['p95'])} |"
+            f" {h['hit_ratio']:.2%} | {_us(h['latency_us']['p95'])} | {c['latency_us']['n']:,} |"
+        )
+
+    lines += _behind(results["write_load"])
+    lines += [
+        "",
+        "## Projection lag (commit → document in DynamoDB)",
+        "",
+        "From each document's own timestamps, `projected_at - source_committed_at` (the product's"
+        " `updated_at`, set by its trigger in the writing transaction). Each write goes to a different product,"
+        " so each document times exactly one write.",
+        "",
+        "| writes/s target (achieved) | writes | documents timed | not projected | p50 ms | p95 ms | p99 ms | max ms"
+        " | drain after last write s |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in results["lag"]:
+        lag = row["lag_ms"]
+        lines.append(
+            f"| {row['writer']['target_rate']:g} ({row['writer']['achieved_rate']:.1f}) | {row['writer']['done']:,} |"
+            f" {lag['n']:,} | {row['not_projected']:,} | {_ms(lag['p50'])} | {_ms(lag['p95'])} | {_ms(lag['p99'])} | {_ms(lag['max'])} |"
+            f" {row['drain_seconds']:.1f} |"
+        )
+    lines += _behind(results["lag"])
+    b = results["backfill"]
+    lines += [
+        "",
+        "## Backfill",
+        "",
+        f"{b['documents']:,} products projected by `projections.backfill.backfill('product')` ({b['workers']} threads,"
+        f" chunk {b['chunk']}) in {b['seconds']:.1f} s: **{b['docs_per_second']:,.0f} documents/s**"
+        f" ({b['dynamodb_calls_per_product']:.1f} DynamoDB calls per product)."
+        + ("" if not cfg["quick"] else f" QUICK run: {b['documents']:,} products, not 10,000."),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _behind(rows: list[dict[str, Any]]) -> list[str]:
+    """Say so when the writer could not keep its rate: the figures are for the rate it reached."""
+    slow = [row["writer"] for row in rows if row["writer"]["achieved_rate"] < 0.9 * row["writer"]["target_rate"]]
+    if not slow:
+        return []
+    reached = ", ".join(f"{w['achieved_rate']:.0f} of {w['target_rate']:g}" for w in slow)
+    return [
+        "",
+        f"The writer fell behind its schedule ({reached} writes/s): every process of the run shares this machine's"
+        f" CPUs. The figures on those rows are for the rate reached.",
+    ]
+
+
+def lag_over_time(row: dict[str, Any]) -> list[str]:
+    """Lag percentiles per time bucket of commit time, for the text output (the plot has every point)."""
+    points = row["points"]
+    if not points:
+        return [f"  {row['writer']['target_rate']:g} writes/s: no documents timed"]
+    span = max(t for t, _ in points)
+    bucket = max(1.0, round(span / 10))
+    out = [f"  {row['writer']['target_rate']:g} writes/s (t = commit time since the first write):"]
+    for start in range(0, int(span // bucket) + 1):
+        values = sorted(lag for t, lag in points if start * bucket <= t < (start + 1) * bucket)
+        if values:
+            out.append(
+                f"    t={start * bucket:5.0f}-{(start + 1) * bucket:<3.0f}s  n={len(values):<5d}"
+                f" p50={percentile(values, 50):7.1f} ms  p95={percentile(values, 95):7.1f} ms  max={values[-1]:7.1f} ms"
+            )
+    return out
+
+
+def ratio_lines(results: dict[str, Any]) -> list[str]:
+    hit = results["paths"]["hit"]["latency_us"]["p50"]
+    hit_rps = results["http"]["paths"]["hit"]["requests_per_second"]
+    out = [
+        "Ratios, Hybridsite Redis hit vs each (latency: their p50 / hit p50, >1 = the hit is faster;"
+        " throughput: hit req/s / their req/s):"
+    ]
+    for name, label in (("floor", "floor"), ("orm", "ORM"), ("cachalot", "cachalot")):
+        other = results["paths"][name]["latency_us"]["p50"]
+        other_rps = results["http"]["paths"][name]["requests_per_second"]
+        out.append(
+            f"Hybridsite hit vs {label + ':':<9} latency p50 {_ratio(other, hit)} ({hit:,.0f} µs vs {other:,.0f} µs),"
+            f" HTTP throughput {_ratio(hit_rps, other_rps)} ({hit_rps:,.0f} vs {other_rps:,.0f} req/s)"
+        )
+    return out
+
+
+def _ratio(a: float, b: float) -> str:
+    return f"{a / b:5.2f}x" if b else "  n/a"
+
+
+def plots(results: dict[str, Any], latencies: dict[str, list[float]]) -> list[str]:
+    import logging
+
+    import matplotlib
+
+    logging.getLogger("matplotlib").setLevel(logging.WARNING)
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    written = []
+    fig, ax = plt.subplots(figsize=(10, 6))
+    for name, title in PATH_TITLES.items():
+        values = sorted(latencies.get(name, []))
+        if values:
+            ax.plot(values, [(i + 1) / len(values) for i in range(len(values))], label=title)
+    ax.set_xscale("log")
+    ax.set_xlabel("latency per request, µs (in-process, log scale)")
+    ax.set_ylabel("fraction of requests")
+    ax.set_title("Latency distribution per read path (CDF)")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(loc="lower right", fontsize=8)
+    fig.tight_layout()
+    path = RESULTS / "latency.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path.name)
+
+    rows = results["lag"]
+    fig, axes = plt.subplots(len(rows), 1, figsize=(10, 3.2 * len(rows)), squeeze=False)
+    for ax, row in zip(axes[:, 0], rows):
+        points = row["points"]
+        ax.scatter([t for t, _ in points], [lag for _, lag in points], s=4, alpha=0.5)
+        ax.set_title(f"Projection lag at {row['writer']['target_rate']:g} writes/s"
+                     f" (achieved {row['writer']['achieved_rate']:.1f})")
+        ax.set_xlabel("commit time since the first write, s")
+        ax.set_ylabel("lag, ms")
+        ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    path = RESULTS / "lag.png"
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    written.append(path.name)
+    return written

@@ -1,0 +1,106 @@
+"""Price updates through ``catalog.services.price_set`` at a fixed rate (open loop), in its own process.
+
+    python -m bench.writer --rate 100 --seconds 20 --mode random --skus-file F [--seed N]
+
+``random`` picks each product uniformly from the SKUs (a write load on the read set); ``distinct``
+writes each SKU at most once, in order (so that every document's own timestamps time exactly one
+write). Writes are scheduled at ``start + i / rate`` and spread over a few threads, each with its own
+database connection, so that one slow commit does not hold the others back. Prints ``READY``, waits
+for a line on stdin, runs, then prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import random
+import sys
+import threading
+import time
+from decimal import Decimal
+from pathlib import Path
+
+sys.path[0] = str(Path(__file__).resolve().parent.parent)
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
+
+import django  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rate", type=float, required=True)
+    parser.add_argument("--seconds", type=float, required=True)
+    parser.add_argument("--mode", choices=["random", "distinct"], required=True)
+    parser.add_argument("--skus-file", required=True)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    django.setup()
+    from django.db import connection
+
+    from catalog.models import Product
+    from catalog.services import price_set
+
+    skus = Path(args.skus_file).read_text().split()
+    products = {p.sku: p for p in Product.objects.filter(sku__in=skus).only("pk", "sku")}
+    connection.close()
+    total = int(args.rate * args.seconds)
+    rng = random.Random(args.seed)
+    if args.mode == "distinct":
+        if total > len(skus):
+            raise SystemExit(f"writer: {total} distinct writes need {total} SKUs, got {len(skus)}")
+        plan = skus[:total]
+    else:
+        plan = [rng.choice(skus) for _ in range(total)]
+    amounts = [Decimal(rng.randint(100, 50_000)) / 100 for _ in range(total)]
+    threads = max(1, min(8, math.ceil(args.rate / 25)))
+
+    print("READY", flush=True)
+    sys.stdin.readline()
+    start_wall, start = time.time(), time.perf_counter()
+    lock = threading.Lock()
+    state = {"next": 0, "done": 0, "errors": 0, "max_late_ms": 0.0, "last_error": ""}
+
+    def work() -> None:
+        try:
+            while True:
+                with lock:
+                    i = state["next"]
+                    state["next"] += 1
+                if i >= total:
+                    return
+                delay = start + i / args.rate - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+                late_ms = -delay * 1000 if delay < 0 else 0.0
+                try:
+                    price_set(product=products[plan[i]], currency="EUR", amount=amounts[i])
+                    with lock:
+                        state["done"] += 1
+                        state["max_late_ms"] = max(state["max_late_ms"], late_ms)
+                except Exception as exc:  # counted and reported; the load goes on
+                    with lock:
+                        state["errors"] += 1
+                        state["last_error"] = f"{type(exc).__name__}: {exc}"[:300]
+        finally:
+            connection.close()
+
+    workers = [threading.Thread(target=work) for _ in range(threads)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+    elapsed = time.perf_counter() - start
+    print(json.dumps({
+        "mode": args.mode, "target_rate": args.rate, "planned": total, "done": state["done"],
+        "errors": state["errors"], "last_error": state["last_error"], "threads": threads,
+        "seconds": elapsed, "achieved_rate": state["done"] / elapsed if elapsed else 0.0,
+        "max_late_ms": state["max_late_ms"], "start_wall": start_wall,
+        "skus": plan if args.mode == "distinct" else [],
+    }), flush=True)
+
+
+if __name__ == "__main__":
+    main()
