@@ -10,9 +10,12 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
+from functools import lru_cache
 
 from django.conf import settings
 from django_redis import get_redis_connection
+from redis import Redis
+from redis.commands.core import Script
 from redis.exceptions import RedisError
 
 from . import cache_keys, metrics
@@ -58,12 +61,17 @@ def _client():
     return get_redis_connection("default")
 
 
+@lru_cache(maxsize=32)
+def script(client: Redis, source: str) -> Script:
+    """A Lua script bound to a client, made once (it hashes its source) and reused."""
+    return client.register_script(source)
+
+
 def store(name: str, version: int, body: bytes | None) -> bool:
     """Write the entry unless Redis already holds this or a newer version. ``body=None`` is absent."""
     status = 404 if body is None else 200
     payload = encode(version, status, body or b"")
-    script = _client().register_script(_SET_IF_NEWER)
-    written = script(
+    written = script(_client(), _SET_IF_NEWER)(
         keys=[cache_keys.document(name)],
         args=[version, payload, ttl_ms(negative=body is None)],
     )

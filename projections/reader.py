@@ -132,9 +132,9 @@ def read_document(ref: DocumentRef, throttle: Throttle | None = None) -> Result:
 
 def _counted_get(key: str, throttle: Throttle | None, metered: bool) -> tuple[int, bytes | None]:
     """GET ``key`` and count the client's request, in one round trip."""
-    script = _redis().register_script(_HOT_READ)
     keys = [key, throttle.key() if throttle else "", cache_keys.metrics() if metered else ""]
-    count, raw = script(keys=keys, args=[(throttle.window_seconds if throttle else 60) * 1000])
+    window_ms = (throttle.window_seconds if throttle else 60) * 1000
+    count, raw = cache.script(_redis(), _HOT_READ)(keys=keys, args=[window_ms])
     return int(count), raw
 
 
@@ -173,7 +173,7 @@ _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL
 
 
 def _release(lock_key: str, token: str) -> None:
-    redis_breaker.call(lambda: _redis().register_script(_RELEASE)(keys=[lock_key], args=[token]))
+    redis_breaker.call(lambda: cache.script(_redis(), _RELEASE)(keys=[lock_key], args=[token]))
 
 
 def _wait_for_entry(ref: DocumentRef) -> Result | None:
