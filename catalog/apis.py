@@ -9,7 +9,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
@@ -32,8 +32,20 @@ class StrictInputSerializer(serializers.Serializer):
         return super().to_internal_value(data)
 
 
+def _validated(serializer_class: type[serializers.Serializer], request: Request) -> dict[str, Any]:
+    serializer = serializer_class(data=request.data)
+    serializer.is_valid(raise_exception=True)
+    return serializer.validated_data
+
+
 def _product(sku: str) -> Product:
     return get_object_or_404(Product, sku=sku)
+
+
+def _version(product: Product) -> int:
+    """The product's version after the write: the triggers set it, in the database."""
+    product.refresh_from_db(fields=["version"])
+    return product.version
 
 
 class PriceSetApi(APIView):
@@ -53,13 +65,11 @@ class PriceSetApi(APIView):
         operation_id="internal_price_set", request=PriceSetInputSerializer, responses=PriceSetOutputSerializer
     )
     def put(self, request: Request, sku: str) -> Response:
-        data = self.PriceSetInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = _validated(self.PriceSetInputSerializer, request)
         product = _product(sku)
-        price = services.price_set(product=product, **data.validated_data)
-        product.refresh_from_db(fields=["version"])
+        price = services.price_set(product=product, **data)
         return Response(self.PriceSetOutputSerializer(
-            {"sku": product.sku, "currency": price.currency, "amount": price.amount, "version": product.version}
+            {"sku": product.sku, "currency": price.currency, "amount": price.amount, "version": _version(product)}
         ).data)
 
 
@@ -70,21 +80,19 @@ class StockAdjustApi(APIView):
         warehouse = serializers.SlugRelatedField(slug_field="code", queryset=Warehouse.objects.all())
         delta = serializers.IntegerField(min_value=-1_000_000, max_value=1_000_000)
 
+    class StockAdjustOutputSerializer(serializers.Serializer):
+        sku = serializers.CharField()
+        warehouse = serializers.CharField()
+        quantity = serializers.IntegerField()
+        version = serializers.IntegerField(help_text="The product's version after this write.")
+
     @extend_schema(
-        operation_id="internal_stock_adjust",
-        request=StockAdjustInputSerializer,
-        responses=inline_serializer("StockAdjusted", {
-            "sku": serializers.CharField(), "warehouse": serializers.CharField(),
-            "quantity": serializers.IntegerField(), "version": serializers.IntegerField(),
-        }),
+        operation_id="internal_stock_adjust", request=StockAdjustInputSerializer, responses=StockAdjustOutputSerializer
     )
     def post(self, request: Request, sku: str) -> Response:
-        data = self.StockAdjustInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
+        data = _validated(self.StockAdjustInputSerializer, request)
         product = _product(sku)
-        level = services.stock_adjust(product=product, **data.validated_data)
-        product.refresh_from_db(fields=["version"])
-        return Response({
-            "sku": product.sku, "warehouse": level.warehouse.code, "quantity": level.quantity,
-            "version": product.version,
-        })
+        level = services.stock_adjust(product=product, **data)
+        return Response(self.StockAdjustOutputSerializer(
+            {"sku": product.sku, "warehouse": level.warehouse.code, "quantity": level.quantity, "version": _version(product)}
+        ).data)
