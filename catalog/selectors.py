@@ -20,10 +20,6 @@ def product_get_aggregate(*, product_id: int) -> Product | None:
     return product_aggregate_queryset().filter(pk=product_id).first()
 
 
-def product_get_by_sku(*, sku: str) -> Product | None:
-    return product_aggregate_queryset().filter(sku=sku).first()
-
-
 def category_path(*, category: Category) -> list[Category]:
     """Root first. Categories are few; each step is a cached FK lookup at most."""
     path = [category]

@@ -57,7 +57,8 @@ def ttl_ms(negative: bool = False) -> int:
     return int(base * 1000 * random.uniform(0.9, 1.1))
 
 
-def _client():
+def client() -> Redis:
+    """The cache's Redis connection (django-redis keeps one pool per process)."""
     return get_redis_connection("default")
 
 
@@ -71,7 +72,7 @@ def store(name: str, version: int, body: bytes | None) -> bool:
     """Write the entry unless Redis already holds this or a newer version. ``body=None`` is absent."""
     status = 404 if body is None else 200
     payload = encode(version, status, body or b"")
-    written = script(_client(), _SET_IF_NEWER)(
+    written = script(client(), _SET_IF_NEWER)(
         keys=[cache_keys.document(name)],
         args=[version, payload, ttl_ms(negative=body is None)],
     )
@@ -95,7 +96,7 @@ def bump_listings(listings: set[str]) -> None:
     if not listings:
         return
     try:
-        pipe = _client().pipeline(transaction=False)
+        pipe = client().pipeline(transaction=False)
         for listing in sorted(listings):
             pipe.incr(cache_keys.listing_generation(listing))
         pipe.execute()

@@ -22,7 +22,6 @@ import orjson
 from django.conf import settings
 from django.db import DatabaseError
 from django.db.models import Q
-from django_redis import get_redis_connection
 from pynamodb.exceptions import DoesNotExist, PynamoDBException
 from redis.exceptions import RedisError
 
@@ -111,11 +110,8 @@ def category_tree_ref() -> DocumentRef:
     )
 
 
-def _redis():
-    return get_redis_connection("default")
-
-
 THROTTLED = orjson.dumps(error_body("throttled", "Too many requests."))
+LISTING_NOT_FOUND = orjson.dumps(error_body("not_found", "No category with this slug."))
 
 
 def read_document(ref: DocumentRef, throttle: Throttle | None = None) -> Result:
@@ -126,7 +122,7 @@ def read_document(ref: DocumentRef, throttle: Throttle | None = None) -> Result:
     if throttle and count > throttle.limit:
         return Result(429, THROTTLED, 0, "cache", retry_after=throttle.retry_after())
     if raw is not None:
-        return _result(cache.decode(raw), ref, "cache")
+        return _result(cache.decode(raw), ref.not_found, "cache")
     return _fill(ref)
 
 
@@ -134,12 +130,12 @@ def _counted_get(key: str, throttle: Throttle | None, metered: bool) -> tuple[in
     """GET ``key`` and count the client's request, in one round trip."""
     keys = [key, throttle.key() if throttle else "", cache_keys.metrics() if metered else ""]
     window_ms = (throttle.window_seconds if throttle else 60) * 1000
-    count, raw = cache.script(_redis(), _HOT_READ)(keys=keys, args=[window_ms])
+    count, raw = cache.script(cache.client(), _HOT_READ)(keys=keys, args=[window_ms])
     return int(count), raw
 
 
-def _result(entry: cache.Entry, ref: DocumentRef, source: str) -> Result:
-    return Result(entry.status, entry.body if entry.status == 200 else ref.not_found, entry.version, source)
+def _result(entry: cache.Entry, not_found: bytes, source: str) -> Result:
+    return Result(entry.status, entry.body if entry.status == 200 else not_found, entry.version, source)
 
 
 def _fill(ref: DocumentRef) -> Result:
@@ -147,7 +143,7 @@ def _fill(ref: DocumentRef) -> Result:
     token = secrets.token_hex(8)
     lock_key = cache_keys.fill_lock(ref.name)
     try:
-        leader = bool(redis_breaker.call(lambda: _redis().set(lock_key, token, nx=True, px=settings.READ_FILL_LOCK_MS)))
+        leader = bool(redis_breaker.call(lambda: cache.client().set(lock_key, token, nx=True, px=settings.READ_FILL_LOCK_MS)))
     except (RedisError, CircuitOpen):
         leader = True  # no Redis: no coalescing, but reads go on
     if not leader:
@@ -160,7 +156,7 @@ def _fill(ref: DocumentRef) -> Result:
             redis_breaker.call(lambda: cache.store(ref.name, entry.version, entry.body if entry.status == 200 else None))
         except (RedisError, CircuitOpen):
             pass
-        return _result(entry, ref, source)
+        return _result(entry, ref.not_found, source)
     finally:
         if leader:
             try:
@@ -173,7 +169,7 @@ _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL
 
 
 def _release(lock_key: str, token: str) -> None:
-    redis_breaker.call(lambda: cache.script(_redis(), _RELEASE)(keys=[lock_key], args=[token]))
+    redis_breaker.call(lambda: cache.script(cache.client(), _RELEASE)(keys=[lock_key], args=[token]))
 
 
 def _wait_for_entry(ref: DocumentRef) -> Result | None:
@@ -181,12 +177,12 @@ def _wait_for_entry(ref: DocumentRef) -> Result | None:
     while time.monotonic() < deadline:
         time.sleep(0.005)
         try:
-            raw = redis_breaker.call(lambda: _redis().get(cache_keys.document(ref.name)))
+            raw = redis_breaker.call(lambda: cache.client().get(cache_keys.document(ref.name)))
         except (RedisError, CircuitOpen):
             return None
         if raw is not None:
             metrics.incr("reader.coalesced")
-            return _result(cache.decode(raw), ref, "cache")
+            return _result(cache.decode(raw), ref.not_found, "cache")
     metrics.incr("reader.fill_wait_timeout")
     return None
 
@@ -270,29 +266,23 @@ def read_listing(slug: str, limit: int, cursor: str, throttle: Throttle | None =
             lambda: _counted_get(cache_keys.listing_generation(slug), throttle, metered=False)
         )
         page_key = cache_keys.listing_page(slug, int(generation or 0), limit, cursor)
-        raw = redis_breaker.call(lambda: _redis().get(page_key))
+        raw = redis_breaker.call(lambda: cache.client().get(page_key))
     except (RedisError, CircuitOpen):
         count = 0
     if throttle and count > throttle.limit:
         return Result(429, THROTTLED, 0, "cache", retry_after=throttle.retry_after())
     if raw is not None:
-        return _result(cache.decode(raw), _LISTING_NOT_FOUND, "cache")
+        return _result(cache.decode(raw), LISTING_NOT_FOUND, "cache")
     entry, source = _listing_page(slug, limit, after)
     if page_key is not None:
         payload = cache.encode(entry.version, entry.status, entry.body)
         try:
             redis_breaker.call(
-                lambda: _redis().set(page_key, payload, px=cache.ttl_ms(negative=entry.status != 200))
+                lambda: cache.client().set(page_key, payload, px=cache.ttl_ms(negative=entry.status != 200))
             )
         except (RedisError, CircuitOpen):
             pass
-    return _result(entry, _LISTING_NOT_FOUND, source)
-
-
-_LISTING_NOT_FOUND = DocumentRef(
-    name="", model=CategoryListingItem, hash_key="", locate=lambda: None,
-    not_found=orjson.dumps(error_body("not_found", "No category with this slug.")),
-)
+    return _result(entry, LISTING_NOT_FOUND, source)
 
 
 def _listing_page(slug: str, limit: int, after: str) -> tuple[cache.Entry, str]:

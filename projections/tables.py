@@ -50,7 +50,7 @@ def tables_ensure() -> dict[str, str]:
 
 
 def tables_drop() -> None:
-    """Tests only: remove every table of this prefix."""
+    """Remove every table of this prefix (the benchmark starts from empty tables)."""
     for model in TABLES:
         if model.exists():
             model.delete_table()
