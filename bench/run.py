@@ -3,7 +3,7 @@
     make bench            # full: 10,000 products, under 10 minutes
     make bench QUICK=1    # short: 2,000 products, under 2 minutes (or bench/run.py --quick)
 
-Run by ``python -m hybridsite.launcher bench``, which provides the services' URLs, a SECRET_KEY and
+Run by ``python -m devtools.launcher bench``, which provides the services' URLs, a SECRET_KEY and
 DJANGO_SETTINGS_MODULE=bench.settings. Steps, all in one run on the same data:
 
 1. a fresh ``hybridsite_bench`` database (migrated), ``bench-`` DynamoDB tables, ``hs-bench-`` Redis keys;
@@ -508,7 +508,7 @@ def spawn_lag_writers(cfg: Config, procs: Processes, pool: list[str]) -> dict[in
 
 def projection_lag(cfg: Config, procs: Processes, writers: dict[int, Any], clock: Clock) -> list[dict[str, Any]]:
     from projections import metrics
-    from projections.models import ProductDocument
+    from projections.tables import ProductDocument
 
     rows = []
     for rate, writer in writers.items():
@@ -554,7 +554,10 @@ def projection_lag(cfg: Config, procs: Processes, writers: dict[int, Any], clock
 def dynamodb_description() -> str:
     from django.conf import settings
 
-    return f"endpoint {settings.DYNAMODB_ENDPOINT or '(AWS)'}, tables {settings.DYNAMODB_TABLE_PREFIX}*"
+    return (
+        f"{settings.DYNAMODB_ENGINE}, endpoint {settings.DYNAMODB_ENDPOINT or '(AWS)'},"
+        f" tables {settings.DYNAMODB_TABLE_PREFIX}*"
+    )
 
 
 # --- main ------------------------------------------------------------------------------------------

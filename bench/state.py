@@ -12,9 +12,10 @@ from collections.abc import Iterable
 from django_redis import get_redis_connection
 
 from catalog.models import Product
-from projections import cache_keys
-from projections.models import CategoryListingItem, OwnerManifest, ProductDocument
-from projections.registry import AGGREGATES
+from projections import cache_keys, tables
+from projections.models import OwnerManifest
+from projections.registry import listing_key, product_cache_name, product_key, product_owner
+from projections.tables import CategoryListingItem, ProductDocument
 
 BATCH = 25  # BatchWriteItem's limit
 
@@ -23,8 +24,13 @@ def forget_cached(skus: Iterable[str]) -> None:
     """Drop the products' Redis entries: the next read misses Redis and finds DynamoDB's document."""
     pipe = get_redis_connection("default").pipeline(transaction=False)
     for sku in skus:
-        pipe.delete(cache_keys.document(f"product:{sku}"))
+        pipe.delete(cache_keys.document(product_cache_name(sku)))
     pipe.execute()
+
+
+def _attribute_values(key: dict[str, str]) -> dict[str, dict[str, str]]:
+    """A key as DynamoDB's low-level API takes it (every key attribute is a string)."""
+    return {name: {"S": value} for name, value in key.items()}
 
 
 class Unprojector:
@@ -32,17 +38,16 @@ class Unprojector:
     listing item in DynamoDB, the owner manifest in Postgres."""
 
     def __init__(self, skus: Iterable[str]) -> None:
-        owner = AGGREGATES["product"].owner
         products = Product.objects.filter(sku__in=list(skus)).values_list("sku", "pk", "category__slug")
-        self.owners = {sku: owner(pk) for sku, pk, _ in products}
+        self.owners = {sku: product_owner(pk) for sku, pk, _ in products}
         self.requests = {
             sku: [
-                (ProductDocument.Meta.table_name, {"pk": {"S": sku}}),
-                (CategoryListingItem.Meta.table_name, {"pk": {"S": f"CATEGORY#{slug}"}, "sk": {"S": sku}}),
+                (ProductDocument.Meta.table_name, _attribute_values(product_key(sku))),
+                (CategoryListingItem.Meta.table_name, _attribute_values(listing_key(slug, sku))),
             ]
             for sku, _, slug in products
         }
-        self.client = ProductDocument._get_connection().connection.client
+        self.client = tables.client(ProductDocument)
 
     def __call__(self, skus: Iterable[str]) -> None:
         skus = list(skus)

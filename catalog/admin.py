@@ -62,6 +62,10 @@ class StockLevelInline(admin.TabularInline):
     model = StockLevel
     extra = 0
 
+    def get_queryset(self, request: HttpRequest) -> QuerySet[StockLevel]:
+        """Each row is labelled "<sku> at <warehouse>": one join, not two queries per row."""
+        return super().get_queryset(request).select_related("product", "warehouse")
+
 
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):

@@ -1,22 +1,26 @@
-"""The internal write API for pricing and inventory systems (staff only).
+"""The internal API for pricing and inventory systems: staff accounts holding the model permission
+of what they change (``catalog.change_price``, ``catalog.change_stocklevel``; reading stock per
+warehouse needs ``catalog.view_stocklevel``).
 
 Writes go to Postgres through the catalog services; the projection follows through the outbox.
 """
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
-from typing import Any
+from typing import Any, ClassVar
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_field
 from rest_framework import serializers
-from rest_framework.permissions import IsAdminUser
+from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from . import services
+from . import selectors, services
+from .currencies import ISO_4217_CURRENCIES
 from .models import Product, Warehouse
 
 
@@ -29,6 +33,42 @@ class StrictInputSerializer(serializers.Serializer):
         unknown = sorted(set(data) - set(self.fields))
         if unknown:
             raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
+        return super().to_internal_value(data)
+
+
+class StaffWithPermission(BasePermission):
+    """Staff status alone is not enough: each method needs the model permission named for it.
+
+    Unlike ``IsAdminUser`` this follows the permissions given in the admin, so a clerk who may
+    view stock cannot reprice the catalog.
+    """
+
+    required: ClassVar[dict[str, str]] = {}
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        user = request.user
+        permission = self.required.get(request.method or "")
+        return bool(user and user.is_authenticated and user.is_staff and permission and user.has_perm(permission))
+
+    @classmethod
+    def for_methods(cls, **required: str) -> type[StaffWithPermission]:
+        return type(f"{cls.__name__}For{''.join(sorted(required))}", (cls,), {"required": required})
+
+
+AMOUNT_PATTERN = r"^\d{1,10}(\.\d{1,2})?$"
+
+
+@extend_schema_field({"type": "string", "format": "decimal", "pattern": AMOUNT_PATTERN, "example": "19.90"})
+class AmountField(serializers.DecimalField):
+    """A price as a decimal string ("19.90"): no exponents, signs, blanks or JSON numbers, which
+    would reach the database as something else than what the client meant."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(max_digits=12, decimal_places=2, **kwargs)
+
+    def to_internal_value(self, data: Any) -> Decimal:
+        if not isinstance(data, str) or not re.fullmatch(AMOUNT_PATTERN, data):
+            raise serializers.ValidationError("A decimal string with up to 2 places, such as 19.90.")
         return super().to_internal_value(data)
 
 
@@ -49,11 +89,14 @@ def _version(product: Product) -> int:
 
 
 class PriceSetApi(APIView):
-    permission_classes = [IsAdminUser]
+    permission_classes = [StaffWithPermission.for_methods(PUT="catalog.change_price")]
 
     class PriceSetInputSerializer(StrictInputSerializer):
-        currency = serializers.RegexField(r"^[A-Z]{3}$", error_messages={"invalid": "An ISO-4217 code such as EUR."})
-        amount = serializers.DecimalField(max_digits=12, decimal_places=2, min_value=Decimal("0"))
+        currency = serializers.ChoiceField(
+            choices=sorted(ISO_4217_CURRENCIES),
+            error_messages={"invalid_choice": "An ISO-4217 currency code such as EUR."},
+        )
+        amount = AmountField()
 
     class PriceSetOutputSerializer(serializers.Serializer):
         sku = serializers.CharField()
@@ -73,8 +116,15 @@ class PriceSetApi(APIView):
         ).data)
 
 
-class StockAdjustApi(APIView):
-    permission_classes = [IsAdminUser]
+class StockApi(APIView):
+    permission_classes = [
+        StaffWithPermission.for_methods(GET="catalog.view_stocklevel", POST="catalog.change_stocklevel")
+    ]
+
+    class StockOutputSerializer(serializers.Serializer):
+        sku = serializers.CharField()
+        total = serializers.IntegerField()
+        warehouses = serializers.DictField(child=serializers.IntegerField(), help_text="Quantity per warehouse code.")
 
     class StockAdjustInputSerializer(StrictInputSerializer):
         warehouse = serializers.SlugRelatedField(slug_field="code", queryset=Warehouse.objects.all())
@@ -85,6 +135,15 @@ class StockAdjustApi(APIView):
         warehouse = serializers.CharField()
         quantity = serializers.IntegerField()
         version = serializers.IntegerField(help_text="The product's version after this write.")
+
+    @extend_schema(operation_id="internal_stock_detail", responses=StockOutputSerializer)
+    def get(self, request: Request, sku: str) -> Response:
+        """Stock per warehouse, which the public documents do not show."""
+        product = _product(sku)
+        warehouses = selectors.product_stock_by_warehouse(product=product)
+        return Response(self.StockOutputSerializer(
+            {"sku": product.sku, "total": sum(warehouses.values()), "warehouses": warehouses}
+        ).data)
 
     @extend_schema(
         operation_id="internal_stock_adjust", request=StockAdjustInputSerializer, responses=StockAdjustOutputSerializer

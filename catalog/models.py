@@ -5,9 +5,12 @@ place of its category, the code of a warehouse holding it) bumps ``Product.versi
 transaction and writes an ``OutboxEvent`` row, by Postgres triggers. Triggers, not signals, so that
 ``QuerySet.update()``, ``bulk_create`` and raw SQL from other programs are caught too.
 
-Versions are a hybrid logical clock: ``GREATEST(old + 1, now in microseconds)``. Writers to one
-product serialize on its row lock, so versions rise in commit order per product, and a product
-created after another with the same SKU was deleted starts above that one's final version.
+Product versions are a hybrid logical clock: ``GREATEST(old + 1, now in microseconds)``. Writers
+to one product serialize on its row lock, so versions rise in commit order per product even when
+the clock steps back; a product created after another with the same SKU was deleted starts above
+that one's final version as long as the clock has not stepped back in between. A write that changes nothing changes no version. The category
+tree's version is kept in one row (``CategoryTreeVersion``), counted the same way under its lock.
+``TRUNCATE`` of a catalog table is captured like the deletes it stands for.
 """
 
 from __future__ import annotations
@@ -20,59 +23,124 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
+from .currencies import validate_currency
+
+SKU_MAX_LENGTH = 64
+SKU_PATTERN = "[A-Za-z0-9][A-Za-z0-9._-]*"
+"""What a SKU may be: the model validates it, URLs and cursors refuse anything else at the edge."""
+SLUG_MAX_LENGTH = 100
+MAX_STOCK_QUANTITY = 2_147_483_647
+"""The ``integer`` column's ceiling: stock adjustments beyond it are refused, not a database error."""
+
 NOW_US = "(extract(epoch from clock_timestamp()) * 1000000)::bigint"
 NOTIFY_CHANNEL = "hybridsite_outbox"
+OUTBOX_COLUMNS = "aggregate_type, aggregate_id, version, created_at, status, attempts, available_at, last_error"
+
+# A row of a child table whose data changed (``n``/``o``: its new and old image, joined on id).
+CHANGED_ROWS = "new_rows n JOIN old_rows o ON o.id = n.id WHERE n IS DISTINCT FROM o"
 
 
-def _bump_products(where: str) -> str:
-    """SQL that touches the products matched by ``where``; their BEFORE UPDATE trigger bumps them."""
-    return f"UPDATE catalog_product SET version = version WHERE {where}; RETURN NULL;"
+def _touch_products(where: str) -> str:
+    """SQL that asks the products matched by ``where`` for a new version (their BEFORE UPDATE
+    trigger gives it): a change of a child row is a change of the product."""
+    return f"UPDATE catalog_product SET version = version + 1 WHERE {where};"
 
 
-def _emit(aggregate: str, source: str, version: str) -> str:
+def _emit(aggregate: str, source: str, aggregate_id: str = "id", version: str = "version") -> str:
     """SQL that writes one outbox row per row of ``source`` and wakes the relay at commit."""
     return (
-        f"INSERT INTO catalog_outboxevent (aggregate_type, aggregate_id, version, created_at, status,"
-        f" attempts, available_at, last_error)"
-        f" SELECT '{aggregate}', id, {version}, clock_timestamp(), 'pending', 0, now(), '' FROM {source};"
+        f"INSERT INTO catalog_outboxevent ({OUTBOX_COLUMNS})"
+        f" SELECT '{aggregate}', {aggregate_id}, {version}, clock_timestamp(), 'pending', 0, now(), '' FROM {source};"
         f" PERFORM pg_notify('{NOTIFY_CHANNEL}', '{aggregate}');"
-        f" RETURN NULL;"
     )
 
 
-def _statement_triggers(name: str, insert: str | None, update: str | None, delete: str | None) -> list:
-    """One AFTER ... FOR EACH STATEMENT trigger per operation (transition tables allow only one)."""
+def _statement_triggers(
+    name: str, insert: str | None, update: str | None, delete: str | None, truncate: str | None = None,
+    truncate_when: pgtrigger.When = pgtrigger.Before,
+) -> list:
+    """One AFTER ... FOR EACH STATEMENT trigger per operation (transition tables allow only one),
+    and a TRUNCATE one: TRUNCATE has no transition table, but before it the rows are there."""
     triggers = []
     if insert:
         triggers.append(pgtrigger.Trigger(
             name=f"{name}_ins", when=pgtrigger.After, operation=pgtrigger.Insert, level=pgtrigger.Statement,
-            referencing=pgtrigger.Referencing(new="new_rows"), func=insert,
+            referencing=pgtrigger.Referencing(new="new_rows"), func=insert + " RETURN NULL;",
         ))
     if update:
         triggers.append(pgtrigger.Trigger(
             name=f"{name}_upd", when=pgtrigger.After, operation=pgtrigger.Update, level=pgtrigger.Statement,
-            referencing=pgtrigger.Referencing(old="old_rows", new="new_rows"), func=update,
+            referencing=pgtrigger.Referencing(old="old_rows", new="new_rows"), func=update + " RETURN NULL;",
         ))
     if delete:
         triggers.append(pgtrigger.Trigger(
             name=f"{name}_del", when=pgtrigger.After, operation=pgtrigger.Delete, level=pgtrigger.Statement,
-            referencing=pgtrigger.Referencing(old="old_rows"), func=delete,
+            referencing=pgtrigger.Referencing(old="old_rows"), func=delete + " RETURN NULL;",
+        ))
+    if truncate:
+        triggers.append(pgtrigger.Trigger(
+            name=f"{name}_trunc", when=truncate_when, operation=pgtrigger.Truncate, level=pgtrigger.Statement,
+            func=truncate + " RETURN NULL;",
         ))
     return triggers
 
 
-def _child_bumps_product(name: str) -> list:
-    """Triggers of a table with a ``product_id``: any change to its rows is a change of the product."""
+def _child_touches_product(name: str) -> list:
+    """Triggers of a table with a ``product_id``: any real change to its rows is a change of the
+    product; a statement that changes nothing (same values written again) changes no version."""
     return _statement_triggers(
         name,
-        insert=_bump_products("id IN (SELECT product_id FROM new_rows)"),
-        update=_bump_products("id IN (SELECT product_id FROM new_rows UNION SELECT product_id FROM old_rows)"),
-        delete=_bump_products("id IN (SELECT product_id FROM old_rows)"),
+        insert=_touch_products("id IN (SELECT product_id FROM new_rows)"),
+        update=_touch_products(
+            f"id IN (SELECT n.product_id FROM {CHANGED_ROWS} UNION SELECT o.product_id FROM {CHANGED_ROWS})"
+        ),
+        delete=_touch_products("id IN (SELECT product_id FROM old_rows)"),
+        # After the TRUNCATE, every product that is left may have lost rows. (Before it, updating
+        # products that the same statement truncates would break its deferred key checks.)
+        truncate=_touch_products("true"),
+        truncate_when=pgtrigger.After,
     )
 
 
+class CategoryTreeVersion(models.Model):
+    """The version of the category tree: one row, counted up by every change of a category.
+
+    Counted like a product's version, ``GREATEST(old + 1, now in µs)``, under this row's lock: commit
+    order whatever the clock does.
+    """
+
+    version = models.BigIntegerField()
+
+    def __str__(self) -> str:
+        return f"category tree v{self.version}"
+
+
+# Every change of categories: refuse cycles, count the tree's version up, emit one outbox row for
+# the tree (aggregate id 0: the tree is one aggregate).
+_CATEGORY_CYCLE_CHECK = (
+    # Parent changes are serialized, so that two transactions cannot close a cycle between them.
+    "PERFORM pg_advisory_xact_lock(hashtext('catalog_category_tree'));"
+    " IF EXISTS (WITH RECURSIVE up(start, cur) AS ("
+    "  SELECT id, parent_id FROM new_rows WHERE parent_id IS NOT NULL"
+    "  UNION SELECT up.start, c.parent_id FROM up JOIN catalog_category c ON c.id = up.cur"
+    "   WHERE c.parent_id IS NOT NULL)"
+    " SELECT 1 FROM up WHERE cur = start) THEN"
+    "  RAISE EXCEPTION 'a category cannot be placed below itself' USING ERRCODE = 'check_violation';"
+    " END IF;"
+)
+_CATEGORY_TREE_CHANGED = (
+    # Like a product's: GREATEST(old + 1, now) under the row lock, so commit order whatever the clock
+    # does, and never below a clock-stamped version an older release wrote. An upsert, so that a
+    # truncated version table starts again instead of counting nothing.
+    f"INSERT INTO catalog_categorytreeversion (id, version) VALUES (1, {NOW_US})"
+    f" ON CONFLICT (id) DO UPDATE SET version = GREATEST(catalog_categorytreeversion.version + 1, {NOW_US});"
+    + _emit("category", "catalog_categorytreeversion", aggregate_id="0")
+)
+_CATEGORY_ROW_CHANGED = "(n.name, n.slug, n.parent_id) IS DISTINCT FROM (o.name, o.slug, o.parent_id)"
+
+
 class Category(models.Model):
-    slug = models.SlugField(max_length=100, unique=True)
+    slug = models.SlugField(max_length=SLUG_MAX_LENGTH, unique=True)
     name = models.CharField(max_length=200)
     parent = models.ForeignKey("self", null=True, blank=True, related_name="children", on_delete=models.PROTECT)
 
@@ -82,18 +150,21 @@ class Category(models.Model):
         constraints = [models.CheckConstraint(condition=~Q(parent=models.F("id")), name="category_not_own_parent")]
         triggers = _statement_triggers(
             "category_outbox",
-            insert=_emit("category", "new_rows", "0"),
+            insert=_CATEGORY_CYCLE_CHECK + _CATEGORY_TREE_CHANGED,
             update=(
+                f"IF EXISTS (SELECT 1 FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE {_CATEGORY_ROW_CHANGED})"
+                f" THEN {_CATEGORY_CYCLE_CHECK}"
                 # The product documents carry the category's name and path: renaming or moving a
                 # category re-projects the products below it.
-                "WITH RECURSIVE tree AS ("
-                " SELECT n.id FROM new_rows n JOIN old_rows o ON o.id = n.id"
-                "  WHERE (n.name, n.slug, n.parent_id) IS DISTINCT FROM (o.name, o.slug, o.parent_id)"
-                " UNION SELECT c.id FROM catalog_category c JOIN tree t ON c.parent_id = t.id)"
-                " UPDATE catalog_product SET version = version WHERE category_id IN (SELECT id FROM tree);"
-                + _emit("category", "new_rows", "0")
+                " WITH RECURSIVE tree AS ("
+                f"  SELECT n.id FROM new_rows n JOIN old_rows o ON o.id = n.id WHERE {_CATEGORY_ROW_CHANGED}"
+                "  UNION SELECT c.id FROM catalog_category c JOIN tree t ON c.parent_id = t.id)"
+                f" {_touch_products('category_id IN (SELECT id FROM tree)')}"
+                f" {_CATEGORY_TREE_CHANGED}"
+                " END IF;"
             ),
-            delete=_emit("category", "old_rows", "0"),
+            delete=_CATEGORY_TREE_CHANGED,
+            truncate=_CATEGORY_TREE_CHANGED,
         )
 
     def __str__(self) -> str:
@@ -102,8 +173,8 @@ class Category(models.Model):
 
 class Product(models.Model):
     sku = models.CharField(
-        max_length=64, unique=True,
-        validators=[RegexValidator(r"^[A-Za-z0-9][A-Za-z0-9._-]*$", "Use letters, digits, '.', '_' and '-'.")],
+        max_length=SKU_MAX_LENGTH, unique=True,
+        validators=[RegexValidator(f"^{SKU_PATTERN}$", "Use letters, digits, '.', '_' and '-'.")],
     )
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True, default="")
@@ -126,15 +197,24 @@ class Product(models.Model):
             pgtrigger.Trigger(
                 name="product_version_update", when=pgtrigger.Before, operation=pgtrigger.Update,
                 func=(
-                    f"NEW.version := GREATEST(OLD.version + 1, {NOW_US});"
-                    " NEW.updated_at := clock_timestamp(); RETURN NEW;"
+                    # A new version when asked for one (a touch: version + 1) or when data changed;
+                    # writing the same values again changes nothing.
+                    "IF NEW.version IS DISTINCT FROM OLD.version OR (to_jsonb(NEW) - 'version' - 'updated_at')"
+                    " IS DISTINCT FROM (to_jsonb(OLD) - 'version' - 'updated_at') THEN"
+                    f" NEW.version := GREATEST(OLD.version + 1, {NOW_US}); NEW.updated_at := clock_timestamp();"
+                    " ELSE NEW.updated_at := OLD.updated_at; END IF; RETURN NEW;"
                 ),
             ),
             *_statement_triggers(
                 "product_outbox",
-                insert=_emit("product", "new_rows", "version"),
-                update=_emit("product", "new_rows", "version"),
-                delete=_emit("product", "old_rows", f"GREATEST(version + 1, {NOW_US})"),
+                insert=_emit("product", "new_rows"),
+                update=_emit(
+                    "product", "new_rows n JOIN old_rows o ON o.id = n.id WHERE n.version <> o.version",
+                    aggregate_id="n.id", version="n.version",
+                ),
+                delete=_emit("product", "old_rows", version=f"GREATEST(version + 1, {NOW_US})"),
+                # Products are deleted with their child rows (CASCADE): each gets its delete row.
+                truncate=_emit("product", "catalog_product", version=f"GREATEST(version + 1, {NOW_US})"),
             ),
         ]
 
@@ -145,7 +225,7 @@ class Product(models.Model):
 class Price(models.Model):
     product = models.ForeignKey(Product, related_name="prices", on_delete=models.CASCADE)
     currency = models.CharField(
-        max_length=3, validators=[RegexValidator(r"^[A-Z]{3}$", "An ISO-4217 code such as EUR.")]
+        max_length=3, validators=[validate_currency]
     )
     amount = models.DecimalField(max_digits=12, decimal_places=2, validators=[MinValueValidator(Decimal("0"))])
 
@@ -156,7 +236,7 @@ class Price(models.Model):
             models.CheckConstraint(condition=Q(amount__gte=0), name="price_amount_not_negative"),
             models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="price_currency_iso4217"),
         ]
-        triggers = _child_bumps_product("price_bumps_product")
+        triggers = _child_touches_product("price_bumps_product")
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"
@@ -171,7 +251,7 @@ class Warehouse(models.Model):
         triggers = _statement_triggers(
             "warehouse_bumps_product",
             insert=None,
-            update=_bump_products(
+            update=_touch_products(
                 "id IN (SELECT s.product_id FROM catalog_stocklevel s JOIN new_rows n ON n.id = s.warehouse_id"
                 " JOIN old_rows o ON o.id = n.id WHERE n.code IS DISTINCT FROM o.code)"
             ),
@@ -193,10 +273,12 @@ class StockLevel(models.Model):
             models.UniqueConstraint(fields=["product", "warehouse"], name="stock_one_per_warehouse"),
             models.CheckConstraint(condition=Q(quantity__gte=0), name="stock_quantity_not_negative"),
         ]
-        triggers = _child_bumps_product("stock_bumps_product")
+        triggers = _child_touches_product("stock_bumps_product")
 
     def __str__(self) -> str:
-        return f"{self.product_id}@{self.warehouse_id}: {self.quantity}"
+        """What the admin shows for a row ("SKU-000001 at AMS1"); querysets that list levels
+        select the product and warehouse along."""
+        return f"{self.product.sku} at {self.warehouse.code}"
 
 
 class OutboxEvent(models.Model):

@@ -30,17 +30,10 @@ def category_path(*, category: Category) -> list[Category]:
     return path
 
 
-def category_tree() -> list[dict]:
-    """All categories as nested dicts, with their direct product counts."""
-    categories = list(Category.objects.annotate(product_count=Count("products")).order_by("name"))
-    nodes = {
-        c.pk: {"slug": c.slug, "name": c.name, "product_count": c.product_count, "children": []}
-        for c in categories
-    }
-    roots = []
-    for c in categories:
-        (nodes[c.parent_id]["children"] if c.parent_id in nodes else roots).append(nodes[c.pk])
-    return roots
+def product_stock_by_warehouse(*, product: Product) -> dict[str, int]:
+    """Quantity per warehouse code, for staff; the public documents only show a band."""
+    levels = StockLevel.objects.filter(product=product).order_by("warehouse__code")
+    return dict(levels.values_list("warehouse__code", "quantity"))
 
 
 def stock_by_warehouse() -> QuerySet[Warehouse]:

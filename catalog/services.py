@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F
 
-from .models import Category, Price, Product, StockLevel, Warehouse
+from .models import MAX_STOCK_QUANTITY, Category, Price, Product, StockLevel, Warehouse
 
 
 def _validated(instance: Any) -> Any:
@@ -62,10 +62,16 @@ def price_set(*, product: Product, currency: str, amount: Decimal) -> Price:
 
 @transaction.atomic
 def stock_adjust(*, product: Product, warehouse: Warehouse, delta: int) -> StockLevel:
-    """Add ``delta`` (may be negative) to the stock; refused when it would go below zero."""
+    """Add ``delta`` (may be negative) to the stock; refused when it would go below zero or above
+    ``MAX_STOCK_QUANTITY``. A zero delta writes nothing (no new version, no projection)."""
+    if delta == 0:
+        existing = StockLevel.objects.filter(product=product, warehouse=warehouse).first()
+        return existing or StockLevel(product=product, warehouse=warehouse, quantity=0)
     level, _ = StockLevel.objects.select_for_update().get_or_create(product=product, warehouse=warehouse)
     if level.quantity + delta < 0:
         raise ValidationError({"delta": f"Stock would go below zero (have {level.quantity}, delta {delta})."})
+    if level.quantity + delta > MAX_STOCK_QUANTITY:
+        raise ValidationError({"delta": f"Stock would exceed {MAX_STOCK_QUANTITY:,} (have {level.quantity})."})
     StockLevel.objects.filter(pk=level.pk).update(quantity=F("quantity") + delta)
     level.refresh_from_db()
     return level

@@ -1,7 +1,15 @@
-"""GET /api/health/: each dependency's state and latency; 503 naming what is down."""
+"""GET /api/health/: the overall state for anyone; each dependency's state, latency and error for
+staff and monitoring (HEALTH_TOKEN).
+
+Anonymous answers come from a per-process snapshot at most HEALTH_CACHE_SECONDS old: a load
+balancer polling every second costs one broker connection and one DynamoDB call per interval, not
+per request, and the error texts (hosts, ports, database users) are never shown to it.
+"""
 
 from __future__ import annotations
 
+import secrets
+import threading
 import time
 from collections.abc import Callable
 from functools import lru_cache
@@ -10,14 +18,19 @@ from botocore.client import BaseClient
 from botocore.config import Config
 from django.conf import settings
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 from django_redis import get_redis_connection
 from kombu import Connection
 from pynamodb.connection import Connection as DynamoDBConnection
 
-from projections.models import ProductDocument
+from projections import tables
+from projections.tables import ProductDocument
+
+from .clients import client_bucket
+from .errors import error_body
+from .ratelimit import hit
 
 
 def _postgres() -> None:
@@ -42,7 +55,7 @@ def _single_attempt_client(dynamodb: DynamoDBConnection) -> BaseClient:
 
 
 def _dynamodb() -> None:
-    _single_attempt_client(ProductDocument._get_connection().connection).list_tables(Limit=1)
+    _single_attempt_client(tables.connection(ProductDocument)).list_tables(Limit=1)
 
 
 def _broker() -> None:
@@ -71,10 +84,62 @@ def check_all() -> dict[str, dict[str, object]]:
     return results
 
 
+class _Snapshot:
+    """The last results of ``check_all`` in this process; one thread refreshes, the others read."""
+
+    def __init__(self) -> None:
+        self.results: dict[str, dict[str, object]] | None = None
+        self.taken_at = 0.0
+        self.lock = threading.Lock()
+
+    def get(self, max_age: float) -> dict[str, dict[str, object]]:
+        if self.results is not None and time.monotonic() - self.taken_at < max_age:
+            return self.results
+        if not self.lock.acquire(blocking=self.results is None):
+            return self.results  # another thread is checking: answer with the last known state
+        try:
+            if self.results is None or time.monotonic() - self.taken_at >= max_age:
+                self.results = check_all()
+                self.taken_at = time.monotonic()
+            return self.results
+        finally:
+            self.lock.release()
+
+    def clear(self) -> None:
+        with self.lock:
+            self.results = None
+
+
+snapshot = _Snapshot()
+
+
+def _may_see_details(request: HttpRequest) -> bool:
+    token = settings.HEALTH_TOKEN
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if token and header.startswith("Bearer ") and secrets.compare_digest(header[7:].encode(), token.encode()):
+        return True
+    # Only a request carrying a session cookie can be staff: anonymous polls cost no query.
+    if settings.SESSION_COOKIE_NAME in request.COOKIES:
+        return bool(request.user.is_active and request.user.is_staff)
+    return False
+
+
+def _summary(services: dict[str, dict[str, object]]) -> tuple[list[str], int]:
+    down = sorted(name for name, result in services.items() if result["status"] != "up")
+    return down, 503 if down else 200
+
+
 @never_cache
 @require_GET
-def health(request) -> JsonResponse:
-    services = check_all()
-    down = sorted(name for name, result in services.items() if result["status"] != "up")
-    body = {"status": "down" if down else "ok", "down": down, "services": services}
-    return JsonResponse(body, status=503 if down else 200)
+def health(request: HttpRequest) -> JsonResponse:
+    retry_after = hit("health", client_bucket(request), settings.THROTTLE_RATES["health"])
+    if retry_after:
+        response = JsonResponse(error_body("throttled", "Too many requests."), status=429)
+        response["Retry-After"] = str(retry_after)
+        return response
+    if _may_see_details(request):
+        services = check_all()
+        down, status = _summary(services)
+        return JsonResponse({"status": "down" if down else "ok", "down": down, "services": services}, status=status)
+    down, status = _summary(snapshot.get(settings.HEALTH_CACHE_SECONDS))
+    return JsonResponse({"status": "down" if down else "ok"}, status=status)

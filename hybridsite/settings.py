@@ -1,7 +1,7 @@
 """Hybridsite settings: the only module that reads the environment.
 
 Values come from the process environment first, then from ``var/services.env`` (written by
-``hybridsite.launcher`` for the embedded services), then from the defaults below. A value that
+``devtools.launcher`` for the embedded services), then from the defaults below. A value that
 cannot be used stops the process at start with one line naming the variable.
 """
 
@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import dj_database_url
+
+from hybridsite.envfile import read_env_file
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SERVICES_ENV_FILE = BASE_DIR / "var" / "services.env"
@@ -23,18 +26,6 @@ class ImproperlyConfiguredEnv(SystemExit):
 
     def __init__(self, name: str, problem: str) -> None:
         super().__init__(f"hybridsite: configuration error: {name} {problem}")
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """Parse ``KEY=value`` lines; blank lines and ``#`` comments are ignored."""
-    values: dict[str, str] = {}
-    if path.is_file():
-        for line in path.read_text().splitlines():
-            line = line.strip()
-            if line and not line.startswith("#") and "=" in line:
-                key, _, value = line.partition("=")
-                values[key.strip()] = value.strip()
-    return values
 
 
 def build_env(environ: dict[str, str] | None = None, env_file: Path = SERVICES_ENV_FILE) -> dict[str, str]:
@@ -90,6 +81,14 @@ class Env:
             raise ImproperlyConfiguredEnv(name, f"must be >= {minimum}, got {value}")
         return value
 
+    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+        raw = self.values.get(name, "").strip()
+        if not raw:
+            return default
+        if raw not in choices:
+            raise ImproperlyConfiguredEnv(name, f"must be one of {', '.join(choices)}, got {raw!r}")
+        return raw
+
     def list(self, name: str, default: str = "") -> list[str]:
         return [item.strip() for item in self.values.get(name, default).split(",") if item.strip()]
 
@@ -122,6 +121,12 @@ CELERY_BROKER_URL = env.url(
     "CELERY_BROKER_URL", ("redis", "rediss", "amqp", "sqs", "memory"), default=REDIS_URL
 )
 DYNAMODB_ENDPOINT = env.url("DYNAMODB_ENDPOINT", ("http", "https"))
+# What answers at that endpoint, so that tests know which behaviours to expect: AWS itself (no
+# endpoint), DynamoDB Local (AWS's emulator, the embedded default) or moto server (the second engine,
+# which lacks TTL expiry and ClientRequestToken idempotency). The launcher records it beside the URL.
+DYNAMODB_ENGINE = env.choice(
+    "DYNAMODB_ENGINE", ("aws", "dynamodb-local", "moto"), "dynamodb-local" if DYNAMODB_ENDPOINT else "aws"
+)
 AWS_REGION = env.str("AWS_REGION", "eu-west-1")
 DYNAMODB_TABLE_PREFIX = env.str("DYNAMODB_TABLE_PREFIX", "hybridsite-")
 DYNAMODB_TIMEOUT_SECONDS = env.float("DYNAMODB_TIMEOUT_SECONDS", 5.0, minimum=0.05)
@@ -139,6 +144,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "axes",
     "pgtrigger",
     "catalog",
     "projections",
@@ -146,12 +153,23 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Static files from the app itself (compressed, hashed names cached for a year): gunicorn alone
+    # serves none, and the admin and the API docs need their CSS and JS.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "hybridsite.middleware.LoginRateLimitMiddleware",
+    # Last, as django-axes asks: locks out a username from one client after repeated failures.
+    "axes.middleware.AxesMiddleware",
+]
+
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
 ]
 
 ROOT_URLCONF = "hybridsite.urls"
@@ -206,17 +224,31 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
-STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "var" / "static"
+STATIC_URL = "/static/"
+# `collectstatic` fills it (make run, the Docker image); WhiteNoise serves it.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", str(BASE_DIR / "var" / "static")))
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 
-# Security: strict in production, relaxed only with DEBUG.
+# Proxies in front of the app: how many of them append to X-Forwarded-For (0 = none, and then
+# neither X-Forwarded-For nor X-Forwarded-Proto is believed). See hybridsite/clients.py.
+TRUSTED_PROXY_HOPS = env.int("TRUSTED_PROXY_HOPS", 0)
+
+# Security: strict in production, relaxed only with DEBUG or where set (the local launcher serves
+# plain HTTP with DEBUG off and sets the first three to 0).
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", not DEBUG)
-SESSION_COOKIE_SECURE = not DEBUG
-CSRF_COOKIE_SECURE = not DEBUG
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", not DEBUG)
 SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
-SECURE_HSTS_PRELOAD = not DEBUG
-SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# Preloading is a promise about the whole domain that is slow to take back: only when asked.
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", False) and not DEBUG
+SILENCED_SYSTEM_CHECKS = [] if SECURE_HSTS_PRELOAD else ["security.W021"]  # preload off on purpose
+# A client could send X-Forwarded-Proto itself: believe it only from a proxy that sets it.
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if TRUSTED_PROXY_HOPS else None
 SECURE_REDIRECT_EXEMPT = [r"^api/health/$"]
 X_FRAME_OPTIONS = "DENY"
 
@@ -232,6 +264,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "hybridsite.errors.json_exception_handler",
+    # Per user, or per client bucket for anonymous callers; the customer API counts its own.
+    "DEFAULT_THROTTLE_CLASSES": ["hybridsite.ratelimit.ScopedThrottle"],
     "UNAUTHENTICATED_USER": None,
 }
 
@@ -240,10 +274,21 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Catalog reads served from Redis and DynamoDB; Postgres is the source of truth.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Each caller sees the operations its permissions allow: anonymous callers the customer API,
+    # staff the internal API too.
+    "SERVE_PUBLIC": False,
+    # Swagger UI and Redoc from our own static files (drf-spectacular-sidecar): pinned, offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Path parameters get the URL converters' patterns; every error status the one error shape.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "hybridsite.schema.add_error_responses",
+    ],
 }
 
 # Celery: JSON only, late acks so that a killed worker's task is delivered again.
-CELERY_BROKER_URL = CELERY_BROKER_URL
 CELERY_RESULT_BACKEND = None
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
@@ -271,10 +316,10 @@ LOGGING = {
 # Read path: Redis entries of rendered documents.
 CACHE_TTL_SECONDS = env.int("CACHE_TTL_SECONDS", 300, 1)
 CACHE_NEGATIVE_TTL_SECONDS = env.int("CACHE_NEGATIVE_TTL_SECONDS", 30, 1)
+CACHE_FLOOR_TTL_SECONDS = env.int("CACHE_FLOOR_TTL_SECONDS", 86400, 1)
 
 # Projection relay (see README "Projection pipeline").
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", 200, 1)
-OUTBOX_LEASE_SECONDS = env.int("OUTBOX_LEASE_SECONDS", 60, 1)
 OUTBOX_PROJECT_THREADS = env.int("OUTBOX_PROJECT_THREADS", 8, 1)
 OUTBOX_SWEEP_SECONDS = env.float("OUTBOX_SWEEP_SECONDS", 2.0, 0.1)
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", 5, 1)
@@ -298,3 +343,27 @@ BREAKER_COOLDOWN_SECONDS = env.float("BREAKER_COOLDOWN_SECONDS", 5.0, 0.0)
 # Customer API.
 API_CACHE_CONTROL = env.str("API_CACHE_CONTROL", "public, max-age=5")
 THROTTLE_ANON_PER_MINUTE = env.int("THROTTLE_ANON_PER_MINUTE", 600, 1)
+# New cache entries (listing pages, absent keys) one client may cause per minute; each costs its
+# share of THROTTLE_ANON_PER_MINUTE.
+THROTTLE_CACHE_FILLS_PER_MINUTE = env.int("THROTTLE_CACHE_FILLS_PER_MINUTE", 60, 1)
+# Limits off the hot path, per minute: per user (or client bucket) on the internal API and the
+# schema, per client bucket on admin login attempts and on the health check.
+THROTTLE_RATES = {
+    "default": env.int("THROTTLE_INTERNAL_PER_MINUTE", 300, 1),
+    "login": env.int("THROTTLE_LOGIN_PER_MINUTE", 10, 1),
+    "health": env.int("THROTTLE_HEALTH_PER_MINUTE", 120, 1),
+}
+
+# Admin login lockout (django-axes): this many failures for one username from one client lock that
+# pair out for AXES_COOLOFF_MINUTES. The client is the one hybridsite.clients sees.
+AXES_FAILURE_LIMIT = env.int("AXES_FAILURE_LIMIT", 5, 1)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("AXES_COOLOFF_MINUTES", 15, 1))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "hybridsite.clients.client_ip"
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "locked_out.html"
+
+# /api/health/: anonymous callers get the overall status, at most one real check per process per
+# HEALTH_CACHE_SECONDS; staff and holders of HEALTH_TOKEN (Authorization: Bearer ...) get details.
+HEALTH_CACHE_SECONDS = env.float("HEALTH_CACHE_SECONDS", 5.0, 0.0)
+HEALTH_TOKEN = env.str("HEALTH_TOKEN")

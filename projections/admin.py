@@ -8,7 +8,7 @@ from django.http import HttpRequest
 
 from catalog.models import OutboxEvent
 
-from . import outbox
+from . import relay
 from .tasks import kick_relay
 
 
@@ -27,7 +27,7 @@ class OutboxEventAdmin(admin.ModelAdmin):
 
     @admin.action(description="Retry the selected dead-lettered changes")
     def retry(self, request: HttpRequest, queryset: QuerySet[OutboxEvent]) -> None:
-        count = outbox.retry_dead(list(queryset.values_list("pk", flat=True)))
+        count = relay.retry_dead(list(queryset.values_list("pk", flat=True)))
         kick_relay()
         self.message_user(request, f"{count} change(s) queued again.", messages.SUCCESS)
 

@@ -6,25 +6,28 @@ off here on purpose: identifying a session would cost a database query on every 
 
 from __future__ import annotations
 
-import orjson
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.views import APIView
 
-from hybridsite.errors import error_body
+from hybridsite.clients import client_bucket
 
-from . import reader
+from . import listings, reader, readpath
+from .cursors import CURSOR_MAX_LENGTH, BadCursor
+from .readpath import Result, Throttle
+from .registry import category_tree_document, product_document
 
 JSON = "application/json"
 MAX_PAGE = 100
-
-
-def _client_ip(request) -> str:
-    return request.META.get("REMOTE_ADDR", "unknown")
+MAX_VERSION = 2**63 - 1  # versions are Postgres bigints
 
 
 def _not_modified(request, etag: str) -> bool:
@@ -32,20 +35,31 @@ def _not_modified(request, etag: str) -> bool:
     return etag in tags or "*" in tags
 
 
-def respond(request, result: reader.Result) -> HttpResponse:
-    """Status, ETag/304, Cache-Control, Retry-After and X-Served-From for any reader result."""
+class CatalogUnavailable(exceptions.APIException):
+    status_code = 503
+    default_code = "unavailable"
+    default_detail = "The catalog cannot be read right now; retry shortly."
+    wait = 5  # seconds, sent as Retry-After
+
+
+class MinVersionUnavailable(exceptions.APIException):
+    status_code = 412
+    default_code = "version_unavailable"
+    default_detail = "No version of this document at or above min_version exists."
+
+
+def respond(request, result: Result, not_found: str) -> HttpResponse:
+    """A found document's bytes as they are (ETag, 304, Cache-Control); an absence is an error."""
+    request.served_from = result.source
+    if not result.found:
+        raise exceptions.NotFound(not_found)
     etag = f'"{result.version}"'
-    if result.status == 200 and result.version and _not_modified(request, etag):
-        response = HttpResponse(status=304)
-    else:
-        response = HttpResponse(result.body, status=result.status, content_type=JSON)
-    if result.status in (200, 304) and result.version:
+    response = HttpResponse(status=304) if result.version and _not_modified(request, etag) else (
+        HttpResponse(result.body, content_type=JSON)
+    )
+    if result.version:
         response["ETag"] = etag
-    if result.status == 200:
-        response["Cache-Control"] = settings.API_CACHE_CONTROL
-    if result.status == 429:
-        response["Retry-After"] = str(result.retry_after)
-    response["X-Served-From"] = result.source
+    response["Cache-Control"] = settings.API_CACHE_CONTROL
     return response
 
 
@@ -58,16 +72,36 @@ class PublicApi(APIView):
         """The answer is JSON bytes already rendered: there is nothing to negotiate."""
         return JSONRenderer(), JSON
 
-    def throttle(self, request) -> reader.Throttle:
-        return reader.Throttle("anon", _client_ip(request), settings.THROTTLE_ANON_PER_MINUTE)
+    def throttle(self, request) -> Throttle:
+        """Per client bucket; a request that adds an entry to the cache costs as many requests as
+        keep one client within ``THROTTLE_CACHE_FILLS_PER_MINUTE`` new entries."""
+        limit = settings.THROTTLE_ANON_PER_MINUTE
+        fill_cost = max(0, -(-limit // settings.THROTTLE_CACHE_FILLS_PER_MINUTE) - 1)
+        return Throttle("anon", client_bucket(request), limit, fill_cost=fill_cost)
 
     def handle_exception(self, exc: Exception) -> HttpResponse:
-        if isinstance(exc, reader.Unavailable):
-            body = orjson.dumps(error_body("unavailable", "The catalog cannot be read right now; retry shortly."))
-            response = HttpResponse(body, status=503, content_type=JSON)
-            response["Retry-After"] = "5"
-            return response
+        """The read path's errors become the API's exceptions; the project's one handler shapes
+        every error body."""
+        to_api = READ_ERRORS.get(type(exc))
+        if to_api is not None:
+            self.request.served_from = getattr(exc, "source", "edge")
+            exc = to_api(exc)
         return super().handle_exception(exc)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        """Every answer says which layer served it: ``edge`` when the request was refused before
+        any layer was asked, ``none`` when no layer could answer."""
+        response = super().finalize_response(request, response, *args, **kwargs)
+        response["X-Served-From"] = getattr(request, "served_from", "edge")
+        return response
+
+
+READ_ERRORS: dict[type[Exception], Callable[[Any], exceptions.APIException]] = {
+    readpath.Throttled: lambda exc: exceptions.Throttled(wait=exc.retry_after),
+    readpath.Unavailable: lambda exc: CatalogUnavailable(),
+    readpath.VersionUnavailable: lambda exc: MinVersionUnavailable(),
+    BadCursor: lambda exc: exceptions.ValidationError({"cursor": [str(exc)]}),
+}
 
 
 DOCUMENT_RESPONSES = {
@@ -79,40 +113,57 @@ DOCUMENT_RESPONSES = {
 
 
 class ProductDetailApi(PublicApi):
-    @extend_schema(operation_id="product_detail", responses=DOCUMENT_RESPONSES)
+    @extend_schema(
+        operation_id="product_detail",
+        parameters=[OpenApiParameter(
+            "min_version", {"type": "integer", "minimum": 0, "maximum": MAX_VERSION},
+            description="Read your writes: never answer with a version below this one (the `version` a write returned).",
+        )],
+        responses={
+            **DOCUMENT_RESPONSES,
+            400: OpenApiResponse(OpenApiTypes.OBJECT, description="min_version is not a non-negative integer."),
+            412: OpenApiResponse(OpenApiTypes.OBJECT, description="No version at or above min_version exists."),
+        },
+    )
     def get(self, request, sku: str) -> HttpResponse:
-        return respond(request, reader.read_document(reader.product_ref(sku), self.throttle(request)))
+        raw = request.GET.get("min_version")
+        min_version = 0
+        if raw is not None:
+            # "²" is a digit but no number; length first: int() refuses over 4,300 digits.
+            if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_VERSION:
+                raise exceptions.ValidationError({"min_version": [f"Must be an integer from 0 to {MAX_VERSION}."]})
+            min_version = int(raw)
+        throttle = self.throttle(request)
+        result = reader.read_document(product_document(sku), throttle, min_version)
+        if not result.found and result.source != "cache":
+            readpath.charge_fill(throttle)  # the absence is cached now: bounded per client
+        return respond(request, result, "No product with this SKU.")
 
 
 class CategoryTreeApi(PublicApi):
     @extend_schema(operation_id="category_tree", responses=DOCUMENT_RESPONSES)
     def get(self, request) -> HttpResponse:
-        return respond(request, reader.read_document(reader.category_tree_ref(), self.throttle(request)))
+        return respond(request, reader.read_document(category_tree_document(), self.throttle(request)), "No categories.")
 
 
 class CategoryProductsApi(PublicApi):
     @extend_schema(
         operation_id="category_products",
         parameters=[
-            OpenApiParameter("limit", int, description=f"Items per page, 1 to {MAX_PAGE} (default 20)."),
-            OpenApiParameter("cursor", str, description="The next_cursor of the previous page."),
+            OpenApiParameter(
+                "limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 20},
+                description=f"Items per page, 1 to {MAX_PAGE}.",
+            ),
+            OpenApiParameter(
+                "cursor", {"type": "string", "maxLength": CURSOR_MAX_LENGTH},
+                description="The next_cursor of the previous page (opaque and signed: use it as it is).",
+            ),
         ],
         responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT, 404: OpenApiTypes.OBJECT},
     )
     def get(self, request, slug: str) -> HttpResponse:
-        try:
-            limit = int(request.GET.get("limit", "20"))
-            if not 1 <= limit <= MAX_PAGE:
-                raise ValueError
-        except ValueError:
-            return _bad_request("limit", f"Must be an integer from 1 to {MAX_PAGE}.")
-        try:
-            result = reader.read_listing(slug, limit, request.GET.get("cursor", ""), self.throttle(request))
-        except reader.BadCursor as exc:
-            return _bad_request("cursor", str(exc))
-        return respond(request, result)
-
-
-def _bad_request(field: str, message: str) -> HttpResponse:
-    body = orjson.dumps(error_body("invalid", "The request has invalid fields.", {field: [message]}))
-    return HttpResponse(body, status=400, content_type=JSON)
+        raw = request.GET.get("limit", "20")
+        if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
+            raise exceptions.ValidationError({"limit": [f"Must be an integer from 1 to {MAX_PAGE}."]})
+        result = listings.read_listing(slug, int(raw), request.GET.get("cursor", ""), self.throttle(request))
+        return respond(request, result, "No category with this slug.")

@@ -6,42 +6,18 @@ condition): a backfill never overwrites a newer document written by the relay.
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable
 
-from django.db import connections
-
 from .models import BackfillCheckpoint
+from .pool import ProjectorPool
 from .projector import project
 from .registry import AGGREGATES
 
 
-def _project_all(aggregate_type: str, ids: list[int], workers: int) -> None:
-    """Project ``ids`` on ``workers`` threads, each with its own database connection."""
-    todo: queue.SimpleQueue[int] = queue.SimpleQueue()
-    for aggregate_id in ids:
-        todo.put(aggregate_id)
-    errors: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            while not errors:
-                try:
-                    aggregate_id = todo.get_nowait()
-                except queue.Empty:
-                    return
-                project(aggregate_type, aggregate_id)
-        except BaseException as exc:
-            errors.append(exc)
-        finally:
-            connections.close_all()
-
-    threads = [threading.Thread(target=work) for _ in range(min(workers, len(ids)))]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+def _project_all(aggregate_type: str, ids: list[int], pool: ProjectorPool) -> None:
+    """Project ``ids`` on the pool's threads; the first error stops the backfill (``--resume``
+    continues from the last finished chunk)."""
+    errors = [r for r in pool.map(lambda i: project(aggregate_type, i), ids) if isinstance(r, Exception)]
     if errors:
         raise errors[0]
 
@@ -61,13 +37,17 @@ def backfill(
         checkpoint.last_id, checkpoint.projected, checkpoint.finished = 0, 0, False
         checkpoint.save()
     done = 0
-    for ids in aggregate.ids(chunk, checkpoint.last_id):
-        _project_all(aggregate_type, ids, workers)
-        done += len(ids)
-        checkpoint.last_id = ids[-1]
-        checkpoint.projected += len(ids)
-        checkpoint.save(update_fields=["last_id", "projected", "updated_at"])
-        progress(len(ids))
+    pool = ProjectorPool(workers, "backfill")
+    try:
+        for ids in aggregate.ids(chunk, checkpoint.last_id):
+            _project_all(aggregate_type, ids, pool)
+            done += len(ids)
+            checkpoint.last_id = ids[-1]
+            checkpoint.projected += len(ids)
+            checkpoint.save(update_fields=["last_id", "projected", "updated_at"])
+            progress(len(ids))
+    finally:
+        pool.close()
     checkpoint.finished = True
     checkpoint.save(update_fields=["finished", "updated_at"])
     return done

@@ -1,8 +1,12 @@
 """Redis entries of rendered documents, never replaced by an older version.
 
 An entry is ``b"<version> <status>\\n" + body``: status 200 with the JSON bytes, or 404 with an
-empty body (a cached absence). Writers go through compare-and-set scripts, so a reader that
+empty body (a cached absence). Writers go through one compare-and-set script, so a reader that
 fetched version v, or a slow projector, cannot overwrite an entry holding a newer version.
+
+Each key also has a version floor: the highest version stored for it, kept much longer than the
+entry (``CACHE_FLOOR_TTL_SECONDS``). A reader never returns or caches a version below it, so
+reads do not go backwards when an entry expires while DynamoDB is behind what was served.
 """
 
 from __future__ import annotations
@@ -22,14 +26,34 @@ from . import cache_keys, metrics
 
 logger = logging.getLogger(__name__)
 
-# KEYS[1] entry; ARGV: version, payload, ttl ms. Returns 1 when written.
-_SET_IF_NEWER = """
-local current = redis.call('GET', KEYS[1])
-if current then
-  local v = tonumber(string.match(current, '^(%d+)'))
-  if v and v >= tonumber(ARGV[1]) then return 0 end
+# KEYS: entry, version floor, fill lease. ARGV: lease token ('' for a projector), version, payload,
+# entry ttl ms, floor ttl ms. The floor rises to the version whatever happens next (it was served).
+# A projector revokes a running fill's lease (the lock stays until it expires, so that late readers
+# still wait for the entry); a reader's fill is refused when its lease is gone (revoked, expired,
+# or Redis restarted). The entry is replaced only by a newer version and never written below the
+# floor (a slow projection may finish after a newer version was served from Postgres); an entry
+# left below the floor is removed: a hit never returns less than was served. Returns 1 when written.
+_STORE = """
+local version = tonumber(ARGV[2])
+local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
+local below = version < floor
+if floor < version then floor = version end
+redis.call('SET', KEYS[2], string.format('%d', floor), 'PX', ARGV[5])
+local leased = true
+if ARGV[1] == '' then
+  redis.call('SET', KEYS[3], 'revoked', 'XX', 'KEEPTTL')
+elseif redis.call('GET', KEYS[3]) == ARGV[1] then
+  redis.call('DEL', KEYS[3])
+else
+  leased = false
 end
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+local current = redis.call('GET', KEYS[1])
+local v = current and tonumber(string.match(current, '^(%d+)'))
+if not leased or below or (v and v >= version) then
+  if v and v < floor then redis.call('DEL', KEYS[1]) end
+  return 0
+end
+redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
 return 1
 """
 
@@ -68,38 +92,63 @@ def script(client: Redis, source: str) -> Script:
     return client.register_script(source)
 
 
-def store(name: str, version: int, body: bytes | None) -> bool:
-    """Write the entry unless Redis already holds this or a newer version. ``body=None`` is absent."""
+def store(name: str, version: int, body: bytes | None, lease: str = "") -> bool:
+    """Raise the key's version floor to ``version``, and write the entry unless Redis already holds
+    this or a newer version. ``body=None`` is an absence. With ``lease`` (a reader's fill token) the
+    entry is not written once the lease is gone. True when the entry was written."""
     status = 404 if body is None else 200
     payload = encode(version, status, body or b"")
-    written = script(client(), _SET_IF_NEWER)(
-        keys=[cache_keys.document(name)],
-        args=[version, payload, ttl_ms(negative=body is None)],
+    written = script(client(), _STORE)(
+        keys=[cache_keys.document(name), cache_keys.floor(name), cache_keys.fill_lock(name)],
+        args=[lease, version, payload, ttl_ms(negative=body is None), settings.CACHE_FLOOR_TTL_SECONDS * 1000],
     )
     return bool(written)
 
 
-def refresh_after_projection(name: str, version: int, body: bytes | None) -> None:
-    """Best effort: Redis holds nothing authoritative, so an error only costs freshness (TTL).
+def refresh_after_projection(name: str, version: int, body: bytes | None) -> bool:
+    """Store what a projection wrote to DynamoDB; False when Redis could not be reached.
 
-    The new document is stored, not just busted: the next read is a hit, and a reader still
-    holding an older version cannot put it back (the entry's version is compared).
+    The new document is stored, not just busted: the next read is a hit, a reader still holding
+    an older version cannot put it back (the entry's version is compared, its lease is revoked),
+    and a failure is reported so that the projection is retried: Redis must never keep serving an
+    older version than DynamoDB's.
     """
     try:
         store(name, version, body)
+        return True
     except RedisError as exc:
         metrics.incr("cache.refresh_failed")
         logger.warning("cache refresh of %s failed: %s", name, exc)
+        return False
 
 
-def bump_listings(listings: set[str]) -> None:
+def forget(name: str) -> bool:
+    """Drop a document's entry and revoke a running fill's lease (the floor stays); False when Redis
+    could not be reached."""
+    try:
+        pipe = client().pipeline(transaction=True)
+        pipe.delete(cache_keys.document(name))
+        pipe.set(cache_keys.fill_lock(name), "revoked", xx=True, keepttl=True)
+        pipe.execute()
+        return True
+    except RedisError as exc:
+        metrics.incr("cache.refresh_failed")
+        logger.warning("cache forget of %s failed: %s", name, exc)
+        return False
+
+
+def bump_listings(listings: set[str]) -> bool:
+    """Move the listings to a new generation (their cached pages become unreachable); False when
+    Redis could not be reached."""
     if not listings:
-        return
+        return True
     try:
         pipe = client().pipeline(transaction=False)
         for listing in sorted(listings):
             pipe.incr(cache_keys.listing_generation(listing))
         pipe.execute()
+        return True
     except RedisError as exc:
         metrics.incr("cache.refresh_failed")
         logger.warning("listing generation bump failed for %s: %s", sorted(listings), exc)
+        return False

@@ -16,17 +16,23 @@ def document(name: str) -> str:
     return f"{NAMESPACE}:doc:{name}"
 
 
+def floor(name: str) -> str:
+    """The highest version of a document stored in the cache; outlives the entry."""
+    return f"{NAMESPACE}:floor:{name}"
+
+
 def listing_generation(listing: str) -> str:
     """Bumped whenever an item of the listing changes; part of every page key of that listing."""
     return f"{NAMESPACE}:listing-gen:{listing}"
 
 
-def listing_page(listing: str, generation: int, limit: int, cursor: str) -> str:
-    return f"{NAMESPACE}:listing:{listing}:{generation}:{limit}:{cursor}"
+def listing_page(listing: str, generation: int, limit: int, after: str) -> str:
+    """A cached page, keyed by the decoded position (the SKU it follows), never by cursor text."""
+    return f"{NAMESPACE}:listing:{listing}:{generation}:{limit}:{after}"
 
 
 def fill_lock(name: str) -> str:
-    """Single-flight lock of a cold miss."""
+    """Single-flight lock of a cold miss; its token is the filler's lease (revoked by a projection)."""
     return f"{NAMESPACE}:fill:{name}"
 
 

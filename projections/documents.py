@@ -23,13 +23,25 @@ def _prices(product: Product) -> dict[str, str]:
     return {price.currency: f"{price.amount:.2f}" for price in product.prices.all()}
 
 
-def _stock(product: Product) -> dict[str, Any]:
-    per_warehouse = {level.warehouse.code: level.quantity for level in product.stock_levels.all()}
-    return {"total": sum(per_warehouse.values()), "warehouses": per_warehouse}
+# Customers see a band, not quantities per warehouse: stock levels and warehouse codes are the
+# business's own (staff read them through the internal API). Upper bounds, inclusive.
+STOCK_BANDS: tuple[tuple[int, str], ...] = ((0, "none"), (5, "low"), (20, "medium"))
+STOCK_BAND_ABOVE = "high"
+
+
+def stock_band(total: int) -> str:
+    for upper, band in STOCK_BANDS:
+        if total <= upper:
+            return band
+    return STOCK_BAND_ABOVE
+
+
+def _total_stock(product: Product) -> int:
+    return sum(level.quantity for level in product.stock_levels.all())
 
 
 def product_document(product: Product, category_path: list[Category], projected_at: datetime) -> dict[str, Any]:
-    stock = _stock(product)
+    total = _total_stock(product)
     return {
         "sku": product.sku,
         "name": product.name,
@@ -37,8 +49,8 @@ def product_document(product: Product, category_path: list[Category], projected_
         "attributes": product.attributes,
         "category": _category_ref(category_path),
         "prices": _prices(product),
-        "stock": stock,
-        "in_stock": stock["total"] > 0,
+        "in_stock": total > 0,
+        "stock_band": stock_band(total),
         "version": product.version,
         "source_committed_at": product.updated_at.isoformat(),
         "projected_at": projected_at.isoformat(),
@@ -47,7 +59,7 @@ def product_document(product: Product, category_path: list[Category], projected_
 
 def listing_item(product: Product) -> dict[str, Any]:
     """The summary a category page shows for one product."""
-    total = sum(level.quantity for level in product.stock_levels.all())
+    total = _total_stock(product)
     return {
         "sku": product.sku,
         "name": product.name,

@@ -7,9 +7,15 @@ sees an older state than an earlier one. Every write is still conditioned on the
 and counted, never an error, and never moves a document backwards.
 
 Each aggregate's written keys are kept in an ``OwnerManifest`` row in Postgres (a consistent read
-under the lock), so items it no longer wants are found and tombstoned. The manifest first grows to cover the keys about to be
-written, then shrinks to them once they are: a crash between the two leaves keys that the next
-projection tombstones, never a live item nobody tracks.
+under the lock), so items it no longer wants are found and tombstoned. The manifest first grows to
+cover the keys about to be written, then shrinks to them once they are, and a key leaves it only
+when its item is no longer live: a crash between the two leaves keys that the next projection
+tombstones, never a live item nobody tracks. A gone aggregate's tombstones win over every live
+version of it.
+
+A duplicate delivery still refreshes the cache (the projection before it may have died between
+DynamoDB and Redis); a failed cache refresh is reported in the outcome, and the relay retries it.
+Before each table's writes the projector checks that its session still holds the lock (fencing).
 """
 
 from __future__ import annotations
@@ -28,8 +34,9 @@ from django.utils import timezone
 from pynamodb.exceptions import PutError
 
 from . import cache, metrics
-from .models import OwnerManifest, ProjectedItem
+from .models import OwnerManifest
 from .registry import AGGREGATES, Aggregate, Item, Projection, Snapshot
+from .tables import ProjectedItem, get_item, hash_key_attribute, key_names
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +57,8 @@ class Outcome:
     documents: dict[str, bytes | None] = field(default_factory=dict)
     """Rendered bodies by cache name (None: absent), for the reader's fill on miss."""
     lag_ms: list[float] = field(default_factory=list)
+    cache_failed: bool = False
+    """A cache refresh failed: the relay retries the projection so that Redis catches up."""
 
 
 @contextmanager
@@ -82,10 +91,6 @@ def render(item: Item, owner: str) -> bytes:
             f"{owner}: document {item.key} is {size:,} bytes; DynamoDB items are limited to 400 KB"
         )
     return body
-
-
-def key_names(model: type[ProjectedItem]) -> list[str]:
-    return [model._hash_keyname] + ([model._range_keyname] if model._range_keyname else [])
 
 
 def key_of(item: ProjectedItem | Item, model: type[ProjectedItem]) -> tuple[str, ...]:
@@ -141,11 +146,34 @@ class Manifest:
             )
 
 
+NEVER_STORED = -1
+"""What ``_tombstone`` says of a key under which DynamoDB holds nothing of this owner."""
+
+
+class Fenced(Exception):
+    """The projector's session no longer holds the aggregate's lock (say a pooler handed it another
+    backend): another projector may hold it now, so this one stops before writing anything more.
+    A session that died fails the check with a connection error instead (transient as well)."""
+
+
+def _fence(owner: str) -> None:
+    """Check, on the session that took it, that the aggregate's lock is still held."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
+            " AND pid = pg_backend_pid() AND objsubid = 1"
+            " AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s, 0))",
+            [owner],
+        )
+        if not cursor.fetchone()[0]:
+            raise Fenced(f"{owner}: the projection lock is no longer held")
+
+
 def project(
     aggregate_type: str, aggregate_id: int, *, deleted_version: int | None = None, repair: bool = False
 ) -> Outcome:
     """Project one aggregate as it is now in Postgres. ``deleted_version`` comes from the outbox
-    row of a delete: the version its tombstones must carry. ``repair`` (drift repair) also
+    rows: the version a gone aggregate's tombstones carry at least. ``repair`` (drift repair) also
     replaces documents of the same version, whose content is wrong (newer ones stay protected),
     and tombstones items of this owner that its manifest does not know, found through the index."""
     aggregate = AGGREGATES[aggregate_type]
@@ -156,19 +184,25 @@ def project(
         plans = [_Plan(projection, snapshot, owner, projected_at) for projection in aggregate.projections]
         manifest = Manifest.read(owner)
         indexed = _indexed_items(plans, owner) if repair else {}
+        gone = snapshot.state is None
         newest_known = max([manifest.version, *(i.version for items in indexed.values() for i in items)])
-        version = snapshot.version if snapshot.state is not None else deleted_version or newest_known + 1
+        version = max(deleted_version or 0, newest_known + 1) if gone else snapshot.version
         outcome = Outcome(version=version)
-        wanted = _nonempty({plan.table: plan.keys for plan in plans})
         grown = _nonempty({plan.table: manifest.keys.get(plan.table, set()) | plan.keys for plan in plans})
         if grown != manifest.keys:
             Manifest(version=manifest.version, keys=grown).write(owner)
+        kept: dict[str, set[tuple[str, ...]]] = {}
         for plan in plans:
-            previous = manifest.keys.get(plan.table, set())
-            previous |= {key_of(i, plan.projection.model) for i in indexed.get(plan.table, [])}
-            _apply(plan, owner, snapshot, version, projected_at, outcome, previous, repair)
-        if wanted != manifest.keys:  # the same keys: nothing to record
-            Manifest(version=version, keys=wanted).write(owner)
+            previous = manifest.keys.get(plan.table, set()) | {
+                key_of(i, plan.projection.model) for i in indexed.get(plan.table, [])
+            }
+            _fence(owner)
+            kept[plan.table] = plan.keys | _apply(plan, owner, snapshot, version, projected_at, outcome, previous, repair)
+        wanted = _nonempty(kept)
+        # The same keys: nothing to record. A failed cache refresh keeps the keys, so that the
+        # retried projection still finds what it has to refresh (a tombstone it already wrote).
+        if wanted != manifest.keys and not outcome.cache_failed:
+            Manifest(version=max(version, outcome.version), keys=wanted).write(owner)
     if outcome.written and snapshot.committed_at:
         lag = projected_at - datetime.fromisoformat(snapshot.committed_at)
         outcome.lag_ms.append(lag.total_seconds() * 1000)
@@ -197,7 +231,7 @@ def put_document(
 ) -> bool:
     """Write one document unless DynamoDB holds this (with ``repair``: only a newer) version.
     True when written."""
-    hash_key = getattr(model, model._hash_keyname)
+    hash_key = hash_key_attribute(model)
     document = model(
         **key, owner=owner, version=version, deleted=False, body=body.decode(),
         source_committed_at=committed_at, projected_at=projected_at.isoformat(),
@@ -221,10 +255,37 @@ def put_tombstone(
     return _put(tombstone, (model.owner == owner) & (model.version < version))
 
 
+def _tombstone(
+    plan: _Plan, key: dict[str, str], owner: str, version: int, projected_at: datetime, gone: bool
+) -> tuple[int | None, bool, bool]:
+    """Tombstone an item this owner no longer wants. Returns the version of this owner's tombstone
+    now stored (None: there is none), whether this call wrote it, and whether the key must stay in
+    the manifest (its item is still live and ours).
+
+    When the aggregate is gone, its tombstone must win over every live version of it, whatever
+    version the outbox rows at hand carried: a refused tombstone is retried above the live one.
+    """
+    model = plan.projection.model
+    while True:
+        if put_tombstone(model, key, owner=owner, version=version, projected_at=projected_at):
+            return version, True, False
+        item = get_item(model, key)
+        if item is None or item.owner != owner:
+            # DynamoDB holds nothing of ours here, but the cache may (a version served from Postgres)
+            return NEVER_STORED, False, False
+        if item.deleted:
+            return item.version, False, False
+        if not gone:
+            return None, False, True  # a newer live version of ours wants it: keep tracking it
+        version = item.version + 1
+
+
 def _apply(
     plan: _Plan, owner: str, snapshot: Snapshot, version: int, projected_at: datetime, outcome: Outcome,
     previous_keys: set[tuple[str, ...]], repair: bool,
-) -> None:
+) -> set[tuple[str, ...]]:
+    """Write the plan's documents and tombstone the previous keys it no longer has; returns the
+    keys no longer wanted whose items are still live (they stay in the manifest)."""
     projection, model = plan.projection, plan.projection.model
     listings: set[str] = set()
     for item, body in plan.rendered:
@@ -232,30 +293,46 @@ def _apply(
             model, item.key, owner=owner, version=version, body=body,
             committed_at=snapshot.committed_at, projected_at=projected_at, repair=repair,
         )
-        if written:
-            outcome.written += 1
-            _after_write(projection, item.key, version, body, outcome, listings)
-        else:
-            outcome.skipped += 1
-            if projection.cache_key:
-                outcome.documents[projection.cache_key(item.key)] = body
+        outcome.written += written
+        outcome.skipped += not written
+        # Skipped: under the lock, DynamoDB holds this very version (a duplicate delivery, or a
+        # projection that died before its cache refresh): the cache is refreshed all the same.
+        _after_write(projection, item.key, version, body, outcome, listings)
+    live: set[tuple[str, ...]] = set()
     for old_key in sorted(previous_keys - plan.keys):
         key = dict(zip(key_names(model), old_key))
-        if put_tombstone(model, key, owner=owner, version=version, projected_at=projected_at):
-            outcome.tombstoned += 1
-            _after_write(projection, key, version, None, outcome, listings)
-        else:
-            outcome.skipped += 1
-    cache.bump_listings(listings)
+        tombstone_version, written, keep = _tombstone(plan, key, owner, version, projected_at, snapshot.state is None)
+        outcome.tombstoned += written
+        outcome.skipped += not written
+        if keep:
+            live.add(old_key)
+        if tombstone_version == NEVER_STORED:  # a cache entry may exist, at a version unknown here
+            _forget(projection, key, outcome, listings)
+        elif tombstone_version is not None:  # written now or before: the cache learns it either way
+            outcome.version = max(outcome.version, tombstone_version)
+            _after_write(projection, key, tombstone_version, None, outcome, listings)
+    if not cache.bump_listings(listings):
+        outcome.cache_failed = True
+    return live
+
+
+def _forget(projection: Projection, key: dict[str, str], outcome: Outcome, listings: set[str]) -> None:
+    """Drop whatever the cache holds for a key DynamoDB never held: the next read fills it from
+    DynamoDB or Postgres, never below the key's floor."""
+    if projection.cache_name and not cache.forget(projection.cache_name(key)):
+        outcome.cache_failed = True
+    if projection.listing:
+        listings.add(projection.listing(key))
 
 
 def _after_write(
     projection: Projection, key: dict[str, str], version: int, body: bytes | None, outcome: Outcome, listings: set[str]
 ) -> None:
-    if projection.cache_key:
-        name = projection.cache_key(key)
+    if projection.cache_name:
+        name = projection.cache_name(key)
         outcome.documents[name] = body
-        cache.refresh_after_projection(name, version, body)
+        if not cache.refresh_after_projection(name, version, body):
+            outcome.cache_failed = True
     if projection.listing:
         listings.add(projection.listing(key))
 
@@ -263,14 +340,15 @@ def _after_write(
 def render_documents(aggregate_type: str, aggregate_id: int) -> tuple[int, dict[str, bytes]]:
     """The documents an aggregate's state renders to, without writing them anywhere.
 
-    The read path's last resort when DynamoDB cannot be reached: Postgres answers directly.
+    The read path's last resort when DynamoDB cannot be written: Postgres answers directly. The
+    answer is served, never cached, so the cache holds only what DynamoDB holds or held.
     """
     aggregate = AGGREGATES[aggregate_type]
     snapshot = read_snapshot(aggregate, aggregate_id)
     bodies = {
-        projection.cache_key(item.key): orjson.dumps(item.body)
+        projection.cache_name(item.key): orjson.dumps(item.body)
         for projection in aggregate.projections
-        if projection.cache_key
+        if projection.cache_name
         for item in projection.build(snapshot, timezone.now())
     }
     return snapshot.version, bodies

@@ -1,4 +1,4 @@
-"""Read-through: Redis -> DynamoDB -> Postgres, for every document type.
+"""Read-through of documents served one at a time: Redis -> DynamoDB -> Postgres.
 
 The hit path is one Redis round trip (a script that counts the client's rate-limit window, reads
 the entry and counts the hit) and no serializer work: entries hold the rendered JSON bytes. A miss
@@ -9,162 +9,114 @@ reads go to DynamoDB, with DynamoDB down to Postgres.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import logging
 import secrets
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
 
-import botocore.exceptions
-import orjson
 from django.conf import settings
-from django.db import DatabaseError
-from django.db.models import Q
-from pynamodb.exceptions import DoesNotExist, PynamoDBException
+from django.db import DatabaseError, connection
 from redis.exceptions import RedisError
 
-from catalog import selectors
-from catalog.models import Category, Product
-from hybridsite.errors import error_body
-
-from . import cache, cache_keys, documents, metrics
-from .breaker import Breaker, CircuitOpen
-from .models import CategoryListingItem, CategoryTreeDocument, ProductDocument, ProjectedItem
-from .projector import project, render_documents
-from .registry import TREE_KEY
+from . import cache, cache_keys, metrics
+from .breaker import CircuitOpen
+from .models import ReadFloor
+from .projector import Fenced, PermanentProjectionError, project, render_documents
+from .readpath import (
+    DYNAMODB_ERRORS,
+    Result,
+    Throttle,
+    Unavailable,
+    VersionUnavailable,
+    check_rate,
+    counted_get,
+    dynamodb_breaker,
+    redis_breaker,
+)
+from .registry import DocumentAddress
+from .tables import get_item
 
 logger = logging.getLogger(__name__)
 
-DYNAMODB_ERRORS = (PynamoDBException, botocore.exceptions.BotoCoreError)
-redis_breaker = Breaker("redis", settings.BREAKER_FAILURES, settings.BREAKER_COOLDOWN_SECONDS, (RedisError,))
-dynamodb_breaker = Breaker("dynamodb", settings.BREAKER_FAILURES, settings.BREAKER_COOLDOWN_SECONDS, DYNAMODB_ERRORS)
-
-# KEYS: value, rate-limit counter ('' for none), metrics hash ('' for none); ARGV: window ms.
-# Returns {count, value}: the client's requests in this window and the value read.
-_HOT_READ = """
-local count = 0
-if KEYS[2] ~= '' then
-  count = redis.call('INCR', KEYS[2])
-  if count == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
-end
-local value = redis.call('GET', KEYS[1])
-if KEYS[3] ~= '' then redis.call('HINCRBY', KEYS[3], value and 'reader.hit' or 'reader.miss', 1) end
-return {count, value}
-"""
-
-
-@dataclass(frozen=True)
-class Result:
-    status: int
-    body: bytes
-    version: int
-    source: str  # cache | dynamodb | postgres
-    retry_after: int = 0
-
-
-@dataclass(frozen=True)
-class Throttle:
-    """A fixed-window rate limit for one client, counted in the same round trip as the read."""
-
-    scope: str
-    ident: str
-    limit: int
-    window_seconds: int = 60
-
-    def key(self) -> str:
-        return cache_keys.rate_limit(self.scope, self.ident, int(time.time() // self.window_seconds))
-
-    def retry_after(self) -> int:
-        return self.window_seconds - int(time.time() % self.window_seconds)
-
-
-@dataclass(frozen=True)
-class DocumentRef:
-    """Where one document lives in each layer."""
-
-    name: str
-    model: type[ProjectedItem]
-    hash_key: str
-    locate: Callable[[], tuple[str, int] | None]
-    """The aggregate holding the document in Postgres, or None when there is none."""
-    not_found: bytes
-
-
-def product_ref(sku: str) -> DocumentRef:
-    def locate() -> tuple[str, int] | None:
-        product_id = Product.objects.filter(sku=sku).values_list("pk", flat=True).first()
-        return None if product_id is None else ("product", product_id)
-
-    return DocumentRef(
-        name=f"product:{sku}", model=ProductDocument, hash_key=sku, locate=locate,
-        not_found=orjson.dumps(error_body("not_found", "No product with this SKU.")),
-    )
-
-
-def category_tree_ref() -> DocumentRef:
-    return DocumentRef(
-        name="category-tree", model=CategoryTreeDocument, hash_key=TREE_KEY, locate=lambda: ("category", 0),
-        not_found=orjson.dumps(error_body("not_found", "No categories.")),
-    )
-
-
-THROTTLED = orjson.dumps(error_body("throttled", "Too many requests."))
-LISTING_NOT_FOUND = orjson.dumps(error_body("not_found", "No category with this slug."))
-
-
-def read_document(ref: DocumentRef, throttle: Throttle | None = None) -> Result:
+def read_document(ref: DocumentAddress, throttle: Throttle | None = None, min_version: int = 0) -> Result:
+    """The document, never older than the key's version floor nor than ``min_version`` (a client
+    that wrote version N asks to read at least N)."""
     try:
-        count, raw = redis_breaker.call(lambda: _counted_get(cache_keys.document(ref.name), throttle, metered=True))
+        count, raw, floor = redis_breaker.call(
+            lambda: counted_get(cache_keys.document(ref.name), throttle, metered=True, floor=ref.name)
+        )
     except (RedisError, CircuitOpen):
-        count, raw = 0, None  # without Redis the rate limit fails open: reads matter more
-    if throttle and count > throttle.limit:
-        return Result(429, THROTTLED, 0, "cache", retry_after=throttle.retry_after())
+        count, raw, floor = 0, None, None  # without Redis the rate limit fails open: reads matter more
+    check_rate(throttle, count)
     if raw is not None:
-        return _result(cache.decode(raw), ref.not_found, "cache")
-    return _fill(ref)
+        entry = cache.decode(raw)
+        if entry.version >= min_version:
+            return Result.of(entry, "cache")
+        metrics.incr("reader.below_min_version")
+    if floor is None:
+        floor = _durable_floor(ref.name)
+    result = _fill(ref, max(floor, min_version))
+    if result.found and result.version < min_version:
+        raise VersionUnavailable(result.version, result.source)
+    return result
 
 
-def _counted_get(key: str, throttle: Throttle | None, metered: bool) -> tuple[int, bytes | None]:
-    """GET ``key`` and count the client's request, in one round trip."""
-    keys = [key, throttle.key() if throttle else "", cache_keys.metrics() if metered else ""]
-    window_ms = (throttle.window_seconds if throttle else 60) * 1000
-    count, raw = cache.script(cache.client(), _HOT_READ)(keys=keys, args=[window_ms])
-    return int(count), raw
+def _durable_floor(name: str) -> int:
+    """The floor Postgres keeps for a version it served while DynamoDB was behind: consulted only
+    when Redis has no floor (restarted, evicted, unreachable). Without Postgres: none."""
+    try:
+        return ReadFloor.objects.filter(name=name).values_list("version", flat=True).first() or 0
+    except DatabaseError:
+        return 0
 
 
-def _result(entry: cache.Entry, not_found: bytes, source: str) -> Result:
-    return Result(entry.status, entry.body if entry.status == 200 else not_found, entry.version, source)
+def _record_durable_floor(name: str, version: int) -> None:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO {ReadFloor._meta.db_table} (name, version, updated_at) VALUES (%s, %s, now())"
+            f" ON CONFLICT (name) DO UPDATE SET version = GREATEST({ReadFloor._meta.db_table}.version,"
+            " EXCLUDED.version), updated_at = now()",
+            [name, version],
+        )
 
 
-def _fill(ref: DocumentRef) -> Result:
-    """Fill a cold key once: the first reader fetches, the others wait briefly for its entry."""
+def _fill(ref: DocumentAddress, floor: int) -> Result:
+    """Fill a cold key once: the first reader fetches, the others wait briefly for its entry.
+
+    The first reader's lock token is its lease: a projection that stores the key meanwhile
+    revokes it (as does a Redis restart), and a fill whose lease is gone stores nothing, so a
+    reader holding an older version cannot put it in front of a newer one.
+    """
     token = secrets.token_hex(8)
     lock_key = cache_keys.fill_lock(ref.name)
     try:
         leader = bool(redis_breaker.call(lambda: cache.client().set(lock_key, token, nx=True, px=settings.READ_FILL_LOCK_MS)))
+        lease = token if leader else ""
     except (RedisError, CircuitOpen):
-        leader = True  # no Redis: no coalescing, but reads go on
+        leader, lease = True, ""  # no Redis: no coalescing and nothing to store, but reads go on
     if not leader:
-        waited = _wait_for_entry(ref)
+        waited = _wait_for_entry(ref, floor)
         if waited is not None:
             return waited
     try:
-        entry, source = _fetch(ref)
+        entry, source, cacheable = _fetch(ref, floor)
         try:
-            redis_breaker.call(lambda: cache.store(ref.name, entry.version, entry.body if entry.status == 200 else None))
+            body = entry.body if entry.status == 200 else None
+            # Without a lease, or for an answer DynamoDB does not hold, the entry is not stored;
+            # the floor still learns what was served.
+            store_lease = lease if lease and cacheable else NO_LEASE
+            redis_breaker.call(lambda: cache.store(ref.name, entry.version, body, lease=store_lease))
         except (RedisError, CircuitOpen):
             pass
-        return _result(entry, ref.not_found, source)
+        return Result.of(entry, source)
     finally:
-        if leader:
+        if lease:
             try:
                 _release(lock_key, token)
             except (RedisError, CircuitOpen):
                 pass
 
 
+NO_LEASE = "-"  # a token no fill lock ever holds: the store raises the floor and writes no entry
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 
 
@@ -172,7 +124,7 @@ def _release(lock_key: str, token: str) -> None:
     redis_breaker.call(lambda: cache.script(cache.client(), _RELEASE)(keys=[lock_key], args=[token]))
 
 
-def _wait_for_entry(ref: DocumentRef) -> Result | None:
+def _wait_for_entry(ref: DocumentAddress, floor: int) -> Result | None:
     deadline = time.monotonic() + settings.READ_FILL_WAIT_MS / 1000
     while time.monotonic() < deadline:
         time.sleep(0.005)
@@ -181,146 +133,56 @@ def _wait_for_entry(ref: DocumentRef) -> Result | None:
         except (RedisError, CircuitOpen):
             return None
         if raw is not None:
-            metrics.incr("reader.coalesced")
-            return _result(cache.decode(raw), ref.not_found, "cache")
+            entry = cache.decode(raw)
+            if entry.version >= floor:
+                metrics.incr("reader.coalesced")
+                return Result.of(entry, "cache")
     metrics.incr("reader.fill_wait_timeout")
     return None
 
 
-def _fetch(ref: DocumentRef) -> tuple[cache.Entry, str]:
-    """DynamoDB first; Postgres when DynamoDB has no document or cannot be reached."""
+def _fetch(ref: DocumentAddress, floor: int) -> tuple[cache.Entry, str, bool]:
+    """DynamoDB first; Postgres when DynamoDB has no document, holds one below the floor (it is
+    behind what was already served), or cannot be reached."""
     try:
-        item = dynamodb_breaker.call(lambda: _get_item(ref))
+        item = dynamodb_breaker.call(lambda: get_item(ref.model, ref.key))
     except (CircuitOpen, *DYNAMODB_ERRORS) as exc:
         logger.warning("reader: DynamoDB unavailable for %s (%s); reading Postgres", ref.name, exc)
         item = None
     else:
-        if item is not None:
+        if item is not None and item.version >= floor:
             metrics.incr("reader.fill.dynamodb")
             if item.deleted:
-                return cache.Entry(item.version, 404, b""), "dynamodb"
-            return cache.Entry(item.version, 200, item.body.encode()), "dynamodb"
+                return cache.Entry(item.version, 404, b""), "dynamodb", True
+            return cache.Entry(item.version, 200, item.body.encode()), "dynamodb", True
+        if item is not None:
+            metrics.incr("reader.below_floor")
     metrics.incr("reader.fill.postgres")
     try:
-        return _from_postgres(ref), "postgres"
+        entry, cacheable = _from_postgres(ref)
+        return entry, "postgres", cacheable
     except DatabaseError as exc:
         raise Unavailable(f"neither DynamoDB nor Postgres could answer for {ref.name}") from exc
 
 
-def _get_item(ref: DocumentRef) -> ProjectedItem | None:
-    try:
-        return ref.model.get(ref.hash_key, consistent_read=True)
-    except DoesNotExist:
-        return None
-
-
-def _from_postgres(ref: DocumentRef) -> cache.Entry:
+def _from_postgres(ref: DocumentAddress) -> tuple[cache.Entry, bool]:
+    """The answer from Postgres, and whether the cache may keep it: only what DynamoDB now holds
+    (a projection wrote it, or the aggregate is absent), never a render DynamoDB never saw."""
     located = ref.locate()
     if located is None:
-        return cache.Entry(0, 404, b"")
+        return cache.Entry(0, 404, b""), True
     aggregate_type, aggregate_id = located
     try:
         outcome = dynamodb_breaker.call(lambda: project(aggregate_type, aggregate_id))
-        version, bodies = outcome.version, outcome.documents
-    except (CircuitOpen, *DYNAMODB_ERRORS):
+        version, bodies, cacheable = outcome.version, outcome.documents, True
+    except (CircuitOpen, PermanentProjectionError, Fenced, *DYNAMODB_ERRORS) as exc:
+        # DynamoDB unreachable, or the document cannot be stored there (over its item size):
+        # Postgres answers, and remembers the version it served, which DynamoDB may not have.
+        logger.warning("reader: %s not projected (%s); serving it from Postgres", ref.name, exc)
         version, bodies = render_documents(aggregate_type, aggregate_id)
+        _record_durable_floor(ref.name, version)
+        cacheable = False
     body = bodies.get(ref.name)
-    return cache.Entry(version, 404, b"") if body is None else cache.Entry(version, 200, body)
+    return (cache.Entry(version, 404, b"") if body is None else cache.Entry(version, 200, body)), cacheable
 
 
-# --- category listing pages -------------------------------------------------------------------
-
-
-class BadCursor(ValueError):
-    pass
-
-
-class Unavailable(Exception):
-    """No layer that holds the answer can be reached right now."""
-
-
-def encode_cursor(sku: str) -> str:
-    return base64.urlsafe_b64encode(orjson.dumps({"after": sku})).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> str:
-    if not cursor:
-        return ""
-    try:
-        data = orjson.loads(base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)))
-        after = data["after"]
-    except (binascii.Error, ValueError, TypeError, KeyError, orjson.JSONDecodeError):
-        raise BadCursor("cursor is not one this API returned") from None
-    if not isinstance(after, str) or not after:
-        raise BadCursor("cursor is not one this API returned")
-    return after
-
-
-def read_listing(slug: str, limit: int, cursor: str, throttle: Throttle | None = None) -> Result:
-    """One page of a category listing: a DynamoDB Query, cached per listing generation."""
-    after = decode_cursor(cursor)
-    page_key: str | None = None
-    raw = None
-    try:
-        count, generation = redis_breaker.call(
-            lambda: _counted_get(cache_keys.listing_generation(slug), throttle, metered=False)
-        )
-        page_key = cache_keys.listing_page(slug, int(generation or 0), limit, cursor)
-        raw = redis_breaker.call(lambda: cache.client().get(page_key))
-    except (RedisError, CircuitOpen):
-        count = 0
-    if throttle and count > throttle.limit:
-        return Result(429, THROTTLED, 0, "cache", retry_after=throttle.retry_after())
-    if raw is not None:
-        return _result(cache.decode(raw), LISTING_NOT_FOUND, "cache")
-    entry, source = _listing_page(slug, limit, after)
-    if page_key is not None:
-        payload = cache.encode(entry.version, entry.status, entry.body)
-        try:
-            redis_breaker.call(
-                lambda: cache.client().set(page_key, payload, px=cache.ttl_ms(negative=entry.status != 200))
-            )
-        except (RedisError, CircuitOpen):
-            pass
-    return _result(entry, LISTING_NOT_FOUND, source)
-
-
-def _listing_page(slug: str, limit: int, after: str) -> tuple[cache.Entry, str]:
-    try:
-        bodies, more = dynamodb_breaker.call(lambda: _query_listing(slug, limit, after))
-        source = "dynamodb"
-    except (CircuitOpen, *DYNAMODB_ERRORS) as exc:
-        logger.warning("reader: DynamoDB unavailable for listing %s (%s); reading Postgres", slug, exc)
-        try:
-            bodies, more = _listing_from_postgres(slug, limit, after)
-        except DatabaseError as exc:
-            raise Unavailable(f"neither DynamoDB nor Postgres could answer for listing {slug}") from exc
-        source = "postgres"
-    if not bodies and not after and not Category.objects.filter(slug=slug).exists():
-        return cache.Entry(0, 404, b""), "postgres"
-    last_sku = orjson.loads(bodies[-1])["sku"] if bodies and more else None
-    body = b"".join([
-        b'{"category":', orjson.dumps(slug), b',"items":[', b",".join(bodies), b'],"next_cursor":',
-        orjson.dumps(encode_cursor(last_sku) if last_sku else None), b"}",
-    ])
-    return cache.Entry(0, 200, body), source
-
-
-def _query_listing(slug: str, limit: int, after: str) -> tuple[list[bytes], bool]:
-    condition = CategoryListingItem.sk > after if after else None
-    items = CategoryListingItem.query(
-        f"CATEGORY#{slug}", condition, filter_condition=CategoryListingItem.deleted == False,  # noqa: E712
-        limit=limit + 1, page_size=limit + 1,
-    )
-    bodies = [item.body.encode() for item in items]
-    return bodies[:limit], len(bodies) > limit
-
-
-def _listing_from_postgres(slug: str, limit: int, after: str) -> tuple[list[bytes], bool]:
-    products = list(
-        selectors.product_aggregate_queryset()
-        .filter(Q(category__slug=slug) & Q(is_active=True) & Q(sku__gt=after))
-        .order_by("sku")[: limit + 1]
-    )
-    bodies = [orjson.dumps(documents.listing_item(product)) for product in products]
-    return bodies[:limit], len(bodies) > limit

@@ -1,7 +1,8 @@
 """Which aggregates are projected, how each is read, and the views built from it.
 
 Adding a view is declarative: a ``Projection`` (table + pure builder) appended to an aggregate's
-``projections``. The projector, relay, backfill, drift check and cache refresh work from here.
+``projections``. The projector, relay, backfill, drift check and cache refresh work from here, and
+each view's identity (its keys, cache name and owner) is spelled once, by the functions below.
 """
 
 from __future__ import annotations
@@ -11,15 +12,17 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
-
 from catalog import selectors
-from catalog.models import Category, Product
+from catalog.models import Category, CategoryTreeVersion, Product
 
 from . import documents
-from .models import CategoryListingItem, CategoryTreeDocument, ProductDocument, ProjectedItem
+from .tables import (
+    CategoryListingItem,
+    CategoryTreeDocument,
+    ProductDocument,
+    ProjectedItem,
+)
 
-TREE_KEY = "TREE"
 
 
 @dataclass(frozen=True)
@@ -41,11 +44,10 @@ class Snapshot:
 
 @dataclass(frozen=True)
 class Projection:
-    name: str
     model: type[ProjectedItem]
     build: Callable[[Snapshot, datetime], list[Item]]
-    cache_key: Callable[[dict[str, str]], str] | None = None
-    """Cache key of an item's document, for the views the reader serves one item at a time."""
+    cache_name: Callable[[dict[str, str]], str] | None = None
+    """The cache name of an item's document, for the views the reader serves one item at a time."""
 
     listing: Callable[[dict[str, str]], str] | None = None
     """The listing an item belongs to, for views read as pages (cached per listing generation)."""
@@ -56,16 +58,74 @@ class Aggregate:
     name: str
     load: Callable[[int], Snapshot]
     owner: Callable[[int], str]
+    """The owner written on every item of an aggregate (``owner_id`` reads it back)."""
+    owner_id: Callable[[str], int | None]
     ids: Callable[[int, int], Iterator[list[int]]]
     projections: tuple[Projection, ...]
-    clock_versioned: bool = False
-    """Versions come from the snapshot's clock, not from Postgres: the drift check compares content."""
 
 
-def _db_clock_us() -> int:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT (extract(epoch from clock_timestamp()) * 1000000)::bigint")
-        return cursor.fetchone()[0]
+# --- identities: one function (or constant) per data set, never a key built at a call site -------
+
+
+def product_key(sku: str) -> dict[str, str]:
+    """The product document's key in its table: the SKU."""
+    return {"pk": sku}
+
+
+def product_cache_name(sku: str) -> str:
+    return f"product:{sku}"
+
+
+def product_owner(product_id: int) -> str:
+    return f"product#{product_id}"
+
+
+def product_owner_id(owner: str) -> int | None:
+    kind, _, tail = owner.partition("#")
+    return int(tail) if kind == "product" and tail.isdigit() else None
+
+
+def listing_partition(slug: str) -> str:
+    """A category listing's partition: a page is one Query on it."""
+    return f"CATEGORY#{slug}"
+
+
+def listing_key(slug: str, sku: str) -> dict[str, str]:
+    return {"pk": listing_partition(slug), "sk": sku}
+
+
+def listing_slug(key: dict[str, str]) -> str:
+    """The listing (category slug) a listing item belongs to: its pages are cached per generation."""
+    return key["pk"].removeprefix(listing_partition(""))
+
+
+TREE_KEY = {"pk": "TREE"}
+TREE_CACHE_NAME = "category-tree"
+TREE_OWNER = "category-tree"
+
+
+@dataclass(frozen=True)
+class DocumentAddress:
+    """Where a document the reader serves one at a time lives in each layer."""
+
+    name: str
+    """Its cache name."""
+    model: type[ProjectedItem]
+    key: dict[str, str]
+    locate: Callable[[], tuple[str, int] | None]
+    """The aggregate holding it in Postgres, or None when there is none."""
+
+
+def product_document(sku: str) -> DocumentAddress:
+    def locate() -> tuple[str, int] | None:
+        product_id = Product.objects.filter(sku=sku).values_list("pk", flat=True).first()
+        return None if product_id is None else ("product", product_id)
+
+    return DocumentAddress(product_cache_name(sku), ProductDocument, product_key(sku), locate)
+
+
+def category_tree_document() -> DocumentAddress:
+    return DocumentAddress(TREE_CACHE_NAME, CategoryTreeDocument, TREE_KEY, lambda: ("category", 0))
 
 
 # --- product ----------------------------------------------------------------------------------
@@ -95,14 +155,14 @@ def build_product_document(snapshot: Snapshot, projected_at: datetime) -> list[I
     if state is None:
         return []
     body = documents.product_document(state.product, state.category_path, projected_at)
-    return [Item(key={"pk": state.product.sku}, body=body)]
+    return [Item(key=product_key(state.product.sku), body=body)]
 
 
 def build_listing_item(snapshot: Snapshot, projected_at: datetime) -> list[Item]:
     state = _visible(snapshot)
     if state is None:
         return []
-    key = {"pk": f"CATEGORY#{state.product.category.slug}", "sk": state.product.sku}
+    key = listing_key(state.product.category.slug, state.product.sku)
     return [Item(key=key, body=documents.listing_item(state.product))]
 
 
@@ -119,14 +179,14 @@ def product_ids(chunk: int, after: int = 0) -> Iterator[list[int]]:
 
 
 def load_category_tree(_: int) -> Snapshot:
-    """Categories carry no version: under the projector's lock, the snapshot's clock orders them."""
-    version = _db_clock_us()
+    """The tree's version is counted in Postgres by the category triggers, in commit order."""
+    version = CategoryTreeVersion.objects.values_list("version", flat=True).first() or 0
     return Snapshot(state=list(Category.objects.all()), version=version, committed_at=None)
 
 
 def build_category_tree(snapshot: Snapshot, projected_at: datetime) -> list[Item]:
     body = documents.category_tree_document(snapshot.state, snapshot.version, projected_at)
-    return [Item(key={"pk": TREE_KEY}, body=body)]
+    return [Item(key=TREE_KEY, body=body)]
 
 
 def _tree_ids(chunk: int, after: int = 0) -> Iterator[list[int]]:
@@ -138,24 +198,22 @@ AGGREGATES: dict[str, Aggregate] = {
     "product": Aggregate(
         name="product",
         load=load_product,
-        owner=lambda product_id: f"product#{product_id}",
+        owner=product_owner,
+        owner_id=product_owner_id,
         ids=product_ids,
         projections=(
-            Projection("product", ProductDocument, build_product_document, cache_key=lambda key: f"product:{key['pk']}"),
-            Projection(
-                "category_listing", CategoryListingItem, build_listing_item,
-                listing=lambda key: key["pk"].removeprefix("CATEGORY#"),
-            ),
+            Projection(ProductDocument, build_product_document, cache_name=lambda key: product_cache_name(key["pk"])),
+            Projection(CategoryListingItem, build_listing_item, listing=listing_slug),
         ),
     ),
     "category": Aggregate(
         name="category",
         load=load_category_tree,
-        owner=lambda _: "category-tree",
+        owner=lambda _: TREE_OWNER,
+        owner_id=lambda owner: 0 if owner == TREE_OWNER else None,
         ids=_tree_ids,
-        clock_versioned=True,
         projections=(
-            Projection("category_tree", CategoryTreeDocument, build_category_tree, cache_key=lambda key: "category-tree"),
+            Projection(CategoryTreeDocument, build_category_tree, cache_name=lambda key: TREE_CACHE_NAME),
         ),
     ),
 }

@@ -1,12 +1,128 @@
-"""Create or update the DynamoDB tables idempotently."""
+"""DynamoDB tables holding the materialized views (PynamoDB models), and the one adapter to
+PynamoDB's internals: the rest of the code calls the functions below, never a private attribute.
+
+Every projected item has the same envelope: its key, the ``owner`` aggregate that produced it
+(indexed, so that the projector finds the items an aggregate no longer wants), the aggregate's
+``version`` (the write condition), ``deleted`` for tombstones, and ``body``: the document as
+rendered JSON, so that the read path stores and returns bytes without serializer work.
+"""
 
 from __future__ import annotations
 
-from .models import TABLES, ProjectedItem
+from typing import Any
+
+from django.conf import settings
+from pynamodb.attributes import (
+    BooleanAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+)
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.models import Model
 
 
-def _client(model: type[ProjectedItem]):
-    return model._get_connection().connection.client
+def table_meta(name: str, **extra: object) -> type:
+    """A PynamoDB ``Meta`` whose connection and table name come from settings."""
+    attrs = {
+        "table_name": f"{settings.DYNAMODB_TABLE_PREFIX}{name}",
+        "region": settings.AWS_REGION,
+        "host": settings.DYNAMODB_ENDPOINT or None,
+        "connect_timeout_seconds": settings.DYNAMODB_TIMEOUT_SECONDS,
+        "read_timeout_seconds": settings.DYNAMODB_TIMEOUT_SECONDS,
+        "max_retry_attempts": 1,
+        "billing_mode": "PAY_PER_REQUEST",
+        **extra,
+    }
+    if settings.AWS_ACCESS_KEY_ID:
+        attrs["aws_access_key_id"] = settings.AWS_ACCESS_KEY_ID
+        attrs["aws_secret_access_key"] = settings.AWS_SECRET_ACCESS_KEY
+    return type("Meta", (), attrs)
+
+
+class OwnerIndex(GlobalSecondaryIndex):
+    class Meta:
+        index_name = "owner-index"
+        projection = AllProjection()
+
+    owner = UnicodeAttribute(hash_key=True)
+
+
+class ProjectedItem(Model):
+    """Shared envelope; concrete tables add their keys and ``Meta``."""
+
+    owner = UnicodeAttribute()
+    version = NumberAttribute()
+    deleted = BooleanAttribute(default=False)
+    body = UnicodeAttribute(null=True)
+    source_committed_at = UnicodeAttribute(null=True)
+    projected_at = UnicodeAttribute(null=True)
+    expires_at = TTLAttribute(null=True)
+    owner_index = OwnerIndex()
+
+
+class ProductDocument(ProjectedItem):
+    Meta = table_meta("products")
+    pk = UnicodeAttribute(hash_key=True)  # the SKU
+
+
+class CategoryListingItem(ProjectedItem):
+    """One product's summary under its category: a listing page is one Query on ``pk``."""
+
+    Meta = table_meta("category-listing")
+    pk = UnicodeAttribute(hash_key=True)  # CATEGORY#<slug>
+    sk = UnicodeAttribute(range_key=True)  # the SKU
+
+
+class CategoryTreeDocument(ProjectedItem):
+    Meta = table_meta("category-tree")
+    pk = UnicodeAttribute(hash_key=True)  # TREE
+
+
+TABLES: tuple[type[ProjectedItem], ...] = (ProductDocument, CategoryListingItem, CategoryTreeDocument)
+
+
+# --- the adapter: PynamoDB's private API, in this one place --------------------------------------
+
+
+def connection(model: type[ProjectedItem]) -> Any:
+    """PynamoDB's low-level connection of a table (its host, its botocore client)."""
+    return model._get_connection().connection
+
+
+def client(model: type[ProjectedItem]) -> Any:
+    """The botocore DynamoDB client a table's calls go through."""
+    return connection(model).client
+
+
+def reset_connection(model: type[ProjectedItem]) -> None:
+    """Forget the cached connection, so that the next call builds one from ``Meta`` again."""
+    model._connection = None
+
+
+def key_names(model: type[ProjectedItem]) -> list[str]:
+    """The table's key attribute names: the hash key, then the range key if there is one."""
+    return [model._hash_keyname] + ([model._range_keyname] if model._range_keyname else [])
+
+
+def get_item(model: type[ProjectedItem], key: dict[str, str]) -> ProjectedItem | None:
+    """A strongly consistent read of one item by its key attributes; None when there is none."""
+    try:
+        return model.get(*(key[name] for name in key_names(model)), consistent_read=True)
+    except model.DoesNotExist:
+        return None
+
+
+def hash_key_attribute(model: type[ProjectedItem]) -> Any:
+    """The hash key attribute, for conditions such as ``does_not_exist()``."""
+    return getattr(model, model._hash_keyname)
+
+
+def schema(model: type[ProjectedItem]) -> dict[str, Any]:
+    return model._get_schema()
+
+
+# --- creating the tables -------------------------------------------------------------------------
 
 
 def table_ensure(model: type[ProjectedItem]) -> str:
@@ -17,17 +133,17 @@ def table_ensure(model: type[ProjectedItem]) -> str:
         action = "created"
     else:
         action = "ok"
-        description = _client(model).describe_table(TableName=meta.table_name)["Table"]
+        description = client(model).describe_table(TableName=meta.table_name)["Table"]
         existing = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
-        schema = model._get_schema()
-        for index in schema.get("global_secondary_indexes", []):
+        table_schema = schema(model)
+        for index in table_schema.get("global_secondary_indexes", []):
             if index["index_name"] in existing:
                 continue
-            _client(model).update_table(
+            client(model).update_table(
                 TableName=meta.table_name,
                 AttributeDefinitions=[
                     {"AttributeName": a["attribute_name"], "AttributeType": a["attribute_type"]}
-                    for a in schema["attribute_definitions"]
+                    for a in table_schema["attribute_definitions"]
                 ],
                 GlobalSecondaryIndexUpdates=[{"Create": {
                     "IndexName": index["index_name"],
@@ -36,9 +152,9 @@ def table_ensure(model: type[ProjectedItem]) -> str:
                 }}],
             )
             action = "updated"
-    ttl = _client(model).describe_time_to_live(TableName=meta.table_name)["TimeToLiveDescription"]
+    ttl = client(model).describe_time_to_live(TableName=meta.table_name)["TimeToLiveDescription"]
     if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
-        _client(model).update_time_to_live(
+        client(model).update_time_to_live(
             TableName=meta.table_name,
             TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"},
         )

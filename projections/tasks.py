@@ -9,7 +9,7 @@ from django.db import InterfaceError, OperationalError
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
-from . import cache_keys, outbox
+from . import cache_keys, relay
 
 logger = logging.getLogger(__name__)
 
@@ -25,21 +25,22 @@ logger = logging.getLogger(__name__)
     max_retries=5,
     ignore_result=True,
 )
-def relay_outbox() -> dict[str, object]:
+def relay_outbox() -> None:
     """Drain the outbox. Kicked after commits and by beat every few seconds (the guarantee)."""
     try:
         get_redis_connection("default").delete(cache_keys.relay_kick())
     except RedisError:
         pass
-    result = outbox.drain()
+    result = relay.drain()
+    if result.stopped_by is relay.StopReason.EMPTY:
+        relay.forget_old_floors()
     if result.rows:
         logger.info(
             "relay: %d rows, %d aggregates projected, %d failed, %d dead (%s)",
             result.rows, result.projected, result.failed, result.dead, result.stopped_by,
         )
-    if result.stopped_by == "time":
+    if result.stopped_by is relay.StopReason.TIME:
         relay_outbox.delay()
-    return {"rows": result.rows, "projected": result.projected, "failed": result.failed, "dead": result.dead}
 
 
 def kick_relay() -> None:

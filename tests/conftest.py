@@ -1,6 +1,7 @@
-"""Real services for the suite: the test database (pytest-django), DynamoDB tables on the moto
-server (or AWS) named with the test prefix, Redis keys under the test prefix, a Redis broker of
-the suite's own (so that tests can stop it) and real Celery worker processes."""
+"""Real services for the suite: the test database (pytest-django), DynamoDB tables on DynamoDB
+Local, moto server or AWS (``settings.DYNAMODB_ENGINE``) named with the test prefix, Redis keys
+under the test prefix, a Redis broker of the suite's own (so that tests can stop it) and real
+Celery worker processes."""
 
 from __future__ import annotations
 
@@ -12,7 +13,20 @@ import pytest
 from django.conf import settings
 from django_redis import get_redis_connection
 
-from tests.services import Broker, TcpProxy, Worker, database_url
+from tests.services import Broker, TcpProxy, Web, Worker, database_url
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests marked ``aws_engine(reason=...)`` are skipped on moto, which lacks what they need."""
+    for item in items:
+        marker = item.get_closest_marker("aws_engine")
+        if marker is None:
+            continue
+        reason = marker.kwargs.get("reason")
+        if not reason:
+            raise pytest.UsageError(f"{item.nodeid}: @pytest.mark.aws_engine needs reason=...")
+        if settings.DYNAMODB_ENGINE == "moto":
+            item.add_marker(pytest.mark.skip(reason=f"moto lacks it: {reason}"))
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -30,11 +44,20 @@ def broker(tmp_path_factory) -> Iterator[Broker]:
 
 
 @pytest.fixture(scope="session", autouse=True)
+def static_files() -> None:
+    """The production storage (hashed names from a manifest) needs `collectstatic` before any page
+    renders, as under `make run`."""
+    from django.core.management import call_command
+
+    call_command("collectstatic", "--noinput", verbosity=0)
+
+
+@pytest.fixture(scope="session", autouse=True)
 def projector_threads(django_db_setup, django_db_blocker) -> Iterator[None]:
     """Relay threads of this process hold their own connections: close them before the test
     database is dropped."""
     yield
-    from projections.outbox import stop_projector_threads
+    from projections.relay import stop_projector_threads
 
     with django_db_blocker.unblock():
         stop_projector_threads()
@@ -50,7 +73,7 @@ def dynamodb_tables() -> None:
 @pytest.fixture
 def dynamodb(dynamodb_tables) -> None:
     """Empty projection tables for one test."""
-    from projections.models import TABLES
+    from projections.tables import TABLES
 
     for model in TABLES:
         with model.batch_write() as batch:
@@ -96,6 +119,18 @@ def start_worker(transactional_db, dynamodb, redis_clean, broker, tmp_path) -> I
 
 
 @pytest.fixture
+def web(transactional_db, dynamodb_tables, tmp_path) -> Iterator[Web]:
+    """The app under gunicorn on the test database and services, DEBUG off."""
+    server = Web(
+        tmp_path / "web.log",
+        {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url(), "DEBUG": "0"},
+    )
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
 def worker(start_worker) -> Worker:
     return start_worker()
 
@@ -107,7 +142,8 @@ def dynamodb_proxy(monkeypatch, dynamodb) -> Iterator[TcpProxy]:
     PynamoDB caches one connection per model, built from ``Meta.host`` on first use: the cached
     connections are dropped while the host points at the proxy, and restored afterwards.
     """
-    from projections.models import TABLES
+    from projections import tables
+    from projections.tables import TABLES
 
     if not settings.DYNAMODB_ENDPOINT:
         pytest.skip("needs a local DynamoDB endpoint (DYNAMODB_ENDPOINT) to put a proxy in front of")
@@ -115,11 +151,11 @@ def dynamodb_proxy(monkeypatch, dynamodb) -> Iterator[TcpProxy]:
     proxy = TcpProxy(endpoint.hostname, endpoint.port or 80)
     for model in TABLES:
         monkeypatch.setattr(model.Meta, "host", proxy.url)
-        monkeypatch.setattr(model, "_connection", None)
+        tables.reset_connection(model)
     yield proxy
     proxy.down()
     for model in TABLES:
-        model._connection = None
+        tables.reset_connection(model)
 
 
 @pytest.fixture
@@ -128,7 +164,7 @@ def redis_proxy(settings, redis_clean) -> Iterator[TcpProxy]:
     location = urlsplit(settings.CACHES["default"]["LOCATION"])
     proxy = TcpProxy(location.hostname, location.port or 6379)
     caches = {**settings.CACHES, "default": {**settings.CACHES["default"]}}
-    caches["default"]["LOCATION"] = location._replace(netloc=f"127.0.0.1:{proxy.port}").geturl()
+    caches["default"]["LOCATION"] = proxy.through(settings.CACHES["default"]["LOCATION"])
     settings.CACHES = caches
     yield proxy
     proxy.down()
@@ -136,8 +172,10 @@ def redis_proxy(settings, redis_clean) -> Iterator[TcpProxy]:
 
 @pytest.fixture(autouse=True)
 def closed_breakers() -> None:
-    """Each test starts with every dependency trusted again."""
-    from projections.reader import dynamodb_breaker, redis_breaker
+    """Each test starts with every dependency trusted again, and no health snapshot."""
+    from hybridsite.health import snapshot
+    from projections.readpath import dynamodb_breaker, redis_breaker
 
     redis_breaker.reset()
     dynamodb_breaker.reset()
+    snapshot.clear()

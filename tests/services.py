@@ -14,31 +14,22 @@ import socket
 import subprocess
 import sys
 import threading
-import time
-from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from django.conf import settings
+
+from devtools.net import free_port, port_open, wait_for
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
 
-def wait_for(predicate: Callable[[], bool], timeout: float = 30.0, interval: float = 0.1, what: str = "") -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        if predicate():
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what or predicate}")
-        time.sleep(interval)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def _with_address(url: str, host: str, port: int) -> str:
+    """``url`` with another host and port (credentials, path and query kept)."""
+    parts = urlsplit(url)
+    credentials = parts.netloc.rpartition("@")[0]
+    return parts._replace(netloc=f"{credentials}@{host}:{port}" if credentials else f"{host}:{port}").geturl()
 
 
 def database_url() -> str:
@@ -69,20 +60,12 @@ class Broker:
              "--dir", str(self.directory)],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )
-        wait_for(lambda: _port_open(self.port), 10, what="broker")
+        wait_for(lambda: port_open("127.0.0.1", self.port), 10, what="broker")
 
     def stop(self) -> None:
         if self.process and self.process.poll() is None:
             self.process.kill()
             self.process.wait()
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 class Worker:
@@ -151,6 +134,14 @@ class TcpProxy:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
+    def through(self, url: str) -> str:
+        """A URL of the target service (any scheme, credentials kept) that goes through the proxy."""
+        return _with_address(url, "127.0.0.1", self.port)
+
+    def bypass(self, url: str) -> str:
+        """The same service reached directly, whether the proxy is up or down."""
+        return _with_address(url, *self.target)
+
     def up(self) -> None:
         if self._listener:
             return
@@ -209,3 +200,34 @@ class TcpProxy:
             with self._lock:
                 self._conns.discard(src)
                 self._conns.discard(dst)
+
+
+class Web:
+    """The app under gunicorn, as `make run` serves it: DEBUG off, static files from WhiteNoise."""
+
+    def __init__(self, log_path: Path, env: dict[str, str]) -> None:
+        self.log_path = log_path
+        self.env = env
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [str(BIN / "gunicorn"), "hybridsite.wsgi", "--bind", f"127.0.0.1:{self.port}", "--workers", "1",
+                 "--threads", "4", "--access-logfile", "-"],
+                cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        wait_for(lambda: port_open("127.0.0.1", self.port) or self.process.poll() is not None, 60, 0.1, "gunicorn")
+        if self.process.poll() is not None:
+            raise AssertionError(f"gunicorn exited: {self.log_path.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()

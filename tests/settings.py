@@ -8,6 +8,12 @@ SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# The suite collects static files once per run (tests/conftest.py), apart from `make run`'s.
+STATIC_ROOT = BASE_DIR / "var" / "test-static"
+# Each test client builds its own handler, and WhiteNoise would scan STATIC_ROOT for each (50 at once
+# in the single-flight test, slowing it past its wait); looked up per request instead. A production
+# process scans once.
+WHITENOISE_AUTOREFRESH = True
 
 # One namespace isolates a test run's DynamoDB tables, Redis keys and Celery queue from `make run`
 # (and from other test runs given another DYNAMODB_TABLE_PREFIX).
@@ -16,7 +22,6 @@ CACHES["default"]["KEY_PREFIX"] = f"hs-{DYNAMODB_TABLE_PREFIX}"  # noqa: F405
 CELERY_TASK_DEFAULT_QUEUE = f"{DYNAMODB_TABLE_PREFIX}celery"
 
 # Fast retries and short leases, so that crash and outage tests finish in seconds.
-OUTBOX_LEASE_SECONDS = 3
 OUTBOX_SWEEP_SECONDS = 0.5
 OUTBOX_MAX_ATTEMPTS = 2
 OUTBOX_BACKOFF_BASE_SECONDS = 0.2

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from hybridsite.settings import Env, ImproperlyConfiguredEnv, build_env, read_env_file
+from hybridsite.settings import Env, ImproperlyConfiguredEnv, build_env
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 
@@ -105,29 +105,6 @@ def test_url_required_but_missing() -> None:
     fails_naming("DB", Env({"DB": ""}), "url", ("postgresql",), "", True)
 
 
-def test_read_env_file_ignores_comments_blank_and_malformed_lines(tmp_path: Path) -> None:
-    path = tmp_path / "services.env"
-    path.write_text(
-        "# written by the launcher\n"
-        "\n"
-        "   \n"
-        "  # indented comment\n"
-        "REDIS_URL=redis://127.0.0.1:6379/0\n"
-        " SPACED = value with spaces \n"
-        "QUERY=postgresql://h/db?sslmode=require\n"
-        "not a setting\n"
-    )
-    assert read_env_file(path) == {
-        "REDIS_URL": "redis://127.0.0.1:6379/0",
-        "SPACED": "value with spaces",
-        "QUERY": "postgresql://h/db?sslmode=require",
-    }
-
-
-def test_read_env_file_missing_is_empty(tmp_path: Path) -> None:
-    assert read_env_file(tmp_path / "absent.env") == {}
-
-
 def test_process_environment_wins_over_env_file(tmp_path: Path) -> None:
     """An empty value set in the process still overrides the file: unsetting is explicit."""
     path = tmp_path / "services.env"
@@ -181,3 +158,43 @@ def test_unsupported_database_scheme_stops_with_one_line() -> None:
 
 def test_non_integer_batch_size_stops_with_one_line() -> None:
     assert_one_line_naming(start_django(OUTBOX_BATCH_SIZE="abc"), "OUTBOX_BATCH_SIZE")
+
+
+def test_choice_accepts_listed_values_and_defaults_when_empty() -> None:
+    env = Env({"ENGINE": " moto ", "EMPTY": ""})
+    assert env.choice("ENGINE", ("moto", "dynamodb-local"), "dynamodb-local") == "moto"
+    assert env.choice("EMPTY", ("moto", "dynamodb-local"), "dynamodb-local") == "dynamodb-local"
+    assert env.choice("MISSING", ("moto",), "moto") == "moto"
+
+
+def test_choice_rejects_other_values() -> None:
+    assert "one of moto, dynamodb-local" in fails_naming("ENGINE", Env({"ENGINE": "dynalite"}), "choice",
+                                                         ("moto", "dynamodb-local"), "moto")
+
+
+def engine(**overrides: str) -> str:
+    """settings.DYNAMODB_ENGINE as a process started with these variables sees it."""
+    env = {
+        "PATH": "/usr/bin:/bin",
+        "DJANGO_SETTINGS_MODULE": "hybridsite.settings",
+        "SECRET_KEY": "s" * 64,
+        "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/unused",
+        "REDIS_URL": "redis://127.0.0.1:6379/15",
+        **overrides,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", "from django.conf import settings; print(settings.DYNAMODB_ENGINE)"],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_dynamodb_engine_is_aws_without_an_endpoint_and_dynamodb_local_with_one() -> None:
+    assert engine(DYNAMODB_ENDPOINT="", DYNAMODB_ENGINE="") == "aws"
+    assert engine(DYNAMODB_ENDPOINT="http://127.0.0.1:8000", DYNAMODB_ENGINE="") == "dynamodb-local"
+    assert engine(DYNAMODB_ENDPOINT="http://127.0.0.1:8000", DYNAMODB_ENGINE="moto") == "moto"
+
+
+def test_unknown_dynamodb_engine_stops_with_one_line() -> None:
+    assert_one_line_naming(start_django(DYNAMODB_ENGINE="dynalite"), "DYNAMODB_ENGINE")

@@ -11,8 +11,19 @@ import pytest
 from catalog import selectors
 from catalog.models import Category, Product
 from projections import documents
-from projections.registry import Snapshot, build_listing_item, build_product_document, load_product
-from tests.factories import CategoryFactory, PriceFactory, ProductFactory, StockLevelFactory, WarehouseFactory
+from projections.registry import (
+    Snapshot,
+    build_listing_item,
+    build_product_document,
+    load_product,
+)
+from tests.factories import (
+    CategoryFactory,
+    PriceFactory,
+    ProductFactory,
+    StockLevelFactory,
+    WarehouseFactory,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -52,8 +63,8 @@ def test_product_document_fields(hammer: Product) -> None:
             "path": [{"slug": "tools", "name": "Tools"}, {"slug": "hammers", "name": "Hammers"}],
         },
         "prices": {"EUR": "11.00", "USD": "12.50"},
-        "stock": {"total": 7, "warehouses": {"AMS": 4, "BER": 3}},
         "in_stock": True,
+        "stock_band": "medium",
         "version": hammer.version,
         "source_committed_at": hammer.updated_at.isoformat(),
         "projected_at": "2024-05-01T12:30:00+00:00",
@@ -65,8 +76,8 @@ def test_product_without_prices_or_stock_is_out_of_stock() -> None:
     StockLevelFactory(product=product, warehouse=WarehouseFactory(code="ZERO"), quantity=0)
     document = _document(selectors.product_get_aggregate(product_id=product.pk))
     assert document["prices"] == {}
-    assert document["stock"] == {"total": 0, "warehouses": {"ZERO": 0}}
     assert document["in_stock"] is False
+    assert document["stock_band"] == "none"
     assert document["category"]["path"] == [{"slug": "bare", "name": "Bare"}]
 
 
@@ -130,3 +141,14 @@ def test_comparable_drops_only_projected_at(hammer: Product) -> None:
     assert documents.comparable(first) == documents.comparable(later)
     assert set(first) - set(documents.comparable(first)) == {"projected_at"}
     assert "projected_at" in first
+
+
+@pytest.mark.parametrize("total, band", [(0, "none"), (1, "low"), (5, "low"), (6, "medium"), (20, "medium"), (21, "high")])
+def test_customers_see_a_stock_band_not_quantities(total: int, band: str) -> None:
+    """Stock per warehouse and warehouse codes are the business's own: staff read them through the
+    internal API, customers get in_stock and a band."""
+    product = ProductFactory(category=CategoryFactory())
+    StockLevelFactory(product=product, warehouse=WarehouseFactory(code="SECRET1"), quantity=total)
+    document = _document(selectors.product_get_aggregate(product_id=product.pk))
+    assert (document["in_stock"], document["stock_band"]) == (total > 0, band)
+    assert "stock" not in document and "SECRET1" not in str(document)

@@ -17,18 +17,24 @@ from catalog.models import OutboxEvent, Price, Product, StockLevel
 from catalog.services import price_set, product_update, stock_adjust
 from projections import cache, cache_keys
 from projections.backfill import backfill
-from projections.checks import check
-from projections.models import (
+from projections.drift import check
+from projections.models import BackfillCheckpoint
+from projections.projector import PermanentProjectionError, project, put_document
+from projections.relay import StopReason, drain, retry_dead
+from projections.tables import (
     TABLES,
-    BackfillCheckpoint,
     CategoryListingItem,
     CategoryTreeDocument,
     ProductDocument,
     ProjectedItem,
 )
-from projections.outbox import drain, retry_dead
-from projections.projector import PermanentProjectionError, project, put_document
-from tests.factories import CategoryFactory, PriceFactory, ProductFactory, StockLevelFactory, WarehouseFactory
+from tests.factories import (
+    CategoryFactory,
+    PriceFactory,
+    ProductFactory,
+    StockLevelFactory,
+    WarehouseFactory,
+)
 
 pytestmark = pytest.mark.usefixtures("transactional_db", "dynamodb", "redis_clean")
 
@@ -97,7 +103,7 @@ class TestProject:
         document = ProductDocument.get("HAM-1")
         assert (document.owner, document.version, document.deleted) == (f"product#{hammer.pk}", version, False)
         assert body(document)["prices"] == {"EUR": "9.90"}
-        assert body(document)["stock"] == {"total": 2, "warehouses": {"BER": 2}}
+        assert (body(document)["in_stock"], body(document)["stock_band"]) == (True, "low")
         assert body(document)["version"] == version
 
         listing = CategoryListingItem.get("CATEGORY#tools", "HAM-1")
@@ -257,7 +263,7 @@ class TestOutboxDrain:
         CategoryFactory(slug="garden", name="Garden", parent=category)
 
         result = drain(5)
-        assert result.stopped_by == "empty"
+        assert result.stopped_by is StopReason.EMPTY
         assert result.failed == 0
         assert not OutboxEvent.objects.exists()
         report = check()
@@ -265,7 +271,7 @@ class TestOutboxDrain:
         assert report.checked == 5
         first = ProductDocument.get(products[0].sku)
         assert first.version == version_of(products[0])
-        assert body(first)["stock"] == {"total": 7, "warehouses": {"BER": 7}}
+        assert body(first)["stock_band"] == "medium"
         assert stored(ProductDocument, products[1].sku) is None
         tree = body(CategoryTreeDocument.get("TREE"))["categories"]
         assert tree == [{"slug": "tools", "name": "Tools", "children": [

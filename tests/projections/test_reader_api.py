@@ -3,31 +3,25 @@
 from __future__ import annotations
 
 import threading
+import time
 from decimal import Decimal
 
 import orjson
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from catalog import services
 from catalog.models import Category, Product, StockLevel, Warehouse
-from projections import cache, cache_keys, metrics, reader
-from projections.models import ProductDocument
+from devtools.net import wait_for
+from projections import cache, cache_keys, metrics, reader, readpath
 from projections.projector import project
-from tests.services import wait_for
+from projections.registry import product_document
+from projections.tables import ProductDocument
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def product(dynamodb, redis_clean) -> Product:
-    tools = Category.objects.create(slug="tools", name="Tools")
-    product = services.product_create(sku="SKU-1", name="Hammer", category=tools)
-    services.price_set(product=product, currency="EUR", amount=Decimal("9.99"))
-    product.refresh_from_db()
-    return product
 
 
 def get(client: Client, url: str, **headers):
@@ -92,7 +86,11 @@ def test_inactive_product_is_not_found(client, product):
     assert response.status_code == 404
 
 
-def test_fifty_concurrent_cold_reads_make_one_backend_fetch(product):
+def test_fifty_concurrent_cold_reads_make_one_backend_fetch(product, settings):
+    # Followers wait for the first reader's entry however slow this machine is right now: the
+    # test is about coalescing, not about how long a follower waits before fetching itself.
+    settings.READ_FILL_WAIT_MS = 60_000
+    settings.READ_FILL_LOCK_MS = 60_000
     metrics.reset()
     start = threading.Barrier(50)
     results: list[tuple[int, str, bytes]] = []
@@ -118,9 +116,9 @@ def test_fifty_concurrent_cold_reads_make_one_backend_fetch(product):
 def test_a_slow_reader_never_puts_an_older_version_back(product):
     """The race: a reader fetches v1, a write projects v2 and refreshes the cache, then the
     reader stores what it fetched. The compare-and-set keeps v2."""
-    ref = reader.product_ref("SKU-1")
+    ref = product_document("SKU-1")
     project("product", product.pk)
-    old_entry, source = reader._fetch(ref)
+    old_entry, source, _ = reader._fetch(ref, 0)
     assert source == "dynamodb"
 
     services.price_set(product=product, currency="EUR", amount=Decimal("12.00"))
@@ -140,7 +138,7 @@ def test_reads_work_with_redis_stopped(client, product, redis_proxy):
     response, body = get(client, "/api/products/SKU-1/")
     assert response.status_code == 200 and response["X-Served-From"] == "dynamodb"
     assert body["sku"] == "SKU-1"
-    assert reader.redis_breaker.is_open
+    assert readpath.redis_breaker.is_open
 
 
 def test_reads_work_with_dynamodb_unreachable(client, product, dynamodb_proxy):
@@ -148,8 +146,9 @@ def test_reads_work_with_dynamodb_unreachable(client, product, dynamodb_proxy):
     response, body = get(client, "/api/products/SKU-1/")
     assert response.status_code == 200 and response["X-Served-From"] == "postgres"
     assert body["prices"] == {"EUR": "9.99"}
+    # Served, not cached: the cache only holds what DynamoDB holds, so a delete always reaches it.
     response, _ = get(client, "/api/products/SKU-1/")
-    assert response["X-Served-From"] == "cache"
+    assert response.status_code == 200 and response["X-Served-From"] == "postgres"
     dynamodb_proxy.up()
     assert ProductDocument.count("SKU-1") == 0  # nothing was written while it was down
 
@@ -202,9 +201,14 @@ def test_unknown_category_is_404(client, product):
     assert response.status_code == 404 and body["error"]["code"] == "not_found"
 
 
-def test_rate_limit_counts_in_the_read_and_answers_429(client, product, settings):
+def test_rate_limit_counts_in_the_read_and_answers_429(client, product, settings, redis_clean):
     settings.THROTTLE_ANON_PER_MINUTE = 3
-    statuses = [client.get("/api/products/SKU-1/").status_code for _ in range(4)]
+    for _ in range(3):  # a run that straddles a window boundary says nothing: run it again
+        window = int(time.time() // 60)
+        statuses = [client.get("/api/products/SKU-1/").status_code for _ in range(4)]
+        if int(time.time() // 60) == window:
+            break
+        redis_clean.delete(*redis_clean.scan_iter(match=f"{cache_keys.NAMESPACE}:rl:*"))
     assert statuses == [200, 200, 200, 429]
     response, body = get(client, "/api/products/SKU-1/")
     assert response.status_code == 429 and int(response["Retry-After"]) > 0
@@ -216,7 +220,9 @@ def test_rate_limit_counts_in_the_read_and_answers_429(client, product, settings
 
 @pytest.fixture
 def staff_client(product) -> Client:
+    """Staff who may change prices and stock (staff status alone is not enough)."""
     user = get_user_model().objects.create_user("pricing", password="x", is_staff=True)
+    user.user_permissions.add(*Permission.objects.filter(codename__in=["change_price", "change_stocklevel"]))
     token = Token.objects.create(user=user)
     return Client(HTTP_AUTHORIZATION=f"Token {token.key}")
 
@@ -241,7 +247,7 @@ def test_internal_price_is_visible_publicly_once_projected(client, staff_client,
     client.get("/api/products/SKU-1/")  # warm the cache with the old price
     status, body = put_json(staff_client, "/api/internal/products/SKU-1/price/", {"currency": "EUR", "amount": "4.50"})
     assert status == 200 and body["amount"] == "4.50" and body["version"] > product.version
-    from projections.outbox import drain
+    from projections.relay import drain
 
     drain(5)  # what the worker does after the commit
     response, public = get(client, "/api/products/SKU-1/")
@@ -288,8 +294,8 @@ def test_internal_stock_adjust_and_refusals(staff_client, product):
     assert response.status_code == 400 and "warehouse" in orjson.loads(response.content)["error"]["fields"]
 
 
-def test_schema_and_docs(client, product):
-    response = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+def test_schema_and_docs(client, staff_client, product):
+    response = staff_client.get("/api/schema/", HTTP_ACCEPT="application/json")
     assert response.status_code == 200
     paths = orjson.loads(response.content)["paths"]
     assert {"/api/products/{sku}/", "/api/categories/", "/api/categories/{slug}/products/",
@@ -309,7 +315,7 @@ def test_postgres_down_hot_reads_go_on_and_cold_misses_get_503(client, product):
     held nowhere else answers 503 JSON, not a 500."""
     from django.db import connection
 
-    from tests.services import free_port
+    from devtools.net import free_port
 
     client.get("/api/products/SKU-1/")  # projected and cached
     saved = dict(connection.settings_dict)

@@ -14,8 +14,9 @@ from django.db import connection
 
 from catalog import services
 from catalog.models import Category, OutboxEvent, Product, Warehouse
-from projections.checks import check
-from tests.services import TcpProxy, wait_for
+from devtools.net import wait_for
+from projections.drift import check
+from tests.services import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -46,8 +47,8 @@ def random_write(rng: random.Random, products: list[Product], warehouses: list[W
             cursor.execute("UPDATE catalog_stocklevel SET quantity = quantity + 1 WHERE product_id = %s", [product.pk])
 
 
-def test_worker_sigkilled_during_1000_writes(start_worker):
-    rng = random.Random(20261122)
+def test_worker_sigkilled_during_1000_writes(start_worker, seed):
+    rng = random.Random(seed)
     products, warehouses = make_catalog(100)
     worker = start_worker()
     stop = threading.Event()

@@ -11,17 +11,28 @@ from decimal import Decimal
 import orjson
 import pytest
 from django_redis import get_redis_connection
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, Phase
+from hypothesis import settings as settings_
 from hypothesis import strategies as st
-from hypothesis.stateful import Bundle, RuleBasedStateMachine, initialize, invariant, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    Bundle,
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
-from catalog.models import Category, Warehouse
+from catalog.models import Category, OutboxEvent, Product, Warehouse
 from catalog.services import price_set, product_create, product_update, stock_adjust
-from projections import cache, cache_keys
+from projections import cache, cache_keys, reader, readpath
 from projections.documents import comparable
-from projections.models import ProductDocument
 from projections.projector import project, put_document, read_snapshot
-from projections.registry import AGGREGATES, build_product_document
+from projections.registry import AGGREGATES, build_product_document, product_document
+from projections.relay import StopReason, drain
+from projections.tables import ProductDocument
+from tests.services import TcpProxy
 
 RECORDED_AT = datetime(2024, 1, 1, tzinfo=UTC)
 SKUS = itertools.count()
@@ -116,8 +127,122 @@ class ProjectionMachine(RuleBasedStateMachine):
 def test_deliveries_in_any_order_converge_on_the_newest_version() -> None:
     run_state_machine_as_test(
         ProjectionMachine,
-        settings=settings(
+        settings=settings_(
             max_examples=25, stateful_step_count=30, deadline=None, database=None,
+            suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+        ),
+    )
+
+
+class LifecycleMachine(RuleBasedStateMachine):
+    """One SKU through writes, deletes and re-creates, projected by the real relay in batches of
+    any size, read by customers (some asking to read their writes) while Redis loses everything,
+    entries expire and DynamoDB goes away for a read. Readers never see a version go backwards, and once the relay has
+    drained, DynamoDB, Redis and the API all tell Postgres's truth: a deleted SKU stays deleted."""
+
+    proxy: TcpProxy  # set by the test: DynamoDB as the projector and the reader reach it
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.category, _ = Category.objects.get_or_create(slug="lifecycle", defaults={"name": "Lifecycle"})
+        self.warehouse, _ = Warehouse.objects.get_or_create(code="LC", defaults={"name": "Lifecycle"})
+        self.sku = f"LC-{next(SKUS)}"
+        self.product: Product | None = product_create(sku=self.sku, name="Start", category=self.category)
+        self.served: list[int] = []
+
+    @rule(kind=st.sampled_from(["price", "stock", "name"]), n=st.integers(1, 9999))
+    def write(self, kind: str, n: int) -> None:
+        if self.product is None:
+            return
+        if kind == "price":
+            price_set(product=self.product, currency="EUR", amount=Decimal(n) / 100)
+        elif kind == "stock":
+            stock_adjust(product=self.product, warehouse=self.warehouse, delta=n % 5 + 1)
+        else:
+            product_update(product=self.product, name=f"Name {n}")
+
+    @precondition(lambda self: self.product is not None)
+    @rule()
+    def delete(self) -> None:
+        self.product.delete()
+        self.product = None
+
+    @precondition(lambda self: self.product is None)
+    @rule()
+    def recreate(self) -> None:
+        self.product = product_create(sku=self.sku, name="Again", category=self.category)
+
+    @rule(batch=st.integers(1, 3))
+    def relay(self, batch: int) -> None:
+        drain(batch_size=batch, max_seconds=0.2)
+
+    def _read(self, min_version: int = 0) -> None:
+        result = reader.read_document(product_document(self.sku), min_version=min_version)
+        if result.found:
+            version = orjson.loads(result.body)["version"]
+            assert not self.served or version >= self.served[-1], (self.served, version, result.source)
+            assert version >= min_version
+            self.served.append(version)
+
+    @rule()
+    def read(self) -> None:
+        self._read()
+
+    @precondition(lambda self: self.product is not None)
+    @rule()
+    def read_your_writes(self) -> None:
+        self._read(min_version=Product.objects.values_list("version", flat=True).get(pk=self.product.pk))
+
+    @rule()
+    def read_while_dynamodb_is_away(self) -> None:
+        """A fallback: Postgres answers, and DynamoDB may stay behind what it served."""
+        self.proxy.down()
+        try:
+            self._read()
+        finally:
+            self.proxy.up()
+            readpath.dynamodb_breaker.reset()
+
+    @rule()
+    def redis_restarted_empty(self) -> None:
+        connection = get_redis_connection("default")
+        keys = list(connection.scan_iter(match=f"{cache_keys.NAMESPACE}*", count=1000))
+        if keys:
+            connection.delete(*keys)
+
+    @rule()
+    def entry_expires(self) -> None:
+        get_redis_connection("default").delete(cache_keys.document(f"product:{self.sku}"))
+
+    def teardown(self) -> None:
+        while drain(max_seconds=5).stopped_by is not StopReason.EMPTY or OutboxEvent.objects.filter(
+            status=OutboxEvent.Status.PENDING
+        ).exists():
+            pass
+        try:
+            document = ProductDocument.get(self.sku, consistent_read=True)
+        except ProductDocument.DoesNotExist:
+            document = None  # never projected while it lived
+        result = reader.read_document(product_document(self.sku))
+        if self.product is None:
+            assert (document is None or document.deleted) and not result.found
+        else:
+            version = Product.objects.values_list("version", flat=True).get(pk=self.product.pk)
+            assert document is not None and not document.deleted and document.version == version
+            assert result.found and result.version == version
+        self.redis_restarted_empty()
+
+
+@pytest.mark.usefixtures("transactional_db", "redis_clean")
+def test_lifecycle_never_loses_a_delete_nor_reads_backwards(dynamodb_proxy, settings) -> None:
+    settings.OUTBOX_BACKOFF_BASE_SECONDS = 0
+    settings.OUTBOX_BACKOFF_CAP_SECONDS = 0
+    LifecycleMachine.proxy = dynamodb_proxy
+    run_state_machine_as_test(
+        LifecycleMachine,
+        settings=settings_(
+            max_examples=60, stateful_step_count=20, deadline=None, database=None,
+            phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         ),
     )

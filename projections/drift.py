@@ -11,9 +11,9 @@ import orjson
 from django.utils import timezone
 
 from . import documents
-from .models import ProjectedItem
 from .projector import key_of, read_snapshot
 from .registry import AGGREGATES, Aggregate
+from .tables import ProjectedItem
 
 
 @dataclass
@@ -35,11 +35,6 @@ class Report:
             f"checked={self.checked} missing={self.missing} stale={self.stale} "
             f"differ={self.differ} extra={self.extra}"
         )
-
-
-def _owner_id(owner: str) -> int | None:
-    _, _, tail = owner.partition("#")
-    return int(tail) if tail.isdigit() else None
 
 
 def _stored_by_owner(model: type[ProjectedItem], owners: Iterable[str] | None) -> dict[str, list[ProjectedItem]]:
@@ -70,9 +65,10 @@ def check(sample: int | None = None, aggregates: Iterable[str] | None = None) ->
         for projection in aggregate.projections:
             stored = _stored_by_owner(projection.model, None if sample is None else owners)
             for owner, items in stored.items():
-                if owner not in owners and (sample is None) and aggregate.owner(_owner_id(owner) or 0) == owner:
+                owner_id = aggregate.owner_id(owner)
+                if owner not in owners and sample is None and owner_id is not None:
                     report.extra += len(items)
-                    report.drifted.add((name, _owner_id(owner) or 0))
+                    report.drifted.add((name, owner_id))
             _compare(aggregate, projection, owners, stored, report)
         report.checked += len(ids)
     return report
@@ -95,10 +91,7 @@ def _compare(aggregate, projection, owners: dict[str, int], stored, report: Repo
             body = orjson.loads(found.body)
             want = documents.comparable(item.body)
             have = documents.comparable(body)
-            if aggregate.clock_versioned:
-                want.pop("version", None)
-                have.pop("version", None)
-            elif found.version < snapshot.version:
+            if found.version < snapshot.version:
                 report.stale += 1
                 drift = True
                 continue

@@ -15,8 +15,9 @@ from django.db import connection, transaction
 from django.db.models import Max
 
 from catalog.models import OutboxEvent, Price, Product, StockLevel
+from devtools.net import wait_for
 from tests.factories import CategoryFactory, PriceFactory, ProductFactory, StockLevelFactory, WarehouseFactory
-from tests.services import database_url, wait_for
+from tests.services import database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

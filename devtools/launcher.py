@@ -1,0 +1,308 @@
+"""Start or reuse the services Hybridsite needs, then run the app, the test suite or the bench.
+
+A service whose URL is in the environment is used as it is. Otherwise an embedded server
+(``devtools.embedded``) is started under ``var/``; ``DYNAMODB_ENGINE`` picks DynamoDB Local or moto.
+The chosen URLs and secrets go to ``var/services.env`` (mode 0600) so that other shells and tools
+use the same servers. A healthy server recorded there is reused; servers this process started (or
+adopted from a dead launcher) are stopped when it exits.
+
+This is a process supervisor, not Django code: it reads the environment only to decide which
+servers to start and hands everything else to ``hybridsite.settings``.
+
+    python -m devtools.launcher services   # start or reuse, print the env lines, wait for Ctrl-C
+    python -m devtools.launcher run        # services + migrate + setup + seed + web/worker/beat
+                                           # (DEBUG off; DEBUG=1 only with a loopback BIND)
+    python -m devtools.launcher test ARGS  # services + pytest ARGS
+    python -m devtools.launcher bench ARGS # services + bench/run.py ARGS (`make bench`)
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from devtools.embedded import (
+    BASE_DIR,
+    BIN,
+    POSTGRES,
+    REDIS,
+    VAR,
+    Embedded,
+    dynamodb_engine,
+    log,
+    pid_alive,
+    write_private,
+)
+from devtools.net import NotReady
+from hybridsite.envfile import read_env_file
+
+ENV_FILE = VAR / "services.env"
+
+
+def read_recorded(path: Path = ENV_FILE) -> dict[str, str]:
+    """What ``var/services.env`` records. A file written before there was a choice of engine ran moto."""
+    values = read_env_file(path)
+    if "DYNAMODB_ENDPOINT" in values:
+        values.setdefault("DYNAMODB_ENGINE", "moto")
+    return values
+
+
+def reusable(service: Embedded, recorded: dict[str, str]) -> dict[str, str] | None:
+    """What var/services.env recorded for this service, if it is the same kind of server (a DynamoDB
+    endpoint of the other engine is not) and it answers; else None."""
+    url = recorded.get(service.env_var, "")
+    if not url or any(recorded.get(key) != value for key, value in service.identity.items()):
+        return None
+    if not service.healthy(url):
+        return None
+    return {k: v for k, v in recorded.items() if k == service.env_var or k in service.records}
+
+
+class Services:
+    """Context manager: ensures every service, writes var/services.env, stops what it owns."""
+
+    def __init__(self) -> None:
+        self.owned: list[Embedded] = []
+        self.env: dict[str, str] = {}
+
+    def _wanted(self) -> tuple[list[Embedded], dict[str, str]]:
+        """The embedded servers to ensure, and what children get for the services given by env."""
+        wanted = [service for service in (POSTGRES, REDIS) if not os.environ.get(service.env_var)]
+        given: dict[str, str] = {}
+        if os.environ.get("DYNAMODB_ENDPOINT"):
+            # Not one of ours: what it runs is what DYNAMODB_ENGINE says (settings has the default),
+            # never what var/services.env recorded for an embedded server.
+            given["DYNAMODB_ENGINE"] = os.environ.get("DYNAMODB_ENGINE", "")
+        else:
+            wanted.append(dynamodb_engine(os.environ.get("DYNAMODB_ENGINE", "").strip()))
+        return wanted, given
+
+    def __enter__(self) -> dict[str, str]:
+        VAR.mkdir(exist_ok=True)
+        recorded = read_recorded()
+        owner_pid = int(recorded.get("LAUNCHER_PID", "0") or 0)
+        owner_alive = owner_pid not in (0, os.getpid()) and pid_alive(owner_pid)
+        written: dict[str, str] = {}
+        wanted, given = self._wanted()
+        for name, var in (("postgres", "DATABASE_URL"), ("redis", "REDIS_URL"), ("dynamodb", "DYNAMODB_ENDPOINT")):
+            if os.environ.get(var):
+                log(f"{name}: using {var} from the environment")
+        try:
+            for service in wanted:
+                previous = recorded.get(service.env_var, "")
+                values = reusable(service, recorded)
+                if values:
+                    if owner_alive:
+                        log(f"{service.name}: reusing {_redact(previous)} (owned by launcher {owner_pid})")
+                    else:
+                        log(f"{service.name}: adopting {_redact(previous)} left by an earlier launcher")
+                        self.owned.append(service)
+                else:
+                    log(f"{service.name}: starting an embedded server {_describe(service)}".rstrip())
+                    values = service.start()
+                    self.owned.append(service)
+                    log(f"{service.name}: {_redact(values[service.env_var])}")
+                written.update(values)
+        except BaseException:
+            self.stop()
+            raise
+        if written and not os.environ.get("SECRET_KEY"):
+            # A local key, so that manage.py works in any shell that uses these services.
+            written["SECRET_KEY"] = recorded.get("SECRET_KEY") or secrets.token_urlsafe(50)
+        if written:
+            # A live launcher's record stands (its servers outlive ours); otherwise ours replaces it,
+            # keeping what was recorded for services this one was given by the environment.
+            kept = {k: v for k, v in recorded.items() if k != "LAUNCHER_PID"}
+            merged = written | kept if owner_alive else kept | written
+            lines = [
+                "# written by devtools.launcher; source it to use the same services",
+                f"LAUNCHER_PID={owner_pid if owner_alive else os.getpid()}",
+            ]
+            lines += [f"{key}={value}" for key, value in merged.items()]
+            write_private(ENV_FILE, "\n".join(lines) + "\n")
+        self.env = {**os.environ, **written, **given}
+        return self.env
+
+    def stop(self) -> None:
+        for service in reversed(self.owned):
+            log(f"{service.name}: stopping")
+            try:
+                service.stop()
+            except Exception as exc:  # a failed stop must not hide the others
+                log(f"{service.name}: stop failed: {exc}")
+        if self.owned and ENV_FILE.is_file() and read_recorded().get("LAUNCHER_PID") == str(os.getpid()):
+            ENV_FILE.unlink()
+        self.owned.clear()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _describe(service: Embedded) -> str:
+    return f"({service.identity['DYNAMODB_ENGINE']})" if "DYNAMODB_ENGINE" in service.identity else ""
+
+
+def _redact(url: str) -> str:
+    """A URL fit for the log: the password stays in var/services.env."""
+    parts = urlsplit(url)
+    if parts.password:
+        return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@")).geturl()
+    return url
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], check=True, env=env, cwd=BASE_DIR)
+
+
+def _pump(name: str, stream) -> None:
+    for line in iter(stream.readline, b""):
+        sys.stdout.buffer.write(f"{name:<7}| ".encode() + line)
+        sys.stdout.flush()
+
+
+DEFAULT_BIND = "127.0.0.1:8000"
+TRUE = {"1", "true", "yes", "on"}  # as hybridsite.settings.Env reads a boolean
+
+
+def bind_host(bind: str) -> str | None:
+    """The host of a gunicorn ``--bind`` value; None for a unix socket or a file descriptor."""
+    if bind.startswith(("unix:", "fd://")):
+        return None
+    if bind.startswith("["):
+        return bind[1:bind.find("]")]
+    host, colon, _ = bind.rpartition(":")
+    return host if colon else bind
+
+
+def is_loopback(host: str | None) -> bool:
+    """Reachable from this machine only (a unix socket counts)."""
+    if host is None or host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def debug_refusal(environ: dict[str, str]) -> str | None:
+    """DEBUG is opt-in for `make run`, and only on a loopback bind: its error pages show settings
+    and source to whoever reaches them."""
+    bind = environ.get("BIND", DEFAULT_BIND)
+    if environ.get("DEBUG", "").strip().lower() in TRUE and not is_loopback(bind_host(bind)):
+        return f"launcher: DEBUG=1 is refused with BIND={bind}: bind to a loopback address (127.0.0.1) or unset DEBUG"
+    return None
+
+
+def serving_env(env: dict[str, str]) -> dict[str, str]:
+    """What `make run`'s processes need to serve plain HTTP on BIND with DEBUG off: the bind host
+    allowed, no redirect to HTTPS, cookies not marked Secure. Values set in the environment win."""
+    bind = env.get("BIND", DEFAULT_BIND)
+    hosts = ["localhost", "127.0.0.1", "[::1]"]
+    host = bind_host(bind)
+    if host in ("0.0.0.0", "::"):
+        hosts += [socket.gethostname(), socket.getfqdn()]
+    elif host and not is_loopback(host):
+        hosts.append(host)
+    defaults = {
+        "DEBUG": "0",
+        "BIND": bind,
+        "ALLOWED_HOSTS": ",".join(dict.fromkeys(hosts)),
+        "SECURE_SSL_REDIRECT": "0",
+        "SESSION_COOKIE_SECURE": "0",
+        "CSRF_COOKIE_SECURE": "0",
+    }
+    return defaults | env
+
+
+def serve(env: dict[str, str]) -> int:
+    """Run web, worker and beat until one exits or we are told to stop; then stop them all."""
+    bind = env["BIND"]
+    commands = {
+        "web": [str(BIN / "gunicorn"), "hybridsite.wsgi", "--bind", bind, "--workers", "2", "--access-logfile", "-"],
+        "worker": [str(BIN / "celery"), "-A", "hybridsite", "worker", "--loglevel", "INFO", "--concurrency", "2"],
+        "listen": [sys.executable, str(BASE_DIR / "manage.py"), "outbox_listen"],
+        "beat": [
+            str(BIN / "celery"), "-A", "hybridsite", "beat", "--loglevel", "INFO",
+            "--schedule", str(VAR / "celerybeat-schedule"),
+        ],
+    }
+    procs: dict[str, subprocess.Popen] = {}
+    for name, command in commands.items():
+        procs[name] = subprocess.Popen(
+            command, env=env, cwd=BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        threading.Thread(target=_pump, args=(name, procs[name].stdout), daemon=True).start()
+    log(f"serving on http://{bind}/ (admin at /admin/, health at /api/health/); Ctrl-C stops everything")
+    stopping = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stopping.set())
+    while not stopping.is_set() and all(p.poll() is None for p in procs.values()):
+        stopping.wait(0.5)
+    for name, proc in procs.items():
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+    for name, proc in procs.items():
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+        log(f"{name} exited with {proc.returncode}")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    try:
+        return _main(argv)
+    except NotReady as exc:  # one line, as every other refusal of the launcher
+        raise SystemExit(f"launcher: {exc} (see var/*/log)") from None
+
+
+def _main(argv: list[str]) -> int:
+    command = argv[0] if argv else "services"
+    if command not in {"services", "run", "test", "bench"}:
+        raise SystemExit(__doc__)
+    refusal = debug_refusal(dict(os.environ)) if command == "run" else None
+    if refusal:
+        raise SystemExit(refusal)
+    with Services() as env:
+        if command == "services":
+            for key in ("DATABASE_URL", "REDIS_URL", "DYNAMODB_ENDPOINT", "DYNAMODB_ENGINE"):
+                print(f"{key}={env.get(key, '')}")
+            signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+            try:
+                signal.pause()
+            except KeyboardInterrupt:
+                pass
+            return 0
+        if command == "test":
+            env = {"SECRET_KEY": secrets.token_urlsafe(32), **env, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+            return subprocess.run([str(BIN / "pytest"), *argv[1:]], env=env, cwd=BASE_DIR).returncode
+        if command == "bench":
+            env = {"SECRET_KEY": secrets.token_urlsafe(32), **env, "DJANGO_SETTINGS_MODULE": "bench.settings"}
+            bench = subprocess.Popen(
+                [sys.executable, str(BASE_DIR / "bench" / "run.py"), *argv[1:]], env=env, cwd=BASE_DIR
+            )
+            # Ctrl-C reaches the bench as well: wait while it stops the processes it started.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            return bench.wait()
+        env = serving_env(env)
+        manage(env, "migrate", "--noinput")
+        manage(env, "projections_setup", "--backfill-created")
+        manage(env, "seed_demo", "--if-empty", "--products", env.get("SEED_PRODUCTS", "2000"))
+        manage(env, "ensure_admin")
+        manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+        return serve(env)
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,86 @@
+"""The OpenAPI schema tells the truth about errors: every operation lists the statuses it can answer
+with, all in the one error shape of ``hybridsite.errors``.
+
+Added by a drf-spectacular postprocessing hook rather than at each view, so that a new operation
+is covered without thinking of it, and the catalog app need not know the site's error format.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from drf_spectacular.extensions import OpenApiSerializerExtension
+
+ERROR_COMPONENT = "Error"
+ERROR_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "required": ["error"],
+    "properties": {
+        "error": {
+            "type": "object",
+            "required": ["code", "message"],
+            "properties": {
+                "code": {"type": "string", "example": "invalid"},
+                "message": {"type": "string"},
+                "fields": {
+                    "type": "object",
+                    "description": "Messages per invalid field.",
+                    "additionalProperties": {},
+                },
+            },
+        }
+    },
+}
+
+DESCRIPTIONS = {
+    "400": "Invalid input; `fields` names each invalid field.",
+    "401": "No or invalid credentials.",
+    "403": "Authenticated, but without the permission this operation needs.",
+    "404": "No such resource (or a malformed key).",
+    "415": "The body is not JSON.",
+    "429": "Rate limit reached; see Retry-After.",
+    "503": "No layer holding the answer can be reached; retry after Retry-After.",
+}
+
+
+def _statuses(method: str, operation: dict[str, Any]) -> set[str]:
+    statuses = {"429"}
+    parameters = operation.get("parameters", [])
+    if any(parameter.get("in") == "path" for parameter in parameters):
+        statuses.add("404")
+    if any(parameter.get("in") == "query" for parameter in parameters) or "requestBody" in operation:
+        statuses.add("400")
+    if "requestBody" in operation:
+        statuses.add("415")
+    if any(requirement for requirement in operation.get("security", [])):
+        statuses |= {"401", "403"}
+    elif method == "get":
+        statuses.add("503")  # the customer read path
+    return statuses
+
+
+def add_error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular postprocessing hook: the error shape as a component, referenced by every
+    error status an operation can answer with."""
+    result.setdefault("components", {}).setdefault("schemas", {})[ERROR_COMPONENT] = ERROR_SCHEMA
+    reference = {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
+    for item in result.get("paths", {}).values():
+        for method, operation in item.items():
+            responses = operation.setdefault("responses", {})
+            for status in sorted(_statuses(method, operation)):
+                response = responses.setdefault(status, {"description": DESCRIPTIONS[status]})
+                response.setdefault("description", DESCRIPTIONS[status])
+                response["content"] = {"application/json": {"schema": reference}}
+    return result
+
+
+class StrictInputExtension(OpenApiSerializerExtension):
+    """Input serializers that refuse unknown fields say so: ``additionalProperties: false``."""
+
+    target_class = "catalog.apis.StrictInputSerializer"
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["additionalProperties"] = False
+        return schema

@@ -1,0 +1,128 @@
+"""Category listing pages: one strongly consistent DynamoDB Query per page, cached per listing
+generation and keyed by the position the cursor decodes to."""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+from django.db import DatabaseError
+from django.db.models import Q
+from redis.exceptions import RedisError
+
+from catalog import selectors
+from catalog.models import Category
+
+from . import cache, cache_keys, documents
+from .breaker import CircuitOpen
+from .cursors import decode_cursor, encode_cursor
+from .readpath import (
+    DYNAMODB_ERRORS,
+    Result,
+    Throttle,
+    Unavailable,
+    check_rate,
+    counted_get,
+    dynamodb_breaker,
+    redis_breaker,
+)
+from .registry import listing_partition
+from .tables import CategoryListingItem
+
+logger = logging.getLogger(__name__)
+
+
+def read_listing(slug: str, limit: int, cursor: str, throttle: Throttle | None = None) -> Result:
+    """One page of a category listing: a DynamoDB Query, cached per listing generation.
+
+    Pages are keyed by the position the cursor decodes to, never by its text, and each page a
+    client makes the cache hold is charged to its rate limit (``Throttle.fill_cost``).
+    """
+    after = decode_cursor(cursor)
+    page_key: str | None = None
+    count = 0
+    raw = None
+    try:
+        count, generation, _ = redis_breaker.call(
+            lambda: counted_get(cache_keys.listing_generation(slug), throttle, metered=False)
+        )
+        page_key = cache_keys.listing_page(slug, int(generation or 0), limit, after)
+    except (RedisError, CircuitOpen):
+        pass  # without Redis the rate limit fails open: reads matter more
+    check_rate(throttle, count)
+    if page_key is not None:
+        try:
+            raw = redis_breaker.call(lambda: cache.client().get(page_key))
+        except (RedisError, CircuitOpen):
+            pass  # a failed page read costs a fetch, never the client's count
+    if raw is not None:
+        return Result.of(cache.decode(raw), "cache")
+    entry, source = _listing_page(slug, limit, after)
+    if page_key is not None:
+        payload = cache.encode(entry.version, entry.status, entry.body)
+        try:
+            redis_breaker.call(lambda: _store_page(page_key, payload, entry.status != 200, throttle))
+        except (RedisError, CircuitOpen):
+            pass
+    return Result.of(entry, source)
+
+
+def _store_page(page_key: str, payload: bytes, negative: bool, throttle: Throttle | None) -> None:
+    """Cache a page and charge its client for it, in one round trip."""
+    pipe = cache.client().pipeline(transaction=False)
+    pipe.set(page_key, payload, px=cache.ttl_ms(negative=negative))
+    if throttle and throttle.fill_cost:
+        pipe.incrby(throttle.key(), throttle.fill_cost)
+    pipe.execute()
+
+
+def _listing_page(slug: str, limit: int, after: str) -> tuple[cache.Entry, str]:
+    try:
+        bodies, more = dynamodb_breaker.call(lambda: _query_listing(slug, limit, after))
+        source = "dynamodb"
+    except (CircuitOpen, *DYNAMODB_ERRORS) as exc:
+        logger.warning("reader: DynamoDB unavailable for listing %s (%s); reading Postgres", slug, exc)
+        try:
+            bodies, more = _listing_from_postgres(slug, limit, after)
+        except DatabaseError as exc:
+            raise Unavailable(f"neither DynamoDB nor Postgres could answer for listing {slug}") from exc
+        source = "postgres"
+    if not bodies and not after and not _category_exists(slug):
+        return cache.Entry(0, 404, b""), "postgres"
+    last_sku = orjson.loads(bodies[-1])["sku"] if bodies and more else None
+    body = b"".join([
+        b'{"category":', orjson.dumps(slug), b',"items":[', b",".join(bodies), b'],"next_cursor":',
+        orjson.dumps(encode_cursor(last_sku) if last_sku else None), b"}",
+    ])
+    return cache.Entry(0, 200, body), source
+
+
+def _category_exists(slug: str) -> bool:
+    """An empty first page: an empty category, or none (only Postgres knows which)."""
+    try:
+        return Category.objects.filter(slug=slug).exists()
+    except DatabaseError as exc:
+        raise Unavailable(f"Postgres cannot say whether category {slug} exists") from exc
+
+
+def _query_listing(slug: str, limit: int, after: str) -> tuple[list[bytes], bool]:
+    condition = CategoryListingItem.sk > after if after else None
+    items = CategoryListingItem.query(
+        listing_partition(slug), condition, filter_condition=CategoryListingItem.deleted == False,  # noqa: E712
+        limit=limit + 1, page_size=limit + 1,
+        # Pages are read after a generation bump: an eventually consistent Query could return the
+        # listing as it was before the write and cache it under the new generation.
+        consistent_read=True,
+    )
+    bodies = [item.body.encode() for item in items]
+    return bodies[:limit], len(bodies) > limit
+
+
+def _listing_from_postgres(slug: str, limit: int, after: str) -> tuple[list[bytes], bool]:
+    products = list(
+        selectors.product_aggregate_queryset()
+        .filter(Q(category__slug=slug) & Q(is_active=True) & Q(sku__gt=after))
+        .order_by("sku")[: limit + 1]
+    )
+    bodies = [orjson.dumps(documents.listing_item(product)) for product in products]
+    return bodies[:limit], len(bodies) > limit

@@ -1,0 +1,264 @@
+"""The launcher's embedded services are locked down, and `make run` refuses DEBUG off loopback.
+
+Each service test starts a server of its own under a temporary directory with the launcher's own
+functions, so that it proves what a fresh `make run` gets, whatever services the suite runs on.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg2
+import pytest
+import redis
+from django.conf import settings
+
+from devtools import embedded, launcher, net
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+
+
+def mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+# --- var/services.env holds SECRET_KEY and the services' passwords ------------------------------
+
+
+def test_private_file_is_created_0600_even_over_a_readable_one(tmp_path: Path) -> None:
+    path = tmp_path / "services.env"
+    path.write_text("OLD=1\n")
+    path.chmod(0o644)
+    previous = os.umask(0)  # the mode must not depend on the caller's umask
+    try:
+        embedded.write_private(path, "SECRET_KEY=s3cret\n")
+    finally:
+        os.umask(previous)
+    assert mode(path) == 0o600
+    assert path.read_text() == "SECRET_KEY=s3cret\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["services.env"]  # no temporary file left
+
+
+def test_the_suites_services_env_is_private() -> None:
+    """The file the launcher wrote for this very run (when it started or reused embedded services)."""
+    if not launcher.ENV_FILE.is_file():
+        pytest.skip("every service came from the environment: no var/services.env")
+    assert mode(launcher.ENV_FILE) == 0o600
+
+
+# --- Postgres: password auth (scram-sha-256), also for a cluster made by an older launcher ------
+
+
+def refused(url: str) -> str:
+    with pytest.raises(psycopg2.OperationalError) as raised:
+        psycopg2.connect(url, connect_timeout=5).close()
+    return str(raised.value)
+
+
+@pytest.fixture
+def pg_dir() -> Iterator[Path]:
+    """A directory of the test's own, outside pytest's: the server runs as the `pgserver` user when
+    we are root and must traverse its parents, and any pytest starting meanwhile (another run on
+    this machine) makes /tmp/pytest-of-<user> private again."""
+    parent = Path(tempfile.mkdtemp(prefix="hybridsite-test-pg-"))
+    directory = parent / "pg"
+    yield directory
+    if (directory / "data" / "postmaster.pid").exists():
+        embedded.stop_postgres(directory)
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def test_embedded_postgres_requires_its_generated_password(pg_dir: Path) -> None:
+    url = embedded.start_postgres(pg_dir)["DATABASE_URL"]
+    password = (pg_dir / "password").read_text().strip()
+    assert f"postgres:{password}@127.0.0.1:" in url
+    assert mode(pg_dir / "password") == 0o600
+    port = url.rsplit(":", 1)[1].split("/")[0]
+
+    assert "no password supplied" in refused(f"postgresql://postgres@127.0.0.1:{port}/hybridsite")
+    assert "password authentication failed" in refused(f"postgresql://postgres:wrong@127.0.0.1:{port}/hybridsite")
+    psycopg2.connect(url).close()
+
+    # A second start (the next `make run`) uses the same password.
+    embedded.stop_postgres(pg_dir)
+    assert embedded.start_postgres(pg_dir)["DATABASE_URL"].startswith(f"postgresql://postgres:{password}@")
+
+
+def test_trust_cluster_of_an_older_launcher_gets_a_password_and_keeps_its_data(pg_dir: Path) -> None:
+    from pgserver import _commands as pg
+
+    data = pg_dir / "data"
+    user = embedded._pg_user(pg_dir)
+    embedded._chown_to(pg_dir, user)
+    pg.initdb(["--auth=trust", "--encoding=utf8", "-U", "postgres"], pgdata=data, user=user)  # as before
+    port = net.free_port()
+    pg.pg_ctl(["-w", "-o", f"-h 127.0.0.1 -p {port} -k {pg_dir}", "-l", str(pg_dir / "log"), "start"],
+              pgdata=data, user=user, timeout=60)
+    conn = psycopg2.connect(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    conn.autocommit = True
+    with conn.cursor() as cur:
+        cur.execute("CREATE TABLE kept (n int); INSERT INTO kept VALUES (42)")
+    conn.close()
+
+    url = embedded.start_postgres(pg_dir)["DATABASE_URL"]  # finds it running, secures it
+
+    assert "no password supplied" in refused(f"postgresql://postgres@127.0.0.1:{port}/postgres")
+    conn = psycopg2.connect(url.replace("/hybridsite", "/postgres"))
+    with conn.cursor() as cur:
+        cur.execute("SELECT n FROM kept")
+        assert cur.fetchone() == (42,)
+    conn.close()
+    assert "trust" not in "".join(
+        line for line in (data / "pg_hba.conf").read_text().splitlines() if not line.startswith("#")
+    )
+
+
+# --- Redis: requirepass, kept off the command line ------------------------------------------------
+
+
+def test_embedded_redis_requires_its_generated_password(tmp_path: Path) -> None:
+    directory = tmp_path / "redis"
+    url = embedded.start_redis(directory)
+    try:
+        url = url["REDIS_URL"]
+        password = url.split(":", 2)[2].split("@")[0]
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port, socket_timeout=2, protocol=2).ping()
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=port, password="wrong", socket_timeout=2).ping()
+        client = redis.Redis.from_url(url, socket_timeout=2)
+        assert client.ping()
+        # Bounded, and evicting only keys with a TTL: the broker's queues are never evicted.
+        assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "volatile-lru"}
+        assert int(client.config_get("maxmemory")["maxmemory"]) > 0
+
+        pid = (directory / "redis.pid").read_text().strip()
+        assert password not in Path(f"/proc/{pid}/cmdline").read_text()  # `ps` shows that to every user
+        assert mode(directory / "redis.conf") == 0o600
+    finally:
+        embedded.stop_redis(directory)
+
+
+# --- DynamoDB engine: which one, and never a recorded server of the other --------------------------
+
+
+def test_engine_falls_back_to_moto_in_one_line_without_the_jar(monkeypatch, capsys) -> None:
+    monkeypatch.setattr(embedded, "DYNAMODB_LOCAL_HOME", embedded.BASE_DIR / "var" / "no-such-dynamodb-local")
+    assert embedded.dynamodb_engine("") is embedded.MOTO
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 1 and "falling back to moto" in lines[0] and "DynamoDBLocal.jar is missing" in lines[0]
+
+    with pytest.raises(SystemExit, match="DYNAMODB_ENGINE=dynamodb-local, but"):
+        embedded.dynamodb_engine("dynamodb-local")  # asked for explicitly: no silent fallback
+    assert embedded.dynamodb_engine("moto") is embedded.MOTO
+
+
+def test_engine_needs_java_on_path(monkeypatch, tmp_path: Path) -> None:
+    if not (embedded.DYNAMODB_LOCAL_HOME / "DynamoDBLocal.jar").is_file():
+        pytest.skip("the jar is not installed here")
+    monkeypatch.setenv("PATH", str(tmp_path))
+    assert "java is not on PATH" in (embedded.dynamodb_local_missing() or "")
+
+
+def test_unknown_engine_is_refused() -> None:
+    with pytest.raises(SystemExit, match="DYNAMODB_ENGINE must be one of dynamodb-local, moto"):
+        embedded.dynamodb_engine("dynalite")
+
+
+def test_recorded_endpoint_is_reused_only_for_the_same_engine() -> None:
+    """The suite's own endpoint answers; recorded as the other engine it must not be reused."""
+    if settings.DYNAMODB_ENGINE not in embedded.ENGINES or not settings.DYNAMODB_ENDPOINT:
+        pytest.skip("the suite does not run on an embedded engine")
+    recorded = {"DYNAMODB_ENDPOINT": settings.DYNAMODB_ENDPOINT, "DYNAMODB_ENGINE": settings.DYNAMODB_ENGINE}
+    same = embedded.MOTO if settings.DYNAMODB_ENGINE == "moto" else embedded.DYNAMODB_LOCAL
+    other = embedded.DYNAMODB_LOCAL if same is embedded.MOTO else embedded.MOTO
+
+    assert launcher.reusable(same, recorded) == recorded
+    assert launcher.reusable(other, recorded) is None
+    assert launcher.reusable(same, {**recorded, "DYNAMODB_ENDPOINT": "http://127.0.0.1:9"}) is None
+
+
+def test_env_file_of_an_older_launcher_recorded_moto(tmp_path: Path) -> None:
+    path = tmp_path / "services.env"
+    path.write_text("LAUNCHER_PID=1\nDYNAMODB_ENDPOINT=http://127.0.0.1:5000\n")
+    assert launcher.read_recorded(path)["DYNAMODB_ENGINE"] == "moto"
+
+
+def test_dynamodb_health_is_a_real_request_not_an_open_port() -> None:
+    with socket.socket() as listener:  # accepts connections, answers nothing
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        assert not embedded.dynamodb_healthy(f"http://127.0.0.1:{listener.getsockname()[1]}")
+    if settings.DYNAMODB_ENDPOINT:
+        assert embedded.dynamodb_healthy(settings.DYNAMODB_ENDPOINT)
+
+
+# --- make run: DEBUG off by default, DEBUG=1 only on loopback ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    "bind", ["127.0.0.1:8000", "localhost:8000", "[::1]:8000", "127.0.0.2:9000", "unix:/tmp/h.sock"]
+)
+def test_debug_is_allowed_on_loopback(bind: str) -> None:
+    assert launcher.debug_refusal({"DEBUG": "1", "BIND": bind}) is None
+
+
+@pytest.mark.parametrize("bind", ["0.0.0.0:8000", "[::]:8000", "192.0.2.10:8000", "example.com:80", "0.0.0.0"])
+def test_debug_is_refused_off_loopback(bind: str) -> None:
+    assert launcher.debug_refusal({"DEBUG": "true", "BIND": bind})
+    assert launcher.debug_refusal({"DEBUG": "0", "BIND": bind}) is None
+    assert launcher.debug_refusal({"BIND": bind}) is None
+
+
+def test_make_run_with_debug_on_a_public_bind_stops_with_one_line_before_starting_anything() -> None:
+    env = {
+        "PATH": os.environ["PATH"], "DEBUG": "1", "BIND": "0.0.0.0:8000",
+        # Dead services, so that a launcher that went on anyway would fail at once, not serve.
+        "DATABASE_URL": "postgresql://x@127.0.0.1:9/x", "REDIS_URL": "redis://127.0.0.1:9/0",
+        "DYNAMODB_ENDPOINT": "http://127.0.0.1:9",
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "devtools.launcher", "run"],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "launcher: DEBUG=1 is refused with BIND=0.0.0.0:8000: bind to a loopback address (127.0.0.1) or unset DEBUG"
+    ]
+
+
+def test_make_run_serves_plain_http_with_debug_off_on_its_bind_host(tmp_path: Path) -> None:
+    """What `make run` gives its processes: Django with DEBUG off answers on the bind host, over
+    HTTP (no redirect to HTTPS), with cookies a browser keeps on plain HTTP."""
+    given = {
+        "PATH": os.environ["PATH"], "SECRET_KEY": "k" * 50, "BIND": "0.0.0.0:8000",
+        "DATABASE_URL": "postgresql://x@127.0.0.1:9/x", "REDIS_URL": "redis://127.0.0.1:9/0",
+        "STATIC_ROOT": str(tmp_path / "static"),
+    }
+    env = {**launcher.serving_env(given), "DJANGO_SETTINGS_MODULE": "hybridsite.settings"}
+    # As `make run` does before it serves: the admin's pages name the collected, hashed files.
+    subprocess.run(
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        cwd=BASE_DIR, env=env, check=True, capture_output=True, timeout=120,
+    )
+    script = (
+        "import django, sys; django.setup()\n"
+        "from django.conf import settings; from django.test import Client\n"
+        "response = Client().get('/admin/login/', HTTP_HOST=sys.argv[1])\n"
+        "print(settings.DEBUG, response.status_code, repr(response.cookies['csrftoken']['secure']))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, f"{socket.gethostname()}:8000"],
+        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["False", "200", "''"]

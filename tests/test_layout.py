@@ -1,0 +1,50 @@
+"""The dependency direction, checked on the source: the domain (``catalog``) imports none of the
+other packages, and nothing that ships imports the dev tooling, the benchmark or the tests."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+FIRST_PARTY = {"catalog", "projections", "hybridsite", "devtools", "bench", "tests"}
+SHIPPED = ("catalog", "projections", "hybridsite")
+
+# package -> the first-party packages it may import (besides itself)
+ALLOWED = {
+    "catalog": set(),
+    "projections": {"catalog", "hybridsite"},
+    "hybridsite": {"catalog", "projections"},  # the project: settings, URLs and wiring
+}
+
+
+def imported_packages(path: Path) -> set[str]:
+    """First-party top-level packages a module imports (relative imports stay inside its package)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module.split(".")[0])
+    return found & FIRST_PARTY
+
+
+def modules(package: str) -> list[Path]:
+    return sorted(p for p in (BASE_DIR / package).rglob("*.py") if "migrations" not in p.parts)
+
+
+@pytest.mark.parametrize("package", SHIPPED)
+def test_packages_import_only_what_they_may(package: str) -> None:
+    wrong = {
+        str(path.relative_to(BASE_DIR)): sorted(imported_packages(path) - ALLOWED[package] - {package})
+        for path in modules(package)
+    }
+    assert {path: packages for path, packages in wrong.items() if packages} == {}
+
+
+def test_the_rules_see_every_shipped_module() -> None:
+    """The check would pass vacuously if it read nothing."""
+    assert all(modules(package) for package in SHIPPED)
+    assert "catalog" in imported_packages(BASE_DIR / "projections" / "registry.py")
