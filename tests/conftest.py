@@ -16,6 +16,14 @@ from django_redis import get_redis_connection
 from tests.services import Broker, TcpProxy, Web, Worker, database_url
 
 
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Iterator[None]:
+    """Keep each phase's report on the item, so fixtures can tell at teardown whether the test failed."""
+    report = yield
+    setattr(item, f"report_{report.when}", report)
+    return report
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Tests marked ``aws_engine(reason=...)`` are skipped on moto, which lacks what they need."""
     for item in items:
@@ -93,8 +101,9 @@ def redis_clean():
 
 
 @pytest.fixture
-def start_worker(transactional_db, dynamodb, redis_clean, broker, tmp_path) -> Iterator[Callable[..., Worker]]:
-    """Start real Celery workers (with beat) on the test database; extra env overrides settings."""
+def start_worker(request, transactional_db, dynamodb, redis_clean, broker, tmp_path) -> Iterator[Callable[..., Worker]]:
+    """Start real Celery workers (with beat) on the test database; extra env overrides settings. When
+    the test fails, the end of each worker's log is printed with the failure."""
     workers: list[Worker] = []
 
     def start(beat: bool = True, **env: str) -> Worker:
@@ -116,6 +125,10 @@ def start_worker(transactional_db, dynamodb, redis_clean, broker, tmp_path) -> I
     yield start
     for worker in workers:
         worker.stop()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        for worker in workers:
+            print(f"--- end of {worker.log_path.name} ---", *worker.log_path.read_text(errors="replace").splitlines()[-120:], sep="\n")
 
 
 @pytest.fixture
