@@ -36,7 +36,9 @@ from pynamodb.exceptions import PutError
 from . import cache, metrics
 from .models import OwnerManifest
 from .registry import AGGREGATES, Aggregate, Item, Projection, Snapshot
-from .tables import ProjectedItem, get_item, hash_key_attribute, key_names
+from hybridsite.dynamodb import get_item, hash_key_attribute, key_names
+
+from .tables import ProjectedItem
 
 logger = logging.getLogger(__name__)
 

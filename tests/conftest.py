@@ -73,7 +73,7 @@ def projector_threads(django_db_setup, django_db_blocker) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def dynamodb_tables() -> None:
-    from projections.tables import tables_ensure
+    from hybridsite.dynamodb import tables_ensure
 
     tables_ensure()
 
@@ -81,9 +81,9 @@ def dynamodb_tables() -> None:
 @pytest.fixture
 def dynamodb(dynamodb_tables) -> None:
     """Empty projection tables for one test."""
-    from projections.tables import TABLES
+    from hybridsite.dynamodb import all_tables
 
-    for model in TABLES:
+    for model in all_tables():
         with model.batch_write() as batch:
             for item in model.scan():
                 batch.delete(item)
@@ -155,20 +155,19 @@ def dynamodb_proxy(monkeypatch, dynamodb) -> Iterator[TcpProxy]:
     PynamoDB caches one connection per model, built from ``Meta.host`` on first use: the cached
     connections are dropped while the host points at the proxy, and restored afterwards.
     """
-    from projections import tables
-    from projections.tables import TABLES
+    from hybridsite import dynamodb
 
     if not settings.DYNAMODB_ENDPOINT:
         pytest.skip("needs a local DynamoDB endpoint (DYNAMODB_ENDPOINT) to put a proxy in front of")
     endpoint = urlsplit(settings.DYNAMODB_ENDPOINT)
     proxy = TcpProxy(endpoint.hostname, endpoint.port or 80)
-    for model in TABLES:
+    for model in dynamodb.all_tables():
         monkeypatch.setattr(model.Meta, "host", proxy.url)
-        tables.reset_connection(model)
+        dynamodb.reset_connection(model)
     yield proxy
     proxy.down()
-    for model in TABLES:
-        tables.reset_connection(model)
+    for model in dynamodb.all_tables():
+        dynamodb.reset_connection(model)
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@ from django.core.management.base import BaseCommand
 
 from projections.backfill import backfill
 from projections.registry import AGGREGATES
-from projections.tables import tables_ensure
+from hybridsite.dynamodb import tables_ensure
 
 
 class Command(BaseCommand):
