@@ -5,7 +5,13 @@ Postgres. Connections, creation and PynamoDB internals are in :mod:`hybridsite.d
 
 from __future__ import annotations
 
-from pynamodb.attributes import MapAttribute, NumberAttribute, TTLAttribute, UnicodeAttribute, UTCDateTimeAttribute
+from pynamodb.attributes import (
+    MapAttribute,
+    NumberAttribute,
+    TTLAttribute,
+    UnicodeAttribute,
+    UTCDateTimeAttribute,
+)
 from pynamodb.constants import STREAM_NEW_AND_OLD_IMAGE
 from pynamodb.models import Model
 
