@@ -353,6 +353,7 @@ THROTTLE_RATES = {
     "default": env.int("THROTTLE_INTERNAL_PER_MINUTE", 300, 1),
     "login": env.int("THROTTLE_LOGIN_PER_MINUTE", 10, 1),
     "health": env.int("THROTTLE_HEALTH_PER_MINUTE", 120, 1),
+    "cart": env.int("THROTTLE_CART_PER_MINUTE", 600, 1),
 }
 
 # Carts (DynamoDB-first): an idle cart expires by DynamoDB TTL after CART_IDLE_SECONDS; quantity
@@ -360,6 +361,8 @@ THROTTLE_RATES = {
 CART_IDLE_SECONDS = env.int("CART_IDLE_SECONDS", 14 * 24 * 3600, 60)
 CART_MAX_QUANTITY = env.int("CART_MAX_QUANTITY", 99, 1)
 CART_MAX_LINES = env.int("CART_MAX_LINES", 50, 1)
+# How long Redis answers "whose token is this" for the cart API (see hybridsite/authentication.py).
+AUTH_TOKEN_CACHE_SECONDS = env.int("AUTH_TOKEN_CACHE_SECONDS", 300, 1)
 
 # Admin login lockout (django-axes): this many failures for one username from one client lock that
 # pair out for AXES_COOLOFF_MINUTES. The client is the one hybridsite.clients sees.
