@@ -1,5 +1,5 @@
-"""Fixtures of the write-back tests: a cart table with a stream of its own per test (no records of
-other tests), customers, and a consumer driven step by step in this process."""
+"""Fixtures of the write-back tests: products on sale, customers, and comparisons of the carts in
+DynamoDB and in Postgres."""
 
 from __future__ import annotations
 
@@ -14,16 +14,8 @@ from carts.selectors import lines_of
 from carts.tables import Cart
 from catalog import services as catalog_services
 from catalog.models import Category
-from hybridsite.dynamodb import table_ensure
 from projections.projector import project
 from writeback.consumer import Consumer
-
-
-@pytest.fixture
-def carts_table(dynamodb):
-    """The cart table created again: a new stream holding only this test's records."""
-    Cart.delete_table()
-    table_ensure(Cart)
 
 
 @pytest.fixture

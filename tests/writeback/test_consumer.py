@@ -44,7 +44,7 @@ def stream_records() -> list[dict]:
     return records
 
 
-def test_carts_reach_postgres_with_their_checkpoint_and_a_replay_changes_nothing(carts_table, on_sale, customers):
+def test_carts_reach_postgres_with_their_checkpoint_and_a_replay_changes_nothing(fresh_streams, on_sale, customers):
     ann, bob = customers(2)
     for quantity in range(1, 6):
         services.cart_line_set(user_id=ann, sku="SKU-1", quantity=quantity)
@@ -65,7 +65,7 @@ def test_carts_reach_postgres_with_their_checkpoint_and_a_replay_changes_nothing
     assert snapshot() == before  # not one row written again (copied_at unchanged)
 
 
-def test_a_record_that_fails_is_parked_and_the_shard_goes_on_then_retried(carts_table, on_sale, customers):
+def test_a_record_that_fails_is_parked_and_the_shard_goes_on_then_retried(fresh_streams, on_sale, customers):
     (ann,) = customers(1)
     ghost = ann + 1000  # a cart of a user Postgres does not know: its copy violates the foreign key
     services.cart_line_set(user_id=ghost, sku="SKU-1", quantity=1)
@@ -83,7 +83,7 @@ def test_a_record_that_fails_is_parked_and_the_shard_goes_on_then_retried(carts_
     assert postgres_carts()[ghost] == dynamodb_carts()[ghost]
 
 
-def test_a_deleted_item_is_removed_and_a_ttl_deletion_is_an_expiry(carts_table, on_sale, customers):
+def test_a_deleted_item_is_removed_and_a_ttl_deletion_is_an_expiry(fresh_streams, on_sale, customers):
     ann, bob = customers(2)
     services.cart_line_set(user_id=ann, sku="SKU-1", quantity=1)
     services.cart_line_set(user_id=bob, sku="SKU-1", quantity=1)
@@ -105,7 +105,7 @@ def test_a_deleted_item_is_removed_and_a_ttl_deletion_is_an_expiry(carts_table, 
     assert CartCopy.objects.get(user_id=ann).status == CartCopy.Status.EXPIRED
 
 
-def test_the_lambda_handler_applies_real_stream_records_and_reports_failures(carts_table, on_sale, customers):
+def test_the_lambda_handler_applies_real_stream_records_and_reports_failures(fresh_streams, on_sale, customers):
     ann, bob = customers(2)
     services.cart_line_set(user_id=ann, sku="SKU-1", quantity=3)
     services.cart_line_set(user_id=bob, sku="SKU-2", quantity=1)
@@ -124,7 +124,7 @@ def test_the_lambda_handler_applies_real_stream_records_and_reports_failures(car
     assert answer == {"batchItemFailures": [{"itemIdentifier": "999"}]}
 
 
-def test_a_trimmed_checkpoint_resyncs_the_table_from_a_scan(carts_table, on_sale, customers):
+def test_a_trimmed_checkpoint_resyncs_the_table_from_a_scan(fresh_streams, on_sale, customers):
     ann, bob = customers(2)
     services.cart_line_set(user_id=ann, sku="SKU-1", quantity=3)
     consumer = Consumer()

@@ -13,9 +13,7 @@ import pytest
 from django.db.models import Sum
 
 from carts import services
-from carts.tables import Cart
 from devtools.net import wait_for
-from hybridsite.dynamodb import stream_arn, streams_client
 from tests.services import StreamsConsumer, database_url
 from writeback.models import DeadLetter, ShardLease
 
@@ -25,7 +23,9 @@ STREAMS = "DynamoDB Streams as AWS serves them (moto's iterators break and its r
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.aws_engine(reason=STREAMS)]
 
 CUSTOMERS = 20
-WRITES = int(os.environ.get("CART_CRASH_WRITES", "2000"))
+# The issue's 2,000 writes take minutes on a shared 2-core machine: 600 by default (the test stays
+# under a minute), CART_CRASH_WRITES=2000 for the full run.
+WRITES = int(os.environ.get("CART_CRASH_WRITES", "600"))
 
 
 @pytest.fixture
@@ -36,7 +36,7 @@ def seed() -> int:
 
 
 @pytest.fixture
-def start_consumer(request, carts_table, tmp_path) -> Iterator[Callable[[], StreamsConsumer]]:
+def start_consumer(request, fresh_streams, tmp_path) -> Iterator[Callable[[], StreamsConsumer]]:
     started: list[StreamsConsumer] = []
 
     def start() -> StreamsConsumer:
@@ -61,10 +61,10 @@ def applied() -> int:
     return ShardLease.objects.aggregate(total=Sum("records_applied"))["total"] or 0
 
 
-def write_carts(user_ids: list[int], skus: list[str], rng: random.Random) -> int:
-    """WRITES random cart changes from one thread per customer; returns how many changed a cart
+def write_carts(user_ids: list[int], skus: list[str], rng: random.Random, writes: int = WRITES) -> int:
+    """``writes`` random cart changes from one thread per customer; returns how many changed a cart
     (each is one stream record)."""
-    plans = {user_id: [(rng.random(), rng.choice(skus), rng.randint(1, 9)) for _ in range(WRITES // len(user_ids))]
+    plans = {user_id: [(rng.random(), rng.choice(skus), rng.randint(1, 9)) for _ in range(writes // len(user_ids))]
              for user_id in user_ids}
     changed = [0] * len(user_ids)
 
@@ -115,7 +115,7 @@ def test_consumer_killed_at_random_during_cart_writes_loses_and_doubles_nothing(
 
 def test_replaying_the_stream_from_trim_horizon_changes_nothing(start_consumer, on_sale, customers, seed):
     user_ids = customers(5)
-    written = write_carts(user_ids, on_sale, random.Random(seed))
+    written = write_carts(user_ids, on_sale, random.Random(seed), writes=200)
     consumer = start_consumer()
     wait_for(lambda: applied() >= written, 60, 0.2, "the consumer to apply every record")
     consumer.stop()
@@ -129,20 +129,24 @@ def test_replaying_the_stream_from_trim_horizon_changes_nothing(start_consumer, 
     assert after == before and len(before) == 5
 
 
-def test_a_killed_consumers_shards_move_to_the_live_one(start_consumer, on_sale, customers):
-    shards = streams_client().describe_stream(StreamArn=stream_arn(Cart))["StreamDescription"]["Shards"]
-    print(f"the cart stream has {len(shards)} shard(s) on this engine")
-    (ann,) = customers(1)
+def owners(consumer: StreamsConsumer) -> set[str]:
+    """The shards (by id) a consumer process holds."""
+    return {
+        lease.shard_id for lease in ShardLease.objects.filter(finished=False)
+        if lease.owner.split(":")[1:2] == [str(consumer.process.pid)]
+    }
+
+
+def test_two_consumers_split_the_shards_and_a_killed_ones_move_to_the_other(start_consumer, on_sale, customers):
+    """DynamoDB Local gives each table one open shard: the write-back tables (carts, drafts) make
+    two to split."""
     first, second = start_consumer(), start_consumer()
-    wait_for(lambda: ShardLease.objects.exclude(owner="").exists(), 30, 0.1, "a consumer to take the shard")
-    holders = set(ShardLease.objects.exclude(owner="").values_list("owner", flat=True))
-    victim = first if any(f":{first.process.pid}:" in owner for owner in holders) else second
-    survivor = second if victim is first else first
-    victim.kill()
-    wait_for(
-        lambda: set(ShardLease.objects.filter(finished=False).values_list("owner", flat=True))
-        == {o for o in ShardLease.objects.values_list("owner", flat=True) if f":{survivor.process.pid}:" in o},
-        30, 0.1, "the survivor to hold every shard",
-    )
+    wait_for(lambda: len(owners(first)) == 1 and len(owners(second)) == 1, 30, 0.1, "the two consumers to split")
+    shards = owners(first) | owners(second)
+    assert len(shards) == ShardLease.objects.filter(finished=False).count() == 2
+
+    first.kill()
+    wait_for(lambda: owners(second) == shards, 30, 0.1, "the survivor to take the dead consumer's shard")
+    (ann,) = customers(1)
     services.cart_line_set(user_id=ann, sku=on_sale[0], quantity=4)
     wait_for(lambda: postgres_carts() == dynamodb_carts(), 30, 0.1, "the survivor to copy the new cart")
