@@ -73,9 +73,12 @@ def test_worker_sigkilled_during_1000_writes(start_worker, seed):
     assert not OutboxEvent.objects.filter(status=OutboxEvent.Status.DEAD).exists()
 
 
-def test_broker_down_while_writes_commit(start_worker, broker):
+def test_broker_down_while_writes_commit(start_worker, start_listener, broker):
+    """The processes `make run` starts (worker with beat, and the listener, whose stall drain covers
+    a worker that stops consuming after losing its broker) drain what was written meanwhile."""
     products, warehouses = make_catalog(10)
     start_worker()
+    start_listener(OUTBOX_STALL_SECONDS="10")
     wait_for(lambda: drained_without_drift(10), 30, 0.3, "initial projection")
     broker.stop()
     try:
