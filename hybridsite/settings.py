@@ -147,8 +147,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "pgtrigger",
+    "waffle",
     "catalog",
     "projections",
+    "ops",
 ]
 
 MIDDLEWARE = [
@@ -158,6 +160,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Read-only mode: API writes answer 503; admin pages learn it as request.read_only.
+    "ops.middleware.ReadOnlyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -209,8 +213,15 @@ CACHES = {
             "SOCKET_CONNECT_TIMEOUT": 0.5,
             "SOCKET_TIMEOUT": 0.5,
         },
-    }
+    },
 }
+# Switches and flags (django-waffle: read-only mode, document shapes) live in Postgres and are
+# cached this long in Redis; saving one clears its cached value at once.
+FLAG_CACHE_SECONDS = env.float("FLAG_CACHE_SECONDS", 5.0, 0.0)
+CACHES["flags"] = {**CACHES["default"], "KEY_PREFIX": "hs-flags", "TIMEOUT": FLAG_CACHE_SECONDS}
+WAFFLE_CACHE_NAME = "flags"
+# Seconds a client is told to wait (Retry-After) while read-only mode refuses writes.
+READ_ONLY_RETRY_AFTER_SECONDS = env.int("READ_ONLY_RETRY_AFTER_SECONDS", 60, 1)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
