@@ -339,6 +339,9 @@ OUTBOX_BACKOFF_CAP_SECONDS = env.float("OUTBOX_BACKOFF_CAP_SECONDS", 60.0, 0.0)
 OUTBOX_DRAIN_SECONDS = env.float("OUTBOX_DRAIN_SECONDS", 10.0, 0.1)
 # outbox_listen drains the outbox itself when rows have been due this long (no Celery task ran).
 OUTBOX_STALL_SECONDS = env.float("OUTBOX_STALL_SECONDS", 30.0, 0.1)
+# The drift watch: beat compares this many random aggregates of each type with DynamoDB this often.
+DRIFT_WATCH_SECONDS = env.float("DRIFT_WATCH_SECONDS", 300.0, 1.0)
+DRIFT_WATCH_SAMPLE = env.int("DRIFT_WATCH_SAMPLE", 200, 1)
 TOMBSTONE_TTL_SECONDS = env.int("TOMBSTONE_TTL_SECONDS", 7 * 24 * 3600, 60)
 
 CELERY_BEAT_SCHEDULE = {
@@ -346,6 +349,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "projections.relay_outbox",
         "schedule": OUTBOX_SWEEP_SECONDS,
         "options": {"expires": OUTBOX_SWEEP_SECONDS * 5},
+    },
+    "drift-watch": {
+        "task": "ops.drift_watch",
+        "schedule": DRIFT_WATCH_SECONDS,
+        "options": {"expires": DRIFT_WATCH_SECONDS},
     },
 }
 READ_FILL_LOCK_MS = env.int("READ_FILL_LOCK_MS", 2000, 1)
