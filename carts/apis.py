@@ -11,6 +11,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any, ClassVar
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
@@ -94,13 +95,16 @@ def cart_payload(cart: CartState) -> dict[str, Any]:
     }
 
 
+IF_MATCH_PATTERN = r'^(\*|(W/)?"[0-9]{1,19}")$'
 IF_MATCH = OpenApiParameter(
-    "If-Match", location=OpenApiParameter.HEADER, required=False,
+    "If-Match", {"type": "string", "pattern": IF_MATCH_PATTERN}, location=OpenApiParameter.HEADER, required=False,
     description="The ETag of the cart this change is based on: 412 if the cart changed since.",
 )
 CART_RESPONSES = {
     200: CartOutputSerializer,
+    409: OpenApiResponse(description="Concurrent writers kept changing the cart; retry."),
     412: OpenApiResponse(description="The cart changed since If-Match; the current ETag is in the response."),
+    503: OpenApiResponse(description="Carts cannot be reached (or read-only mode); retry after Retry-After."),
 }
 
 
@@ -140,7 +144,9 @@ class CartApi(CartBaseApi):
 
 class CartItemApi(CartBaseApi):
     class CartItemInputSerializer(StrictInputSerializer):
-        quantity = serializers.IntegerField(help_text="The quantity of this SKU in the cart (replaces it).")
+        quantity = serializers.IntegerField(
+            min_value=1, max_value=settings.CART_MAX_QUANTITY, help_text="The quantity of this SKU in the cart (replaces it)."
+        )
 
     @extend_schema(
         operation_id="cart_item_set", parameters=[IF_MATCH], request=CartItemInputSerializer, responses=CART_RESPONSES

@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from typing import Any, ClassVar
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -85,19 +85,15 @@ class DraftApi(DraftBaseApi):
     class DraftSaveInputSerializer(StrictInputSerializer):
         name = serializers.CharField(max_length=200, required=False)
         description = serializers.CharField(max_length=20_000, required=False, allow_blank=True)
-        attributes = serializers.JSONField(required=False)
+        attributes = serializers.DictField(child=serializers.JSONField(), required=False)
 
-        def validate_attributes(self, value: Any) -> dict[str, Any]:
-            if not isinstance(value, dict):
-                raise serializers.ValidationError("A JSON object.")
-            if len(json.dumps(value)) > MAX_ATTRIBUTES_BYTES:
+        def validate_attributes(self, value: dict[str, Any]) -> dict[str, Any]:
+            encoded = json.dumps(value)
+            if len(encoded) > MAX_ATTRIBUTES_BYTES:
                 raise serializers.ValidationError(f"At most {MAX_ATTRIBUTES_BYTES} bytes of JSON.")
+            if "\\u0000" in encoded:  # Postgres's jsonb refuses NUL: refused here, not at publish
+                raise serializers.ValidationError("No NUL characters.")
             return value
-
-        def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-            if not data:
-                raise serializers.ValidationError("Send at least one of name, description, attributes.")
-            return data
 
     @extend_schema(operation_id="internal_draft_detail", responses=DraftOutputSerializer)
     def get(self, request: Request, sku: str) -> Response:
@@ -107,9 +103,12 @@ class DraftApi(DraftBaseApi):
         return self.respond(draft)
 
     @extend_schema(
-        operation_id="internal_draft_save", request=DraftSaveInputSerializer, responses=DraftOutputSerializer,
-        parameters=[OpenApiParameter("If-Match", location=OpenApiParameter.HEADER, required=False,
-                                     description="The draft's ETag this save is based on: 412 if it changed.")],
+        operation_id="internal_draft_save", request=DraftSaveInputSerializer,
+        responses={200: DraftOutputSerializer, 412: OpenApiResponse(description="The draft changed since If-Match.")},
+        parameters=[OpenApiParameter(
+            "If-Match", {"type": "string", "pattern": r'^(\*|(W/)?"[0-9]{1,19}")$'}, location=OpenApiParameter.HEADER,
+            required=False, description="The draft's ETag this save is based on: 412 if it changed.",
+        )],
     )
     def put(self, request: Request, sku: str) -> Response:
         serializer = self.DraftSaveInputSerializer(data=request.data)
@@ -127,7 +126,14 @@ class DraftPublishApi(DraftBaseApi):
         sku = serializers.CharField()
         version = serializers.IntegerField(help_text="The product's version after this write.")
 
-    @extend_schema(operation_id="internal_draft_publish", request=None, responses=DraftPublishOutputSerializer)
+    @extend_schema(
+        operation_id="internal_draft_publish", request=None,
+        responses={
+            200: DraftPublishOutputSerializer,
+            400: OpenApiResponse(description="The draft's values are refused by the product's validation."),
+            409: OpenApiResponse(description="The product changed since the draft started; the draft is kept."),
+        },
+    )
     def post(self, request: Request, sku: str) -> Response:
         product: Product = services.draft_publish(sku=sku, user_id=request.user.pk)
         return Response(self.DraftPublishOutputSerializer({"sku": product.sku, "version": product.version}).data)

@@ -86,7 +86,7 @@ def test_a_stale_if_match_is_412(product):
 
 
 @pytest.mark.parametrize("payload", [
-    {}, {"name": ""}, {"name": "x" * 201}, {"attributes": [1]}, {"attributes": {"k": "v" * 20000}},
+    {"name": ""}, {"name": "x" * 201}, {"attributes": [1]}, {"attributes": {"k": "v" * 20000}}, {"attributes": {"k": "\x00"}},
     {"price": "1.00"}, [1], {"name": None},
 ])
 def test_bad_drafts_are_400_and_nothing_is_saved(product, payload):
