@@ -297,7 +297,8 @@ class OutboxEvent(models.Model):
     version = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(db_default=Now())
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_default="pending")
-    attempts = models.PositiveIntegerField(default=0, db_default=0)
+    attempts = models.PositiveIntegerField(default=0, db_default=0)  # every failure: the backoff
+    permanent_failures = models.PositiveIntegerField(default=0, db_default=0)  # toward dead-lettering
     available_at = models.DateTimeField(db_default=Now())
     last_error = models.TextField(blank=True, default="", db_default="")
 

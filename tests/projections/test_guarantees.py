@@ -27,7 +27,7 @@ from projections import cache, cache_keys, reader, readpath
 from projections.drift import check
 from projections.projector import Fenced, _fence, aggregate_lock, project, put_document
 from projections.registry import product_document
-from projections.relay import StopReason, claim, drain, is_transient
+from projections.relay import StopReason, claim, drain, fail, is_transient
 from projections.tables import CategoryListingItem, CategoryTreeDocument, ProductDocument
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -438,6 +438,23 @@ def test_a_miss_does_not_wait_for_a_projection_in_progress(product):
     assert answered_while_locked
     assert (status, body["version"], source) == (200, version_of(product), "postgres")
     assert cached(product_document("SKU-1").name) is None
+
+
+def test_transient_failures_do_not_count_toward_the_dead_letter(product, settings):
+    """After a long outage a row has been retried many times; one permanent failure then must
+    not dead-letter it at once: only permanent failures count toward OUTBOX_MAX_ATTEMPTS."""
+    drain()
+    services.price_set(product=product, currency="EUR", amount=Decimal("5.00"))
+    row = OutboxEvent.objects.get(aggregate_type="product")
+    for _ in range(settings.OUTBOX_MAX_ATTEMPTS + 2):  # as the relay records an outage
+        fail([row.pk], OSError("DynamoDB unreachable"), permanent=False)
+    assert fail([row.pk], ValueError("a bad document"), permanent=True) == 0
+    row.refresh_from_db()
+    assert row.status == OutboxEvent.Status.PENDING
+    for _ in range(settings.OUTBOX_MAX_ATTEMPTS - 1):
+        fail([row.pk], ValueError("a bad document"), permanent=True)
+    row.refresh_from_db()
+    assert row.status == OutboxEvent.Status.DEAD
 
 
 # --- recovery in seconds: a dead relay's claim dies with its connection ------------------------
