@@ -55,6 +55,7 @@ def test_a_lost_document_is_reported_at_error_level_and_repaired_from_the_admin(
 def test_a_change_in_flight_is_not_drift(projected):
     """Committed, not yet projected: the outbox row is pending, the relay will fix it."""
     services.price_set(product=projected[0], currency="EUR", amount=Decimal("1.00"))
+    Category.objects.create(slug="garden", name="Garden")  # the tree too
     assert OutboxEvent.objects.filter(status=OutboxEvent.Status.PENDING).exists()
     assert not check(sample=10).clean  # the raw check sees it ...
     assert drift_watch_run(sample=10).clean  # ... the watch knows it is in flight
