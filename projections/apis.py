@@ -117,7 +117,9 @@ class ProductDetailApi(PublicApi):
         operation_id="product_detail",
         parameters=[OpenApiParameter(
             "min_version", {"type": "integer", "minimum": 0, "maximum": MAX_VERSION},
-            description="Read your writes: never answer with a version below this one (the `version` a write returned).",
+            description=(
+                "Read your writes: never answer with a version below this one (the `version` a write returned)."
+            ),
         )],
         responses={
             **DOCUMENT_RESPONSES,
@@ -143,7 +145,8 @@ class ProductDetailApi(PublicApi):
 class CategoryTreeApi(PublicApi):
     @extend_schema(operation_id="category_tree", responses=DOCUMENT_RESPONSES)
     def get(self, request) -> HttpResponse:
-        return respond(request, reader.read_document(category_tree_document(), self.throttle(request)), "No categories.")
+        result = reader.read_document(category_tree_document(), self.throttle(request))
+        return respond(request, result, "No categories.")
 
 
 class CategoryProductsApi(PublicApi):

@@ -197,7 +197,8 @@ def project(
                 key_of(i, plan.projection.model) for i in indexed.get(plan.table, [])
             }
             _fence(owner)
-            kept[plan.table] = plan.keys | _apply(plan, owner, snapshot, version, projected_at, outcome, previous, repair)
+            still_live = _apply(plan, owner, snapshot, version, projected_at, outcome, previous, repair)
+            kept[plan.table] = plan.keys | still_live
         wanted = _nonempty(kept)
         # The same keys: nothing to record. A failed cache refresh keeps the keys, so that the
         # retried projection still finds what it has to refresh (a tombstone it already wrote).

@@ -89,7 +89,9 @@ def _fill(ref: DocumentAddress, floor: int) -> Result:
     token = secrets.token_hex(8)
     lock_key = cache_keys.fill_lock(ref.name)
     try:
-        leader = bool(redis_breaker.call(lambda: cache.client().set(lock_key, token, nx=True, px=settings.READ_FILL_LOCK_MS)))
+        leader = bool(
+            redis_breaker.call(lambda: cache.client().set(lock_key, token, nx=True, px=settings.READ_FILL_LOCK_MS))
+        )
         lease = token if leader else ""
     except (RedisError, CircuitOpen):
         leader, lease = True, ""  # no Redis: no coalescing and nothing to store, but reads go on

@@ -147,7 +147,9 @@ def table_ensure(model: type[ProjectedItem]) -> str:
                 ],
                 GlobalSecondaryIndexUpdates=[{"Create": {
                     "IndexName": index["index_name"],
-                    "KeySchema": [{"AttributeName": k["attribute_name"], "KeyType": k["key_type"]} for k in index["key_schema"]],
+                    "KeySchema": [
+                        {"AttributeName": k["attribute_name"], "KeyType": k["key_type"]} for k in index["key_schema"]
+                    ],
                     "Projection": {"ProjectionType": index["projection"]["ProjectionType"]},
                 }}],
             )

@@ -128,7 +128,8 @@ def start_worker(request, transactional_db, dynamodb, redis_clean, broker, tmp_p
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
         for worker in workers:
-            print(f"--- end of {worker.log_path.name} ---", *worker.log_path.read_text(errors="replace").splitlines()[-120:], sep="\n")
+            tail = worker.log_path.read_text(errors="replace").splitlines()[-120:]
+            print(f"--- end of {worker.log_path.name} ---", *tail, sep="\n")
 
 
 @pytest.fixture

@@ -28,9 +28,9 @@ from catalog import services
 from catalog.models import Category, OutboxEvent, Price, Product, Warehouse
 from devtools.net import wait_for
 from projections import cache, cache_keys, tables
+from projections.drift import check
 from projections.registry import product_cache_name, product_key
 from projections.tables import ProductDocument
-from projections.drift import check
 from tests.services import TcpProxy, database_url
 
 pytestmark = pytest.mark.integration
@@ -88,7 +88,8 @@ class Catalog:
         elif kind < 0.30:
             Price.objects.filter(product=product).update(amount=F("amount") + Decimal("0.01"))
         elif kind < 0.65:
-            services.price_set(product=product, currency=rng.choice(["EUR", "USD"]), amount=Decimal(rng.randint(1, 9999)) / 100)
+            currency, amount = rng.choice(["EUR", "USD"]), Decimal(rng.randint(1, 9999)) / 100
+            services.price_set(product=product, currency=currency, amount=amount)
         else:
             services.stock_adjust(product=product, warehouse=rng.choice(self.warehouses), delta=rng.randint(1, 5))
 

@@ -31,7 +31,9 @@ def drained_without_drift(products: int) -> bool:
 def make_catalog(count: int) -> tuple[list[Product], list[Warehouse]]:
     category = Category.objects.create(slug="tools", name="Tools")
     warehouses = [Warehouse.objects.create(code=f"W{n}", name=f"Warehouse {n}") for n in range(3)]
-    products = [services.product_create(sku=f"SKU-{n:03d}", name=f"Product {n}", category=category) for n in range(count)]
+    products = [
+        services.product_create(sku=f"SKU-{n:03d}", name=f"Product {n}", category=category) for n in range(count)
+    ]
     return products, warehouses
 
 
@@ -39,7 +41,8 @@ def random_write(rng: random.Random, products: list[Product], warehouses: list[W
     product = rng.choice(products)
     kind = rng.random()
     if kind < 0.4:
-        services.price_set(product=product, currency=rng.choice(["EUR", "USD"]), amount=Decimal(rng.randint(1, 9999)) / 100)
+        currency, amount = rng.choice(["EUR", "USD"]), Decimal(rng.randint(1, 9999)) / 100
+        services.price_set(product=product, currency=currency, amount=amount)
     elif kind < 0.8:
         services.stock_adjust(product=product, warehouse=rng.choice(warehouses), delta=rng.randint(0, 5))
     else:
