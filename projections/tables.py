@@ -139,17 +139,13 @@ def table_ensure(model: type[ProjectedItem]) -> str:
         for index in table_schema.get("global_secondary_indexes", []):
             if index["index_name"] in existing:
                 continue
+            # PynamoDB's schema holds attribute definitions and key schemas in DynamoDB's own shape.
             client(model).update_table(
                 TableName=meta.table_name,
-                AttributeDefinitions=[
-                    {"AttributeName": a["attribute_name"], "AttributeType": a["attribute_type"]}
-                    for a in table_schema["attribute_definitions"]
-                ],
+                AttributeDefinitions=table_schema["attribute_definitions"],
                 GlobalSecondaryIndexUpdates=[{"Create": {
                     "IndexName": index["index_name"],
-                    "KeySchema": [
-                        {"AttributeName": k["attribute_name"], "KeyType": k["key_type"]} for k in index["key_schema"]
-                    ],
+                    "KeySchema": index["key_schema"],
                     "Projection": {"ProjectionType": index["projection"]["ProjectionType"]},
                 }}],
             )
