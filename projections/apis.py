@@ -16,6 +16,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hybridsite.clients import client_bucket
@@ -48,25 +49,13 @@ class MinVersionUnavailable(exceptions.APIException):
     default_detail = "No version of this document at or above min_version exists."
 
 
-def respond(request, result: Result, not_found: str) -> HttpResponse:
-    """A found document's bytes as they are (ETag, 304, Cache-Control); an absence is an error."""
-    request.served_from = result.source
-    if not result.found:
-        raise exceptions.NotFound(not_found)
-    etag = f'"{result.version}"'
-    response = HttpResponse(status=304) if result.version and _not_modified(request, etag) else (
-        HttpResponse(result.body, content_type=JSON)
-    )
-    if result.version:
-        response["ETag"] = etag
-    response["Cache-Control"] = settings.API_CACHE_CONTROL
-    return response
-
-
 class PublicApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes: list = []  # the reader counts the rate limit in its own Redis round trip
+    # The layer that answered this request (one view instance per request), sent as X-Served-From:
+    # ``edge`` when the request was refused before any layer was asked, ``none`` when none could answer.
+    served_from = "edge"
 
     def perform_content_negotiation(self, request, force: bool = False) -> tuple[JSONRenderer, str]:
         """The answer is JSON bytes already rendered: there is nothing to negotiate."""
@@ -79,20 +68,33 @@ class PublicApi(APIView):
         fill_cost = max(0, -(-limit // settings.THROTTLE_CACHE_FILLS_PER_MINUTE) - 1)
         return Throttle("anon", client_bucket(request), limit, fill_cost=fill_cost)
 
-    def handle_exception(self, exc: Exception) -> HttpResponse:
+    def respond(self, request, result: Result, not_found: str) -> HttpResponse:
+        """A found document's bytes as they are (ETag, 304, Cache-Control); an absence is an error."""
+        self.served_from = result.source
+        if not result.found:
+            raise exceptions.NotFound(not_found)
+        etag = f'"{result.version}"'
+        response = HttpResponse(status=304) if result.version and _not_modified(request, etag) else (
+            HttpResponse(result.body, content_type=JSON)
+        )
+        if result.version:
+            response["ETag"] = etag
+        response["Cache-Control"] = settings.API_CACHE_CONTROL
+        return response
+
+    def handle_exception(self, exc: Exception) -> Response:
         """The read path's errors become the API's exceptions; the project's one handler shapes
         every error body."""
         to_api = READ_ERRORS.get(type(exc))
         if to_api is not None:
-            self.request.served_from = getattr(exc, "source", "edge")
+            self.served_from = getattr(exc, "source", "edge")
             exc = to_api(exc)
         return super().handle_exception(exc)
 
     def finalize_response(self, request, response, *args, **kwargs):
-        """Every answer says which layer served it: ``edge`` when the request was refused before
-        any layer was asked, ``none`` when no layer could answer."""
+        """Every answer says which layer served it."""
         response = super().finalize_response(request, response, *args, **kwargs)
-        response["X-Served-From"] = getattr(request, "served_from", "edge")
+        response["X-Served-From"] = self.served_from
         return response
 
 
@@ -139,14 +141,14 @@ class ProductDetailApi(PublicApi):
         result = reader.read_document(product_document(sku), throttle, min_version)
         if not result.found and result.source != "cache":
             readpath.charge_fill(throttle)  # the absence is cached now: bounded per client
-        return respond(request, result, "No product with this SKU.")
+        return self.respond(request, result, "No product with this SKU.")
 
 
 class CategoryTreeApi(PublicApi):
     @extend_schema(operation_id="category_tree", responses=DOCUMENT_RESPONSES)
     def get(self, request) -> HttpResponse:
         result = reader.read_document(category_tree_document(), self.throttle(request))
-        return respond(request, result, "No categories.")
+        return self.respond(request, result, "No categories.")
 
 
 class CategoryProductsApi(PublicApi):
@@ -169,4 +171,4 @@ class CategoryProductsApi(PublicApi):
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
             raise exceptions.ValidationError({"limit": [f"Must be an integer from 1 to {MAX_PAGE}."]})
         result = listings.read_listing(slug, int(raw), request.GET.get("cursor", ""), self.throttle(request))
-        return respond(request, result, "No category with this slug.")
+        return self.respond(request, result, "No category with this slug.")

@@ -28,7 +28,7 @@ def backfill(
     resume: bool = False,
     chunk: int = 500,
     workers: int = 4,
-    progress: Callable[[int], None] = lambda n: None,
+    progress: Callable[[int], object] = lambda n: None,
 ) -> int:
     """Returns how many aggregates were projected in this run."""
     aggregate = AGGREGATES[aggregate_type]

@@ -234,7 +234,9 @@ def put_document(
     True when written."""
     hash_key = hash_key_attribute(model)
     document = model(
-        **key, owner=owner, version=version, deleted=False, body=body.decode(),
+        # mypy fears the key fills PynamoDB's own ``_user_instantiated: bool``; it holds key attributes
+        **key,  # type: ignore[arg-type]
+        owner=owner, version=version, deleted=False, body=body.decode(),
         source_committed_at=committed_at, projected_at=projected_at.isoformat(),
     )
     # A tombstone left by another aggregate (a deleted product's SKU reused) may be replaced.
@@ -250,7 +252,8 @@ def put_tombstone(
 ) -> bool:
     """Mark an item this owner wrote as gone, unless a newer version (or another owner) holds it."""
     tombstone = model(
-        **key, owner=owner, version=version, deleted=True, body=None, projected_at=projected_at.isoformat(),
+        **key,  # type: ignore[arg-type]  # key attributes, as in put_document
+        owner=owner, version=version, deleted=True, body=None, projected_at=projected_at.isoformat(),
         expires_at=projected_at + timedelta(seconds=settings.TOMBSTONE_TTL_SECONDS),
     )
     return _put(tombstone, (model.owner == owner) & (model.version < version))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -131,7 +132,7 @@ def _wait_for_entry(ref: DocumentAddress, floor: int) -> Result | None:
     while time.monotonic() < deadline:
         time.sleep(0.005)
         try:
-            raw = redis_breaker.call(lambda: cache.client().get(cache_keys.document(ref.name)))
+            raw = redis_breaker.call(lambda: cache.read(cache_keys.document(ref.name)))
         except (RedisError, CircuitOpen):
             return None
         if raw is not None:
@@ -176,7 +177,8 @@ def _from_postgres(ref: DocumentAddress) -> tuple[cache.Entry, bool]:
     aggregate_type, aggregate_id = located
     try:
         outcome = dynamodb_breaker.call(lambda: project(aggregate_type, aggregate_id))
-        version, bodies, cacheable = outcome.version, outcome.documents, True
+        bodies: Mapping[str, bytes | None] = outcome.documents
+        version, cacheable = outcome.version, True
     except (CircuitOpen, PermanentProjectionError, Fenced, *DYNAMODB_ERRORS) as exc:
         # DynamoDB unreachable, or the document cannot be stored there (over its item size):
         # Postgres answers, and remembers the version it served, which DynamoDB may not have.

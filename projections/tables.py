@@ -9,20 +9,22 @@ rendered JSON, so that the read path stores and returns bytes without serializer
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
+from pynamodb._schema import ModelSchema
 from pynamodb.attributes import (
+    Attribute,
     BooleanAttribute,
-    NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
 )
+from pynamodb.constants import NUMBER
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
-from pynamodb.models import Model
+from pynamodb.models import MetaProtocol, Model
 
 
-def table_meta(name: str, **extra: object) -> type:
+def table_meta(name: str, **extra: object) -> MetaProtocol:
     """A PynamoDB ``Meta`` whose connection and table name come from settings."""
     attrs = {
         "table_name": f"{settings.DYNAMODB_TABLE_PREFIX}{name}",
@@ -37,7 +39,20 @@ def table_meta(name: str, **extra: object) -> type:
     if settings.AWS_ACCESS_KEY_ID:
         attrs["aws_access_key_id"] = settings.AWS_ACCESS_KEY_ID
         attrs["aws_secret_access_key"] = settings.AWS_SECRET_ACCESS_KEY
-    return type("Meta", (), attrs)
+    return cast(MetaProtocol, type("Meta", (), attrs))  # a class with these attributes, as Model.Meta is
+
+
+class VersionAttribute(Attribute[int]):
+    """An aggregate's version: a DynamoDB number that is always an integer (a Postgres bigint), so
+    typed ``int`` where PynamoDB's ``NumberAttribute`` says ``float``."""
+
+    attr_type = NUMBER
+
+    def serialize(self, value: int) -> str:
+        return str(value)
+
+    def deserialize(self, value: str) -> int:
+        return int(value)
 
 
 class OwnerIndex(GlobalSecondaryIndex):
@@ -52,7 +67,7 @@ class ProjectedItem(Model):
     """Shared envelope; concrete tables add their keys and ``Meta``."""
 
     owner = UnicodeAttribute()
-    version = NumberAttribute()
+    version = VersionAttribute()
     deleted = BooleanAttribute(default=False)
     body = UnicodeAttribute(null=True)
     source_committed_at = UnicodeAttribute(null=True)
@@ -102,23 +117,24 @@ def reset_connection(model: type[ProjectedItem]) -> None:
 
 def key_names(model: type[ProjectedItem]) -> list[str]:
     """The table's key attribute names: the hash key, then the range key if there is one."""
-    return [model._hash_keyname] + ([model._range_keyname] if model._range_keyname else [])
+    return [name for name in (model._hash_keyname, model._range_keyname) if name]
 
 
 def get_item(model: type[ProjectedItem], key: dict[str, str]) -> ProjectedItem | None:
     """A strongly consistent read of one item by its key attributes; None when there is none."""
+    hash_name, *range_name = key_names(model)
     try:
-        return model.get(*(key[name] for name in key_names(model)), consistent_read=True)
+        return model.get(key[hash_name], key[range_name[0]] if range_name else None, consistent_read=True)
     except model.DoesNotExist:
         return None
 
 
 def hash_key_attribute(model: type[ProjectedItem]) -> Any:
     """The hash key attribute, for conditions such as ``does_not_exist()``."""
-    return getattr(model, model._hash_keyname)
+    return getattr(model, key_names(model)[0])
 
 
-def schema(model: type[ProjectedItem]) -> dict[str, Any]:
+def schema(model: type[ProjectedItem]) -> ModelSchema:
     return model._get_schema()
 
 
