@@ -132,6 +132,11 @@ class Manifest:
         version, keys = stored
         return cls(version=version, keys={table: {tuple(k) for k in ks} for table, ks in keys.items()})
 
+    def grown(self, planned: dict[str, set[tuple[str, ...]]]) -> dict[str, set[tuple[str, ...]]]:
+        """The keys to track before writing: those known and those about to be written, per table
+        of the plan (a table no projection writes any more is dropped, and so is an empty one)."""
+        return _nonempty({table: self.keys.get(table, set()) | keys for table, keys in planned.items()})
+
     def write(self, owner: str) -> None:
         """Store unless a newer projection already stored its manifest."""
         encoded = orjson.dumps({table: sorted(keys) for table, keys in sorted(self.keys.items())}).decode()
@@ -188,7 +193,7 @@ def project(
         newest_known = max([manifest.version, *(i.version for items in indexed.values() for i in items)])
         version = max(deleted_version or 0, newest_known + 1) if gone else snapshot.version
         outcome = Outcome(version=version)
-        grown = _nonempty({plan.table: manifest.keys.get(plan.table, set()) | plan.keys for plan in plans})
+        grown = manifest.grown({plan.table: plan.keys for plan in plans})
         if grown != manifest.keys:
             Manifest(version=manifest.version, keys=grown).write(owner)
         kept: dict[str, set[tuple[str, ...]]] = {}
