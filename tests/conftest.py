@@ -185,6 +185,15 @@ def redis_proxy(settings, redis_clean) -> Iterator[TcpProxy]:
 
 
 @pytest.fixture(autouse=True)
+def one_rate_window(monkeypatch) -> None:
+    """Each test counts its rate limits in one fixed window (the middle of one, pinned): a test
+    that expects the fourth request to get 429 must not see the minute turn after the third."""
+    from hybridsite import ratelimit
+
+    monkeypatch.setattr(ratelimit, "clock", lambda: 1_800_000_030.0)
+
+
+@pytest.fixture(autouse=True)
 def closed_breakers() -> None:
     """Each test starts with every dependency trusted again, and no health snapshot."""
     from hybridsite.health import snapshot
