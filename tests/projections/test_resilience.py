@@ -6,7 +6,6 @@ from __future__ import annotations
 import random
 import threading
 from decimal import Decimal
-from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
@@ -16,7 +15,6 @@ from catalog import services
 from catalog.models import Category, OutboxEvent, Product, Warehouse
 from devtools.net import wait_for
 from projections.drift import check
-from tests.services import TcpProxy
 
 pytestmark = pytest.mark.integration
 
@@ -90,13 +88,11 @@ def test_broker_down_while_writes_commit(start_worker, broker):
     wait_for(lambda: drained_without_drift(10), 90, 0.5, "drain after the broker is back")
 
 
-def test_dynamodb_unreachable_then_back(start_worker):
-    endpoint = urlsplit(settings.DYNAMODB_ENDPOINT)
-    proxy = TcpProxy(endpoint.hostname, endpoint.port)
+def test_dynamodb_unreachable_then_back(start_worker, dynamodb_proxy):
     products, warehouses = make_catalog(10)
-    start_worker(DYNAMODB_ENDPOINT=proxy.url)
+    start_worker(DYNAMODB_ENDPOINT=dynamodb_proxy.url)
     wait_for(lambda: drained_without_drift(10), 30, 0.3, "initial projection")
-    proxy.down()
+    dynamodb_proxy.down()
     try:
         for product in products:
             services.stock_adjust(product=product, warehouse=warehouses[0], delta=7)
@@ -104,7 +100,7 @@ def test_dynamodb_unreachable_then_back(start_worker):
             lambda: OutboxEvent.objects.filter(attempts__gte=2).exists(), 30, 0.3, "failed attempts while down"
         )
     finally:
-        proxy.up()
+        dynamodb_proxy.up()
     wait_for(lambda: drained_without_drift(10), 60, 0.5, "catch-up after DynamoDB is back")
     assert not OutboxEvent.objects.filter(status=OutboxEvent.Status.DEAD).exists()
 
