@@ -156,8 +156,9 @@ def test_chaos(start_worker, settings, redis_proxy, dynamodb_proxy, seed):
     stop_killing = threading.Event()
     kills: list[float] = []
 
-    def killer() -> None:
-        while not stop_killing.wait(rng.uniform(2.0, 6.0)):
+    def killer() -> None:  # its own generator: sharing the writer's would change the writes on a replay
+        kill_rng = random.Random(seed + 2)
+        while not stop_killing.wait(kill_rng.uniform(2.0, 6.0)):
             worker.kill()
             kills.append(time.monotonic())
             worker.start()
