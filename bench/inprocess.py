@@ -17,8 +17,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from projections import tables
-from projections.tables import TABLES
+from hybridsite import dynamodb
 
 
 @dataclass
@@ -99,7 +98,7 @@ def count_dynamodb(counts: Counts) -> Iterator[None]:
         with lock:
             counts.dynamodb += counts.active
 
-    clients = {id(c): c for c in (tables.client(model) for model in TABLES)}.values()
+    clients = {id(c): c for c in (dynamodb.client(model) for model in dynamodb.all_tables())}.values()
     for client in clients:
         client.meta.events.register("before-call.dynamodb", before_call, unique_id=unique_id)
     try:

@@ -162,7 +162,7 @@ def prepare(cfg: Config, clock: Clock) -> dict[str, Any]:
     call_command("seed_demo", products=cfg.products, seed=42, stdout=out)
     clock.step("seed", began, out.getvalue().strip())
 
-    from projections.tables import tables_drop, tables_ensure
+    from hybridsite.dynamodb import tables_drop, tables_ensure
 
     began = time.perf_counter()
     tables_drop()

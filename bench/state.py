@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from django_redis import get_redis_connection
 
 from catalog.models import Product
-from projections import cache_keys, tables
+from hybridsite import dynamodb
+from projections import cache_keys
 from projections.models import OwnerManifest
 from projections.registry import listing_key, product_cache_name, product_key, product_owner
 from projections.tables import CategoryListingItem, ProductDocument
@@ -47,7 +48,7 @@ class Unprojector:
             ]
             for sku, _, slug in products
         }
-        self.client = tables.client(ProductDocument)
+        self.client = dynamodb.client(ProductDocument)
 
     def __call__(self, skus: Iterable[str]) -> None:
         skus = list(skus)

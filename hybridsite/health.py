@@ -25,7 +25,7 @@ from django_redis import get_redis_connection
 from kombu import Connection
 from pynamodb.connection import Connection as DynamoDBConnection
 
-from projections import tables
+from hybridsite import dynamodb
 from projections.tables import ProductDocument
 
 from .clients import client_bucket
@@ -56,7 +56,7 @@ def _single_attempt_client(dynamodb: DynamoDBConnection) -> Any:
 
 
 def _dynamodb() -> None:
-    _single_attempt_client(tables.connection(ProductDocument)).list_tables(Limit=1)
+    _single_attempt_client(dynamodb.connection(ProductDocument)).list_tables(Limit=1)
 
 
 def _broker() -> None:

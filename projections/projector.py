@@ -33,10 +33,12 @@ from django.db import connection, transaction
 from django.utils import timezone
 from pynamodb.exceptions import PutError
 
+from hybridsite.dynamodb import get_item, hash_key_attribute, key_names
+
 from . import cache, metrics
 from .models import OwnerManifest
 from .registry import AGGREGATES, Aggregate, Item, Projection, Snapshot
-from .tables import ProjectedItem, get_item, hash_key_attribute, key_names
+from .tables import ProjectedItem
 
 logger = logging.getLogger(__name__)
 

@@ -18,6 +18,8 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from redis.exceptions import RedisError
 
+from hybridsite.dynamodb import get_item
+
 from . import cache, cache_keys, metrics
 from .breaker import CircuitOpen
 from .models import ReadFloor
@@ -34,7 +36,6 @@ from .readpath import (
     redis_breaker,
 )
 from .registry import DocumentAddress
-from .tables import get_item
 
 logger = logging.getLogger(__name__)
 

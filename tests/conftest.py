@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django_redis import get_redis_connection
 
-from tests.services import Broker, TcpProxy, Web, Worker, database_url
+from tests.services import Broker, Listener, TcpProxy, Web, Worker, database_url
 
 
 @pytest.hookimpl(wrapper=True)
@@ -73,7 +73,7 @@ def projector_threads(django_db_setup, django_db_blocker) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def dynamodb_tables() -> None:
-    from projections.tables import tables_ensure
+    from hybridsite.dynamodb import tables_ensure
 
     tables_ensure()
 
@@ -81,9 +81,9 @@ def dynamodb_tables() -> None:
 @pytest.fixture
 def dynamodb(dynamodb_tables) -> None:
     """Empty projection tables for one test."""
-    from projections.tables import TABLES
+    from hybridsite.dynamodb import all_tables
 
-    for model in TABLES:
+    for model in all_tables():
         with model.batch_write() as batch:
             for item in model.scan():
                 batch.delete(item)
@@ -101,35 +101,54 @@ def redis_clean():
 
 
 @pytest.fixture
-def start_worker(request, transactional_db, dynamodb, redis_clean, broker, tmp_path) -> Iterator[Callable[..., Worker]]:
-    """Start real Celery workers (with beat) on the test database; extra env overrides settings. When
-    the test fails, the end of each worker's log is printed with the failure."""
-    workers: list[Worker] = []
+def processes(request, transactional_db, dynamodb, redis_clean, broker, tmp_path) -> Iterator[list[Worker]]:
+    """The worker and listener processes a test starts, stopped after it. When the test fails, the
+    end of each one's log is printed with the failure."""
+    started: list[Worker] = []
+    yield started
+    for process in started:
+        process.stop()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        for process in started:
+            tail = process.log_path.read_text(errors="replace").splitlines()[-120:]
+            print(f"--- end of {process.log_path.name} ---", *tail, sep="\n")
+
+
+def _process_env(broker: Broker, env: dict[str, str]) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": broker.url,
+        **env,
+    }
+
+
+@pytest.fixture
+def start_worker(processes, broker, tmp_path) -> Callable[..., Worker]:
+    """Start real Celery workers (with beat) on the test database; extra env overrides settings."""
 
     def start(beat: bool = True, **env: str) -> Worker:
-        worker = Worker(
-            tmp_path / f"worker{len(workers)}.log",
-            {
-                **os.environ,
-                "DJANGO_SETTINGS_MODULE": "tests.settings",
-                "DATABASE_URL": database_url(),
-                "CELERY_BROKER_URL": broker.url,
-                **env,
-            },
-            beat=beat,
-        )
-        workers.append(worker)
+        worker = Worker(tmp_path / f"worker{len(processes)}.log", _process_env(broker, env), beat=beat)
+        processes.append(worker)
         worker.start()
         return worker
 
-    yield start
-    for worker in workers:
-        worker.stop()
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        for worker in workers:
-            tail = worker.log_path.read_text(errors="replace").splitlines()[-120:]
-            print(f"--- end of {worker.log_path.name} ---", *tail, sep="\n")
+    return start
+
+
+@pytest.fixture
+def start_listener(processes, broker, tmp_path) -> Callable[..., Listener]:
+    """Start ``outbox_listen`` on the test database; extra env overrides settings."""
+
+    def start(**env: str) -> Listener:
+        listener = Listener(tmp_path / f"listener{len(processes)}.log", _process_env(broker, env))
+        processes.append(listener)
+        listener.start()
+        return listener
+
+    return start
 
 
 @pytest.fixture
@@ -156,20 +175,19 @@ def dynamodb_proxy(monkeypatch, dynamodb) -> Iterator[TcpProxy]:
     PynamoDB caches one connection per model, built from ``Meta.host`` on first use: the cached
     connections are dropped while the host points at the proxy, and restored afterwards.
     """
-    from projections import tables
-    from projections.tables import TABLES
+    from hybridsite import dynamodb
 
     if not settings.DYNAMODB_ENDPOINT:
         pytest.skip("needs a local DynamoDB endpoint (DYNAMODB_ENDPOINT) to put a proxy in front of")
     endpoint = urlsplit(settings.DYNAMODB_ENDPOINT)
     proxy = TcpProxy(endpoint.hostname, endpoint.port or 80)
-    for model in TABLES:
+    for model in dynamodb.all_tables():
         monkeypatch.setattr(model.Meta, "host", proxy.url)
-        tables.reset_connection(model)
+        dynamodb.reset_connection(model)
     yield proxy
     proxy.down()
-    for model in TABLES:
-        tables.reset_connection(model)
+    for model in dynamodb.all_tables():
+        dynamodb.reset_connection(model)
 
 
 @pytest.fixture

@@ -24,7 +24,7 @@ from pynamodb.transactions import TransactWrite
 
 from devtools import embedded
 from devtools.net import NotReady, wait_for
-from projections import tables
+from hybridsite.dynamodb import connection as table_connection
 from projections.tables import ProductDocument
 
 
@@ -69,7 +69,7 @@ def test_ttl_deletes_expired_items(dynamodb) -> None:
 def test_transaction_retried_with_its_client_request_token_is_applied_once(dynamodb) -> None:
     """A retried TransactWriteItems (same token, same body) must not apply twice: the write in
     between survives the retry; the same token with another body is refused."""
-    connection = tables.connection(ProductDocument)
+    connection = table_connection(ProductDocument)
     token = uuid.uuid4().hex
 
     def transaction(version: int) -> None:

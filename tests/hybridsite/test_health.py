@@ -8,7 +8,7 @@ import socket
 import pytest
 
 from devtools.net import free_port
-from projections import tables
+from hybridsite import dynamodb
 from projections.tables import ProductDocument
 from tests.services import TcpProxy
 
@@ -51,7 +51,7 @@ def test_all_services_up(client) -> None:
 def test_dead_dynamodb_is_reported_and_recovers(client, dynamodb_proxy: TcpProxy) -> None:
     status, body = get_health(client)
     assert status == 200, body
-    assert tables.connection(ProductDocument).host == dynamodb_proxy.url
+    assert dynamodb.connection(ProductDocument).host == dynamodb_proxy.url
 
     dynamodb_proxy.down()
     status, body = get_health(client)

@@ -27,7 +27,8 @@ from django.test import Client
 from catalog import services
 from catalog.models import Category, OutboxEvent, Price, Product, Warehouse
 from devtools.net import wait_for
-from projections import cache, cache_keys, tables
+from hybridsite import dynamodb
+from projections import cache, cache_keys
 from projections.drift import check
 from projections.registry import product_cache_name, product_key
 from projections.tables import ProductDocument
@@ -126,7 +127,7 @@ def where(sku: str) -> str:
     """What each layer holds for a SKU, for a failure message."""
     entry = cache.client().get(cache_keys.document(product_cache_name(sku)))
     floor = cache.client().get(cache_keys.floor(product_cache_name(sku)))
-    item = tables.get_item(ProductDocument, product_key(sku))
+    item = dynamodb.get_item(ProductDocument, product_key(sku))
     stored = item and (item.owner, item.version, item.deleted)
     return f"{sku} is deleted; cache {entry[:40] if entry else None!r}, floor {floor!r}, DynamoDB {stored}"
 

@@ -22,7 +22,8 @@ from django.test import Client
 from catalog import services
 from catalog.models import Category, CategoryTreeVersion, OutboxEvent, Product, Warehouse
 from devtools.net import wait_for
-from projections import cache, cache_keys, reader, readpath, tables
+from hybridsite import dynamodb
+from projections import cache, cache_keys, reader, readpath
 from projections.drift import check
 from projections.projector import Fenced, _fence, aggregate_lock, project, put_document
 from projections.registry import product_document
@@ -244,7 +245,7 @@ def test_a_sku_recreated_and_deleted_while_dynamodb_was_away_is_not_served_from_
     drain()
     first.delete()
     drain()
-    assert tables.get_item(ProductDocument, {"pk": "TWICE"}).deleted
+    assert dynamodb.get_item(ProductDocument, {"pk": "TWICE"}).deleted
     dynamodb_proxy.down()
     second = services.product_create(sku="TWICE", name="Second", category=tools)
     forget_entry("product:TWICE")  # the first one's cached absence expires
@@ -382,7 +383,7 @@ def test_tree_versions_rise_in_commit_order_when_the_clock_steps_back(tools):
 
 def test_listing_queries_are_strongly_consistent(product):
     seen: list[bool] = []
-    client = tables.client(CategoryListingItem)
+    client = dynamodb.client(CategoryListingItem)
     event = "before-parameter-build.dynamodb.Query"
 
     def record(params, **_):

@@ -13,12 +13,12 @@ from pynamodb.attributes import UnicodeAttribute
 
 from catalog import services
 from catalog.models import Category
-from projections import tables
+from hybridsite.dynamodb import table_ensure, table_meta
 from projections.backfill import backfill
 from projections.drift import check
 from projections.registry import AGGREGATES, Item, Projection, Snapshot
 from projections.relay import drain
-from projections.tables import ProjectedItem, table_meta
+from projections.tables import ProjectedItem
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -40,7 +40,7 @@ def build_product_name(snapshot: Snapshot, projected_at: datetime) -> list[Item]
 @pytest.fixture
 def registered(monkeypatch, dynamodb) -> Iterator[None]:
     """The one registry entry; the table is made as ``projections_setup`` makes every table."""
-    tables.table_ensure(ProductName)
+    table_ensure(ProductName)
     for item in ProductName.scan():
         item.delete()
     product = AGGREGATES["product"]

@@ -1,11 +1,12 @@
-"""``projections_setup`` brings tables an older release made up to date."""
+"""``projections_setup`` (through the DynamoDB adapter) brings tables an older release made up to date."""
 
 from __future__ import annotations
 
 from pynamodb.attributes import UnicodeAttribute
 
-from projections import tables
-from projections.tables import ProjectedItem, table_meta
+from hybridsite import dynamodb
+from hybridsite.dynamodb import table_meta
+from projections.tables import ProjectedItem
 
 
 class OlderNames(ProjectedItem):
@@ -16,7 +17,7 @@ class OlderNames(ProjectedItem):
 
 
 def test_an_existing_table_without_the_owner_index_is_given_it(dynamodb_tables):
-    client = tables.client(OlderNames)
+    client = dynamodb.client(OlderNames)
     if OlderNames.exists():
         OlderNames.delete_table()
     client.create_table(
@@ -25,11 +26,11 @@ def test_an_existing_table_without_the_owner_index_is_given_it(dynamodb_tables):
         KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
     )
     try:
-        assert tables.table_ensure(OlderNames) == "updated"
+        assert dynamodb.table_ensure(OlderNames) == "updated"
         description = client.describe_table(TableName=OlderNames.Meta.table_name)["Table"]
         [index] = description["GlobalSecondaryIndexes"]
         assert index["IndexName"] == "owner-index"
         assert index["KeySchema"] == [{"AttributeName": "owner", "KeyType": "HASH"}]
-        assert tables.table_ensure(OlderNames) == "ok"
+        assert dynamodb.table_ensure(OlderNames) == "ok"
     finally:
         OlderNames.delete_table()

@@ -1,0 +1,153 @@
+"""The one adapter to DynamoDB through PynamoDB: table ``Meta`` from settings, connections, creating
+the tables, and PynamoDB's private API. Every app's tables go through these functions; nothing else
+touches a private attribute.
+
+An app declares its tables on its ``AppConfig`` as ``dynamodb_tables = "<module>.<TUPLE>"``;
+:func:`all_tables` collects them, so ``projections_setup`` creates every table of every app.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar, cast
+
+from django.apps import apps
+from django.conf import settings
+from django.utils.module_loading import import_string
+from pynamodb._schema import ModelSchema
+from pynamodb.attributes import TTLAttribute
+from pynamodb.models import MetaProtocol, Model
+
+M = TypeVar("M", bound=Model)
+
+
+def table_meta(name: str, **extra: object) -> MetaProtocol:
+    """A PynamoDB ``Meta`` whose connection and table name come from settings."""
+    attrs = {
+        "table_name": f"{settings.DYNAMODB_TABLE_PREFIX}{name}",
+        "region": settings.AWS_REGION,
+        "host": settings.DYNAMODB_ENDPOINT or None,
+        "connect_timeout_seconds": settings.DYNAMODB_TIMEOUT_SECONDS,
+        "read_timeout_seconds": settings.DYNAMODB_TIMEOUT_SECONDS,
+        "max_retry_attempts": 1,
+        "billing_mode": "PAY_PER_REQUEST",
+        **extra,
+    }
+    if settings.AWS_ACCESS_KEY_ID:
+        attrs["aws_access_key_id"] = settings.AWS_ACCESS_KEY_ID
+        attrs["aws_secret_access_key"] = settings.AWS_SECRET_ACCESS_KEY
+    return cast(MetaProtocol, type("Meta", (), attrs))  # a class with these attributes, as Model.Meta is
+
+
+def all_tables() -> list[type[Model]]:
+    """Every installed app's tables, in app order."""
+    found: list[type[Model]] = []
+    for config in apps.get_app_configs():
+        path = getattr(config, "dynamodb_tables", None)
+        if path:
+            found.extend(import_string(path))
+    return found
+
+
+# --- PynamoDB's private API, in this one place ---------------------------------------------------
+
+
+def connection(model: type[Model]) -> Any:
+    """PynamoDB's low-level connection of a table (its host, its botocore client)."""
+    return model._get_connection().connection
+
+
+def client(model: type[Model]) -> Any:
+    """The botocore DynamoDB client a table's calls go through."""
+    return connection(model).client
+
+
+def reset_connection(model: type[Model]) -> None:
+    """Forget the cached connection, so that the next call builds one from ``Meta`` again."""
+    model._connection = None
+
+
+def key_names(model: type[Model]) -> list[str]:
+    """The table's key attribute names: the hash key, then the range key if there is one."""
+    return [name for name in (model._hash_keyname, model._range_keyname) if name]
+
+
+def get_item(model: type[M], key: dict[str, Any]) -> M | None:
+    """A strongly consistent read of one item by its key attributes; None when there is none."""
+    hash_name, *range_name = key_names(model)
+    try:
+        return model.get(key[hash_name], key[range_name[0]] if range_name else None, consistent_read=True)
+    except model.DoesNotExist:
+        return None
+
+
+def hash_key_attribute(model: type[Model]) -> Any:
+    """The hash key attribute, for conditions such as ``does_not_exist()``."""
+    return getattr(model, key_names(model)[0])
+
+
+def schema(model: type[Model]) -> ModelSchema:
+    return model._get_schema()
+
+
+# --- creating the tables -------------------------------------------------------------------------
+
+
+def ttl_attribute(model: type[Model]) -> str | None:
+    """The name of the model's TTL attribute, if it has one."""
+    return next((name for name, attr in model.get_attributes().items() if isinstance(attr, TTLAttribute)), None)
+
+
+def table_ensure(model: type[Model]) -> str:
+    """Create the table, or add what an existing one lacks (indexes, stream, TTL). Returns what it did."""
+    meta = model.Meta
+    dynamodb = client(model)
+    if not model.exists():
+        model.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+        action = "created"
+    else:
+        action = "ok"
+        description = dynamodb.describe_table(TableName=meta.table_name)["Table"]
+        existing = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
+        table_schema = schema(model)
+        for index in table_schema.get("global_secondary_indexes", []):
+            if index["index_name"] in existing:
+                continue
+            # PynamoDB's schema holds attribute definitions and key schemas in DynamoDB's own shape.
+            dynamodb.update_table(
+                TableName=meta.table_name,
+                AttributeDefinitions=table_schema["attribute_definitions"],
+                GlobalSecondaryIndexUpdates=[{"Create": {
+                    "IndexName": index["index_name"],
+                    "KeySchema": index["key_schema"],
+                    "Projection": {"ProjectionType": index["projection"]["ProjectionType"]},
+                }}],
+            )
+            action = "updated"
+        view_type = getattr(meta, "stream_view_type", None)
+        stream = description.get("StreamSpecification") or {}
+        if view_type and not stream.get("StreamEnabled"):
+            dynamodb.update_table(
+                TableName=meta.table_name,
+                StreamSpecification={"StreamEnabled": True, "StreamViewType": view_type},
+            )
+            action = "updated"
+    ttl_name = ttl_attribute(model)
+    if ttl_name:
+        ttl = dynamodb.describe_time_to_live(TableName=meta.table_name)["TimeToLiveDescription"]
+        if ttl.get("TimeToLiveStatus") not in ("ENABLED", "ENABLING"):
+            dynamodb.update_time_to_live(
+                TableName=meta.table_name,
+                TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_name},
+            )
+    return action
+
+
+def tables_ensure() -> dict[str, str]:
+    return {model.Meta.table_name: table_ensure(model) for model in all_tables()}
+
+
+def tables_drop() -> None:
+    """Remove every table of this prefix (the benchmark starts from empty tables)."""
+    for model in all_tables():
+        if model.exists():
+            model.delete_table()
