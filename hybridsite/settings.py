@@ -226,6 +226,8 @@ CACHES: dict[str, dict[str, Any]] = {
 # Switches and flags (django-waffle: read-only mode, document shapes) live in Postgres and are
 # cached this long in Redis; saving one clears its cached value at once.
 FLAG_CACHE_SECONDS = env.float("FLAG_CACHE_SECONDS", 5.0, 0.0)
+# The hot read keeps the document-shape switches this long per process (no Redis call per request).
+SHAPE_SWITCH_LOCAL_SECONDS = env.float("SHAPE_SWITCH_LOCAL_SECONDS", 1.0, 0.0)
 CACHES["flags"] = {**CACHES["default"], "KEY_PREFIX": "hs-flags", "TIMEOUT": FLAG_CACHE_SECONDS}
 WAFFLE_CACHE_NAME = "flags"
 # Seconds a client is told to wait (Retry-After) while read-only mode refuses writes.
