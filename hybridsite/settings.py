@@ -368,6 +368,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 READ_FILL_LOCK_MS = env.int("READ_FILL_LOCK_MS", 2000, 1)
 READ_FILL_WAIT_MS = env.int("READ_FILL_WAIT_MS", 1000, 0)
+# A miss projects the document itself, but waits at most this long for a projection of the same
+# aggregate already under way; then Postgres answers (served, not cached).
+READ_PROJECT_LOCK_WAIT_MS = env.int("READ_PROJECT_LOCK_WAIT_MS", 200, 0)
 BREAKER_FAILURES = env.int("BREAKER_FAILURES", 3, 1)
 BREAKER_COOLDOWN_SECONDS = env.float("BREAKER_COOLDOWN_SECONDS", 5.0, 0.0)
 

@@ -21,6 +21,7 @@ Before each table's writes the projector checks that its session still holds the
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -63,11 +64,26 @@ class Outcome:
     """A cache refresh failed: the relay retries the projection so that Redis catches up."""
 
 
+class LockBusy(Exception):
+    """Another projector holds the aggregate's lock longer than the caller may wait (a reader)."""
+
+
 @contextmanager
-def aggregate_lock(owner: str) -> Iterator[None]:
-    """Session-level advisory lock: released at the end, or by Postgres if the process dies."""
+def aggregate_lock(owner: str, wait_ms: int | None = None) -> Iterator[None]:
+    """Session-level advisory lock: released at the end, or by Postgres if the process dies.
+    With ``wait_ms``, :class:`LockBusy` when it is not free within that time."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [owner])
+        if wait_ms is None:
+            cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [owner])
+        else:
+            deadline = time.monotonic() + wait_ms / 1000
+            while True:
+                cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [owner])
+                if cursor.fetchone()[0]:
+                    break
+                if time.monotonic() >= deadline:
+                    raise LockBusy(f"{owner} is being projected")
+                time.sleep(0.005)
     try:
         yield
     finally:
@@ -177,15 +193,21 @@ def _fence(owner: str) -> None:
 
 
 def project(
-    aggregate_type: str, aggregate_id: int, *, deleted_version: int | None = None, repair: bool = False
+    aggregate_type: str,
+    aggregate_id: int,
+    *,
+    deleted_version: int | None = None,
+    repair: bool = False,
+    lock_wait_ms: int | None = None,
 ) -> Outcome:
     """Project one aggregate as it is now in Postgres. ``deleted_version`` comes from the outbox
     rows: the version a gone aggregate's tombstones carry at least. ``repair`` (drift repair) also
     replaces documents of the same version, whose content is wrong (newer ones stay protected),
-    and tombstones items of this owner that its manifest does not know, found through the index."""
+    and tombstones items of this owner that its manifest does not know, found through the index.
+    ``lock_wait_ms`` bounds the wait for another projector of the same aggregate (a reader)."""
     aggregate = AGGREGATES[aggregate_type]
     owner = aggregate.owner(aggregate_id)
-    with aggregate_lock(owner):
+    with aggregate_lock(owner, lock_wait_ms):
         snapshot = read_snapshot(aggregate, aggregate_id)
         projected_at = timezone.now()
         plans = [_Plan(projection, snapshot, owner, projected_at) for projection in aggregate.projections]

@@ -23,7 +23,7 @@ from hybridsite.dynamodb import get_item
 from . import cache, cache_keys, metrics
 from .breaker import CircuitOpen
 from .models import ReadFloor
-from .projector import Fenced, PermanentProjectionError, project, render_documents
+from .projector import Fenced, LockBusy, PermanentProjectionError, project, render_documents
 from .readpath import (
     DYNAMODB_ERRORS,
     Result,
@@ -177,12 +177,15 @@ def _from_postgres(ref: DocumentAddress) -> tuple[cache.Entry, bool]:
         return cache.Entry(0, 404, b""), True
     aggregate_type, aggregate_id = located
     try:
-        outcome = dynamodb_breaker.call(lambda: project(aggregate_type, aggregate_id))
+        outcome = dynamodb_breaker.call(
+            lambda: project(aggregate_type, aggregate_id, lock_wait_ms=settings.READ_PROJECT_LOCK_WAIT_MS)
+        )
         bodies: Mapping[str, bytes | None] = outcome.documents
         version, cacheable = outcome.version, True
-    except (CircuitOpen, PermanentProjectionError, Fenced, *DYNAMODB_ERRORS) as exc:
-        # DynamoDB unreachable, or the document cannot be stored there (over its item size):
-        # Postgres answers, and remembers the version it served, which DynamoDB may not have.
+    except (CircuitOpen, PermanentProjectionError, Fenced, LockBusy, *DYNAMODB_ERRORS) as exc:
+        # DynamoDB unreachable, the document cannot be stored there (over its item size), or a
+        # projection of it is under way: Postgres answers, and remembers the version it served,
+        # which DynamoDB may not have yet.
         logger.warning("reader: %s not projected (%s); serving it from Postgres", ref.name, exc)
         version, bodies = render_documents(aggregate_type, aggregate_id)
         _record_durable_floor(ref.name, version)

@@ -413,6 +413,34 @@ def test_a_projector_that_lost_its_lock_is_fenced(product):
     assert is_transient(fenced.value)
 
 
+def test_a_miss_does_not_wait_for_a_projection_in_progress(product):
+    """A relay stuck while it holds an aggregate's lock (DynamoDB slow to answer) must not hold up
+    the customer whose read misses: the read is answered from Postgres, not cached."""
+    locked, done, released = threading.Event(), threading.Event(), threading.Event()
+
+    def stuck_relay() -> None:
+        try:
+            with aggregate_lock(f"product#{product.pk}"):
+                locked.set()
+                done.wait(30)
+            released.set()
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=stuck_relay)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        status, body, source = get(Client(), "/api/products/SKU-1/")
+        answered_while_locked = not released.is_set()
+    finally:
+        done.set()
+        holder.join()
+    assert answered_while_locked
+    assert (status, body["version"], source) == (200, version_of(product), "postgres")
+    assert cached(product_document("SKU-1").name) is None
+
+
 # --- recovery in seconds: a dead relay's claim dies with its connection ------------------------
 
 
