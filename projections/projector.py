@@ -34,11 +34,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 from pynamodb.exceptions import PutError
 
+from hybridsite.dynamodb import get_item, hash_key_attribute, key_names
+
 from . import cache, metrics
 from .models import OwnerManifest
 from .registry import AGGREGATES, Aggregate, Item, Projection, Snapshot
-from hybridsite.dynamodb import get_item, hash_key_attribute, key_names
-
 from .tables import ProjectedItem
 
 logger = logging.getLogger(__name__)
@@ -150,6 +150,11 @@ class Manifest:
         version, keys = stored
         return cls(version=version, keys={table: {tuple(k) for k in ks} for table, ks in keys.items()})
 
+    def grown(self, planned: dict[str, set[tuple[str, ...]]]) -> dict[str, set[tuple[str, ...]]]:
+        """The keys to track before writing: those known and those about to be written, per table
+        of the plan (a table no projection writes any more is dropped, and so is an empty one)."""
+        return _nonempty({table: self.keys.get(table, set()) | keys for table, keys in planned.items()})
+
     def write(self, owner: str) -> None:
         """Store unless a newer projection already stored its manifest."""
         encoded = orjson.dumps({table: sorted(keys) for table, keys in sorted(self.keys.items())}).decode()
@@ -212,7 +217,7 @@ def project(
         newest_known = max([manifest.version, *(i.version for items in indexed.values() for i in items)])
         version = max(deleted_version or 0, newest_known + 1) if gone else snapshot.version
         outcome = Outcome(version=version)
-        grown = _nonempty({plan.table: manifest.keys.get(plan.table, set()) | plan.keys for plan in plans})
+        grown = manifest.grown({plan.table: plan.keys for plan in plans})
         if grown != manifest.keys:
             Manifest(version=manifest.version, keys=grown).write(owner)
         kept: dict[str, set[tuple[str, ...]]] = {}
@@ -221,7 +226,8 @@ def project(
                 key_of(i, plan.projection.model) for i in indexed.get(plan.table, [])
             }
             _fence(owner)
-            kept[plan.table] = plan.keys | _apply(plan, owner, snapshot, version, projected_at, outcome, previous, repair)
+            still_live = _apply(plan, owner, snapshot, version, projected_at, outcome, previous, repair)
+            kept[plan.table] = plan.keys | still_live
         wanted = _nonempty(kept)
         # The same keys: nothing to record. A failed cache refresh keeps the keys, so that the
         # retried projection still finds what it has to refresh (a tombstone it already wrote).
@@ -257,7 +263,9 @@ def put_document(
     True when written."""
     hash_key = hash_key_attribute(model)
     document = model(
-        **key, owner=owner, version=version, deleted=False, body=body.decode(),
+        # mypy fears the key fills PynamoDB's own ``_user_instantiated: bool``; it holds key attributes
+        **key,  # type: ignore[arg-type]
+        owner=owner, version=version, deleted=False, body=body.decode(),
         source_committed_at=committed_at, projected_at=projected_at.isoformat(),
     )
     # A tombstone left by another aggregate (a deleted product's SKU reused) may be replaced.
@@ -273,7 +281,8 @@ def put_tombstone(
 ) -> bool:
     """Mark an item this owner wrote as gone, unless a newer version (or another owner) holds it."""
     tombstone = model(
-        **key, owner=owner, version=version, deleted=True, body=None, projected_at=projected_at.isoformat(),
+        **key,  # type: ignore[arg-type]  # key attributes, as in put_document
+        owner=owner, version=version, deleted=True, body=None, projected_at=projected_at.isoformat(),
         expires_at=projected_at + timedelta(seconds=settings.TOMBSTONE_TTL_SECONDS),
     )
     return _put(tombstone, (model.owner == owner) & (model.version < version))

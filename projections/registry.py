@@ -24,7 +24,6 @@ from .tables import (
 )
 
 
-
 @dataclass(frozen=True)
 class Item:
     """One item an aggregate wants in a table: its key attributes and its document."""

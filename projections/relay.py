@@ -2,10 +2,11 @@
 
 Rows are claimed with ``FOR UPDATE SKIP LOCKED`` in a transaction that lasts while their batch is
 projected, and completed or failed in it: concurrent relays never take the same row, and the
-claim dies with its connection, so the rows of a relay that dies are taken up again at once. Rows of one aggregate are coalesced into one projection. A projected row is
-deleted; a failed one is retried later with exponential backoff and jitter. Only a permanent
-failure (one that retrying cannot fix) that persists for ``OUTBOX_MAX_ATTEMPTS`` makes a row
-``dead``; transient ones (DynamoDB unreachable, throttled) are retried until they pass.
+claim dies with its connection, so the rows of a relay that dies are taken up again at once. Rows
+of one aggregate are coalesced into one projection. A projected row is deleted; a failed one is
+retried later with exponential backoff and jitter. Only a permanent failure (one that retrying
+cannot fix) that persists for ``OUTBOX_MAX_ATTEMPTS`` makes a row ``dead``; transient ones
+(DynamoDB unreachable, throttled) are retried until they pass.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
-from datetime import datetime, timedelta
 
 import botocore.exceptions
 from django.conf import settings

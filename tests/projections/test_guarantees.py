@@ -274,7 +274,8 @@ def test_min_version_reads_your_writes(product):
 def test_internal_writes_return_the_version_to_ask_for(product, admin_client):
     warehouse = Warehouse.objects.create(code="W1", name="Main")
     response = admin_client.post(
-        "/api/internal/products/SKU-1/stock/", {"warehouse": warehouse.code, "delta": 3}, content_type="application/json"
+        "/api/internal/products/SKU-1/stock/", {"warehouse": warehouse.code, "delta": 3},
+        content_type="application/json",
     )
     version = response.json()["version"]
     status, body, _ = get(Client(), f"/api/products/SKU-1/?min_version={version}")
