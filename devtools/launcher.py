@@ -223,7 +223,8 @@ def serving_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def serve(env: dict[str, str]) -> int:
-    """Run web, worker, beat, the outbox listener and the streams consumer until one exits or we are told to stop; then stop them all."""
+    """Run web, worker, beat, the outbox listener and the streams consumer until one exits or we are
+    told to stop; then stop them all."""
     bind = env["BIND"]
     commands = {
         "web": [str(BIN / "gunicorn"), "hybridsite.wsgi", "--bind", bind, "--workers", "2", "--access-logfile", "-"],

@@ -5,7 +5,7 @@ ever reaches their own draft: the editor comes from the token, never from the UR
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any, cast
 
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
@@ -60,6 +60,11 @@ class DraftOutputSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+def editor_id(request: Request) -> int:
+    """The caller's user id (the permission check has run: the user is a saved one)."""
+    return cast(int, request.user.pk)
+
+
 class DraftBaseApi(APIView):
     def respond(self, draft: DraftState) -> Response:
         response = Response(DraftOutputSerializer(draft).data)
@@ -80,7 +85,7 @@ class DraftBaseApi(APIView):
 
 
 class DraftApi(DraftBaseApi):
-    permission_classes: ClassVar[list[type]] = [StaffWithPermission.for_methods(GET=PERMISSION, PUT=PERMISSION)]
+    permission_classes = [StaffWithPermission.for_methods(GET=PERMISSION, PUT=PERMISSION)]
 
     class DraftSaveInputSerializer(StrictInputSerializer):
         name = serializers.CharField(max_length=200, required=False)
@@ -97,7 +102,7 @@ class DraftApi(DraftBaseApi):
 
     @extend_schema(operation_id="internal_draft_detail", responses=DraftOutputSerializer)
     def get(self, request: Request, sku: str) -> Response:
-        draft = draft_get(sku=sku, user_id=request.user.pk)
+        draft = draft_get(sku=sku, user_id=editor_id(request))
         if draft is None:
             raise exceptions.NotFound("No draft of this product by you.")
         return self.respond(draft)
@@ -114,13 +119,13 @@ class DraftApi(DraftBaseApi):
         serializer = self.DraftSaveInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         draft = services.draft_save(
-            sku=sku, user_id=request.user.pk, changes=serializer.validated_data, expected=_if_match(request)
+            sku=sku, user_id=editor_id(request), changes=serializer.validated_data, expected=_if_match(request)
         )
         return self.respond(draft)
 
 
 class DraftPublishApi(DraftBaseApi):
-    permission_classes: ClassVar[list[type]] = [StaffWithPermission.for_methods(POST=PERMISSION)]
+    permission_classes = [StaffWithPermission.for_methods(POST=PERMISSION)]
 
     class DraftPublishOutputSerializer(serializers.Serializer):
         sku = serializers.CharField()
@@ -135,5 +140,5 @@ class DraftPublishApi(DraftBaseApi):
         },
     )
     def post(self, request: Request, sku: str) -> Response:
-        product: Product = services.draft_publish(sku=sku, user_id=request.user.pk)
+        product: Product = services.draft_publish(sku=sku, user_id=editor_id(request))
         return Response(self.DraftPublishOutputSerializer({"sku": product.sku, "version": product.version}).data)

@@ -148,7 +148,8 @@ def test_cart_requests_make_no_postgres_query(on_sale, alice, monkeypatch):
 def test_anonymous_and_revoked_tokens_are_refused(on_sale, alice):
     client, user_id = alice
     assert call(Client(), "get", "/api/cart/")[0].status_code == 401
-    assert call(Client(HTTP_AUTHORIZATION="Token nope"), "put", "/api/cart/items/SKU-1/", {"quantity": 1})[0].status_code == 401
+    stranger = Client(HTTP_AUTHORIZATION="Token nope")
+    assert call(stranger, "put", "/api/cart/items/SKU-1/", {"quantity": 1})[0].status_code == 401
     assert call(client, "get", "/api/cart/")[0].status_code == 200  # cached now
     Token.objects.filter(user_id=user_id).delete()
     response, body = call(client, "put", "/api/cart/items/SKU-1/", {"quantity": 1})

@@ -33,7 +33,9 @@ LISTING = "/api/categories/{slug}/products/"
 # does not exist, or stock that would go below zero; so can a cart line (a SKU not on sale, a full
 # cart). All are 400 naming the field, by design. A schema-valid If-Match that is not the current
 # ETag is a 412, by design too.
-REFUSED_BY_DATA = {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "409", "412", "429"]}}
+REFUSED_BY_DATA = {
+    "positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "409", "412", "429"]},
+}
 CONFIG = SchemathesisConfig.from_dict({
     "operations": [
         {"include-path": "/api/internal/products/{sku}/stock/", "include-method": "POST", "checks": REFUSED_BY_DATA},
