@@ -1,0 +1,15 @@
+from django.apps import AppConfig
+
+
+class OpsConfig(AppConfig):
+    name = "ops"
+    default_auto_field = "django.db.models.BigAutoField"
+    verbose_name = "Operations"
+
+    def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
+        from . import stores
+
+        connection_created.connect(stores.postgres_install, dispatch_uid="ops.postgres_install")
+        stores.dynamodb_install()
