@@ -1,6 +1,6 @@
 """The one adapter to DynamoDB through PynamoDB: table ``Meta`` from settings, connections, creating
-the tables, and PynamoDB's private API. Every app's tables go through these functions; nothing else
-touches a private attribute.
+the tables, hooks on every client (metrics), and PynamoDB's and botocore's private API. Every app's
+tables go through these functions; nothing else touches a private attribute.
 
 An app declares its tables on its ``AppConfig`` as ``dynamodb_tables = "<module>.<TUPLE>"``;
 :func:`all_tables` collects them, so ``projections_setup`` creates every table of every app.

@@ -7,7 +7,7 @@ from datetime import datetime
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-WIDTH, HEIGHT = 560, 170
+WIDTH, HEIGHT = 400, 160
 LEFT, RIGHT, TOP, BOTTOM = 56, 10, 10, 24
 
 
@@ -24,6 +24,7 @@ def line_chart(
     top = max([objective * 1.5, *(value * 1.1 for value in values)]) or 1.0
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
     span = (end - start).total_seconds() or 1.0
+    clock = "%H:%M" if span <= 12 * 3600 else "%b %d %H:%M"  # a day's window: which day, too
 
     def x(at: datetime) -> float:
         return LEFT + plot_w * (at - start).total_seconds() / span
@@ -60,5 +61,5 @@ def line_chart(
         "</svg>",
         w=WIDTH, h=HEIGHT, label=label, grid=grid, left=LEFT, right=WIDTH - RIGHT,
         oy=f"{y(objective):.1f}", oty=f"{y(objective) - 4:.1f}", objective=_number(objective), unit=unit,
-        lines=lines, dots=dots, ay=HEIGHT - 6, first=f"{start:%H:%M}", last=f"{end:%H:%M} UTC",
+        lines=lines, dots=dots, ay=HEIGHT - 6, first=f"{start:{clock}}", last=f"{end:{clock}} UTC",
     )

@@ -84,12 +84,21 @@ def totals_delta(current: dict[str, Any], previous: dict[str, Any] | None) -> di
     return delta
 
 
+def _cumulative_at(item: Histogram, upper: float) -> int:
+    """Observations at or below ``upper`` as far as the item's own bounds tell."""
+    below = 0
+    for bound, cumulative in item["buckets"]:
+        if float(bound) > upper:
+            break
+        below = cumulative
+    return below
+
+
 def histogram_sum(histograms: Iterable[Histogram]) -> Histogram:
-    found: dict[str, float] = {}
-    for item in histograms:
-        for bound, count in item["buckets"]:
-            found[bound] = found.get(bound, 0) + count
-    return histogram(found)
+    """Added up on the union of their bounds (bounds that changed between deploys still add up)."""
+    items = list(histograms)
+    bounds = {bound for item in items for bound, _ in item["buckets"]}
+    return histogram({bound: sum(_cumulative_at(item, float(bound)) for item in items) for bound in bounds})
 
 
 def quantile(item: Histogram, q: float) -> float | None:

@@ -17,10 +17,11 @@ from . import cache_keys
 
 logger = logging.getLogger(__name__)
 LAG_SAMPLES_KEPT = 10_000
+LAG_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 LAG = Histogram(
     "hybridsite_projection_lag_seconds",
     "Commit in Postgres to the document written in DynamoDB, from the snapshot's own commit time.",
-    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0),
+    buckets=LAG_BUCKETS,
 )
 
 
