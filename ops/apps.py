@@ -2,9 +2,11 @@ from django.apps import AppConfig
 
 
 class OpsConfig(AppConfig):
+    """Operating the site: metrics and SLOs, read-only mode, drift watch."""
+
     name = "ops"
-    default_auto_field = "django.db.models.BigAutoField"
     verbose_name = "Operations"
+    default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
         from django.db.backends.signals import connection_created

@@ -90,6 +90,21 @@ def dynamodb(dynamodb_tables) -> None:
 
 
 @pytest.fixture
+def flags() -> Iterator[None]:
+    """Switches start unset and end forgotten: waffle's cached values (the test's database is
+    rolled back under them) and the values this process keeps for the hot read."""
+    from django.core.cache import caches
+
+    from projections import shapes
+
+    caches["flags"].delete_pattern("*")
+    shapes.forget()
+    yield
+    caches["flags"].delete_pattern("*")
+    shapes.forget()
+
+
+@pytest.fixture
 def redis_clean():
     """No cache keys of this test run before the test."""
     conn = get_redis_connection("default")

@@ -21,8 +21,8 @@ ALLOWED = {
     "writeback": {"hybridsite"},  # the Streams consumer: each app registers how to apply its records
     "carts": {"catalog", "projections", "writeback", "hybridsite"},
     "orders": {"catalog", "carts", "hybridsite"},
-    "ops": {"catalog", "projections", "hybridsite"},  # metrics, SLOs: reads every app, none reads it
-    "hybridsite": {"catalog", "projections", "carts", "orders", "writeback"},
+    "ops": {"catalog", "projections", "hybridsite"},  # operating the site: metrics, SLOs, read-only mode, drift watch
+    "hybridsite": {"catalog", "projections", "carts", "orders", "writeback", "ops"},
 }
 
 

@@ -1,4 +1,5 @@
-"""Fixtures of the ops tests: a projected-on-read product, staff callers, and the host's registry."""
+"""Fixtures of the ops tests: switches unset, a product not yet projected, staff callers, and the
+host's metrics registry."""
 
 from __future__ import annotations
 
@@ -13,6 +14,11 @@ from rest_framework.authtoken.models import Token
 from catalog import services
 from catalog.models import Category, Product
 from ops.instruments import process_registry
+
+
+@pytest.fixture(autouse=True)
+def _flags(flags) -> None:
+    """Read-only mode and the shapes are switches: every test here starts with them unset."""
 
 
 @pytest.fixture

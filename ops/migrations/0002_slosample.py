@@ -5,9 +5,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
 
-    initial = True
-
-    dependencies = ()
+    dependencies = (("ops", "0001_drift_run"),)
 
     operations = (
         migrations.CreateModel(
