@@ -12,6 +12,8 @@ site is not ours to subclass; the index links to it through ``index_template``, 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict, cast
+
 from django.conf import settings
 from django.contrib import admin
 from django.db.models import Count, QuerySet, Sum
@@ -22,6 +24,24 @@ from django.urls import URLPattern, path
 
 from .models import Category, Price, Product, StockLevel, Warehouse
 from .selectors import catalog_totals, low_stock_products, products_per_category_rolled_up, stock_by_warehouse
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+# What the admins' querysets annotate, for the type checker.
+class _ProductCount(TypedDict):
+    product_count: int
+
+
+class _TotalStock(TypedDict):
+    total_stock: int
+
+
+class _WarehouseTotals(TypedDict):
+    product_count: int
+    total_quantity: int
+
 
 LOW_STOCK_REPORT_LIMIT = 100
 LOW_STOCK_CHART_LIMIT = 20
@@ -42,7 +62,9 @@ class StockFilter(admin.SimpleListFilter):
             ("available", f"Above {settings.LOW_STOCK_THRESHOLD}"),
         ]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Product]) -> QuerySet[Product]:
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[WithAnnotations[Product, _TotalStock]]
+    ) -> QuerySet[WithAnnotations[Product, _TotalStock]]:
         threshold = settings.LOW_STOCK_THRESHOLD
         match self.value():
             case "out":
@@ -96,7 +118,7 @@ class CategoryAdmin(ReadOnlyModeAware, admin.ModelAdmin):
         return super().get_queryset(request).annotate(product_count=Count("products"))
 
     @admin.display(description="products", ordering="product_count")
-    def product_count(self, category: Category) -> int:
+    def product_count(self, category: WithAnnotations[Category, _ProductCount]) -> int:
         return category.product_count
 
 
@@ -115,7 +137,7 @@ class ProductAdmin(ReadOnlyModeAware, admin.ModelAdmin):
         return super().get_queryset(request).annotate(total_stock=Coalesce(Sum("stock_levels__quantity"), 0))
 
     @admin.display(description="total stock", ordering="total_stock")
-    def total_stock(self, product: Product) -> int:
+    def total_stock(self, product: WithAnnotations[Product, _TotalStock]) -> int:
         return product.total_stock
 
     def get_urls(self) -> list[URLPattern]:
@@ -125,8 +147,11 @@ class ProductAdmin(ReadOnlyModeAware, admin.ModelAdmin):
     def report_view(self, request: HttpRequest) -> TemplateResponse:
         """Where stock is, what is about to run out, and how the catalog is spread."""
         threshold = settings.LOW_STOCK_THRESHOLD
-        warehouses = list(stock_by_warehouse())
-        low_stock = list(low_stock_products(threshold=threshold, limit=LOW_STOCK_REPORT_LIMIT))
+        warehouses = cast("list[WithAnnotations[Warehouse, _WarehouseTotals]]", list(stock_by_warehouse()))
+        low_stock = cast(
+            "list[WithAnnotations[Product, _TotalStock]]",
+            list(low_stock_products(threshold=threshold, limit=LOW_STOCK_REPORT_LIMIT)),
+        )
         categories = products_per_category_rolled_up()
         roots = [category for category in categories if category.parent_id is None]
         context = {
@@ -140,7 +165,9 @@ class ProductAdmin(ReadOnlyModeAware, admin.ModelAdmin):
             "categories": categories,
             # Bar charts: (label, value) rows and the longest bar's value.
             "warehouse_bars": _bars([(w.code, w.total_quantity or 0) for w in warehouses]),
-            "low_stock_bars": _bars([(p.sku, p.total_stock) for p in low_stock[:LOW_STOCK_CHART_LIMIT]], at_least=threshold),
+            "low_stock_bars": _bars(
+                [(p.sku, p.total_stock) for p in low_stock[:LOW_STOCK_CHART_LIMIT]], at_least=threshold
+            ),
             "category_bars": _bars([(c.name, c.total_count) for c in roots]),
         }
         return TemplateResponse(request, "admin/catalog/report.html", context)
@@ -172,11 +199,11 @@ class WarehouseAdmin(ReadOnlyModeAware, admin.ModelAdmin):
         )
 
     @admin.display(description="products", ordering="product_count")
-    def product_count(self, warehouse: Warehouse) -> int:
+    def product_count(self, warehouse: WithAnnotations[Warehouse, _WarehouseTotals]) -> int:
         return warehouse.product_count
 
     @admin.display(description="total quantity", ordering="total_quantity")
-    def total_quantity(self, warehouse: Warehouse) -> int:
+    def total_quantity(self, warehouse: WithAnnotations[Warehouse, _WarehouseTotals]) -> int:
         return warehouse.total_quantity
 
 

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from .models import Category, Price, Product, StockLevel, Warehouse
+
+if TYPE_CHECKING:  # the type checker's view of annotated rows; nothing at run time
+    from django_stubs_ext import WithAnnotations
 
 
 def product_aggregate_queryset() -> QuerySet[Product]:
@@ -26,9 +30,9 @@ def category_path(*, category: Category) -> list[Category]:
     """Root first. Categories are few; each step is a cached FK lookup at most."""
     path = [category]
     seen = {category.pk}
-    while path[0].parent_id is not None and path[0].parent_id not in seen:
-        seen.add(path[0].parent_id)
-        path.insert(0, path[0].parent)
+    while (parent := path[0].parent) is not None and parent.pk not in seen:
+        seen.add(parent.pk)
+        path.insert(0, parent)
     return path
 
 
@@ -58,16 +62,23 @@ def products_per_category() -> QuerySet[Category]:
     return Category.objects.annotate(product_count=Count("products")).order_by("-product_count", "slug")
 
 
-def products_per_category_rolled_up() -> list[Category]:
+class _CategoryCounts(TypedDict):
+    product_count: int
+    total_count: int
+
+
+def products_per_category_rolled_up() -> list[WithAnnotations[Category, _CategoryCounts]]:
     """Every category with its own products (``product_count``) and, in ``total_count``, those of
     the categories below it too; most first. One query: categories are few, the tree is added up
     here (the database refuses cycles)."""
-    categories = list(products_per_category().select_related("parent"))
-    children: dict[int | None, list[Category]] = {}
+    categories = cast(
+        "list[WithAnnotations[Category, _CategoryCounts]]", list(products_per_category().select_related("parent"))
+    )
+    children: dict[int | None, list[WithAnnotations[Category, _CategoryCounts]]] = {}
     for category in categories:
         children.setdefault(category.parent_id, []).append(category)
 
-    def total(category: Category) -> int:
+    def total(category: WithAnnotations[Category, _CategoryCounts]) -> int:
         category.total_count = category.product_count + sum(total(child) for child in children.get(category.pk, []))
         return category.total_count
 

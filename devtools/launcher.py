@@ -251,7 +251,7 @@ def serve(env: dict[str, str]) -> int:
         signal.signal(sig, lambda *_: stopping.set())
     while not stopping.is_set() and all(p.poll() is None for p in procs.values()):
         stopping.wait(0.5)
-    for name, proc in procs.items():
+    for proc in procs.values():
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
     for name, proc in procs.items():

@@ -46,7 +46,9 @@ def line_chart(
         ((point.split(",")[0], point.split(",")[1]) for run in runs if len(run) == 1 for point in run),
     )
     grid = format_html_join(
-        "", '<line class="chart-grid" x1="{}" x2="{}" y1="{}" y2="{}"/><text class="chart-axis" x="{}" y="{}" text-anchor="end">{} {}</text>',
+        "",
+        '<line class="chart-grid" x1="{}" x2="{}" y1="{}" y2="{}"/>'
+        '<text class="chart-axis" x="{}" y="{}" text-anchor="end">{} {}</text>',
         ((LEFT, WIDTH - RIGHT, f"{y(v):.1f}", f"{y(v):.1f}", LEFT - 4, f"{y(v) + 4:.1f}", _number(v), unit)
          for v in (0, top / 2, top)),
     )
@@ -54,7 +56,8 @@ def line_chart(
         '<svg class="chart" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" aria-label="{label}">'
         "<title>{label}</title>{grid}"
         '<line class="chart-objective" x1="{left}" x2="{right}" y1="{oy}" y2="{oy}"/>'
-        '<text class="chart-objective-label" x="{right}" y="{oty}" text-anchor="end">objective {objective} {unit}</text>'
+        '<text class="chart-objective-label" x="{right}" y="{oty}" text-anchor="end">'
+        "objective {objective} {unit}</text>"
         "{lines}{dots}"
         '<text class="chart-axis" x="{left}" y="{ay}">{first}</text>'
         '<text class="chart-axis" x="{right}" y="{ay}" text-anchor="end">{last}</text>'

@@ -51,7 +51,8 @@ def slo_report(*, now: datetime | None = None) -> list[ObjectiveReport]:
     samples = list(SloSample.objects.filter(at__gt=end - longest, at__lte=end).values_list("at", "delta"))
     return [
         ObjectiveReport(objective, [
-            slo.evaluate(objective, samples, label=label, end=end, span=span, bins=bins) for label, span, bins in WINDOWS
+            slo.evaluate(objective, samples, label=label, end=end, span=span, bins=bins)
+            for label, span, bins in WINDOWS
         ])
         for objective in slo.objectives()
     ]

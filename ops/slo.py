@@ -36,7 +36,10 @@ Histogram = dict[str, Any]  # {"buckets": [[upper bound, cumulative count], ...]
 
 def histogram(buckets: dict[str, float]) -> Histogram:
     ordered = sorted(buckets.items(), key=lambda item: float(item[0]))
-    return {"buckets": [[bound, int(count)] for bound, count in ordered], "count": int(ordered[-1][1]) if ordered else 0}
+    return {
+        "buckets": [[bound, int(count)] for bound, count in ordered],
+        "count": int(ordered[-1][1]) if ordered else 0,
+    }
 
 
 def registry_totals(registry: Any) -> dict[str, Any]:
@@ -164,8 +167,14 @@ def objectives() -> list[Objective]:
             "read_errors", "Read errors", "read",
             settings.SLO_READ_ERROR_PERCENT / 100, settings.SLO_READ_ERROR_PERCENT / 100, "%",
         ),
-        Objective("projection_lag", "Projection lag (commit → DynamoDB)", "projection_lag", settings.SLO_PROJECTION_LAG_P95_MS / 1000, 0.05, "ms"),
-        Objective("writeback_lag", "Write-back lag (DynamoDB → Postgres)", "writeback_lag", settings.SLO_WRITEBACK_LAG_P95_MS / 1000, 0.05, "ms"),
+        Objective(
+            "projection_lag", "Projection lag (commit → DynamoDB)", "projection_lag",
+            settings.SLO_PROJECTION_LAG_P95_MS / 1000, 0.05, "ms",
+        ),
+        Objective(
+            "writeback_lag", "Write-back lag (DynamoDB → Postgres)", "writeback_lag",
+            settings.SLO_WRITEBACK_LAG_P95_MS / 1000, 0.05, "ms",
+        ),
     ]
 
 

@@ -106,8 +106,10 @@ def redis_op(command: Any) -> str:
 class InstrumentedPipeline(Pipeline):
     """One observation per round trip: ``tx`` (MULTI/EXEC) or ``pipeline``."""
 
+    op = "pipeline"
+
     def execute(self, raise_on_error: bool = True) -> list[Any]:
-        op = "tx" if self.transaction else "pipeline"
+        op = self.op
         started = perf_counter()
         try:
             result = super().execute(raise_on_error)
@@ -132,4 +134,6 @@ class InstrumentedRedis(Redis):
         return result
 
     def pipeline(self, transaction: bool = True, shard_hint: Any = None) -> Pipeline:
-        return InstrumentedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        pipe = InstrumentedPipeline(self.connection_pool, self.response_callbacks, transaction, shard_hint)
+        pipe.op = "tx" if transaction else "pipeline"
+        return pipe

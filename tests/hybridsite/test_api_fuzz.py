@@ -106,7 +106,9 @@ def fuzz(headers: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
 
 def test_public_api_as_anonymous(catalog):
     operations, failures = fuzz()
-    assert sorted(operations) == ["GET /api/categories/", "GET /api/categories/{slug}/products/", "GET /api/products/{sku}/"]
+    assert sorted(operations) == [
+        "GET /api/categories/", "GET /api/categories/{slug}/products/", "GET /api/products/{sku}/"
+    ]
     assert failures == [], "\n\n".join(failures)
 
 

@@ -51,7 +51,10 @@ def test_a_browser_is_shown_the_schema_not_handed_a_download(client):
 
 def settings_of(*names: str, **env: str) -> dict:
     """Production settings as a fresh process computes them from ``env``."""
-    code = f"import json, django; django.setup(); from django.conf import settings as s; print(json.dumps({{n: getattr(s, n) for n in {list(names)!r}}}))"
+    code = (
+        "import json, django; django.setup(); from django.conf import settings as s;"
+        f" print(json.dumps({{n: getattr(s, n) for n in {list(names)!r}}}))"
+    )
     environ = {
         "PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "hybridsite.settings", "DEBUG": "0",
         "SECRET_KEY": "s" * 64, "DATABASE_URL": "postgresql://app@db.example.com/x", "REDIS_URL": "redis://cache:6379/0",
@@ -67,7 +70,9 @@ def settings_of(*names: str, **env: str) -> dict:
 def test_forwarded_proto_is_ignored_without_a_proxy_and_preload_is_opt_in():
     values = settings_of("SECURE_PROXY_SSL_HEADER", "SECURE_HSTS_PRELOAD")
     assert values == {"SECURE_PROXY_SSL_HEADER": None, "SECURE_HSTS_PRELOAD": False}
-    behind = settings_of("SECURE_PROXY_SSL_HEADER", "SECURE_HSTS_PRELOAD", TRUSTED_PROXY_HOPS="1", SECURE_HSTS_PRELOAD="1")
+    behind = settings_of(
+        "SECURE_PROXY_SSL_HEADER", "SECURE_HSTS_PRELOAD", TRUSTED_PROXY_HOPS="1", SECURE_HSTS_PRELOAD="1"
+    )
     assert behind == {"SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"], "SECURE_HSTS_PRELOAD": True}
 
 

@@ -23,7 +23,9 @@ SLO_PAGE = reverse("admin:ops_slosample_changelist")
 
 def histogram(**cumulative: int) -> slo.Histogram:
     """``histogram(le_0_1=3, inf=4)``: cumulative counts by upper bound."""
-    buckets = {key.removeprefix("le_").replace("_", ".") if key != "inf" else "+Inf": n for key, n in cumulative.items()}
+    buckets = {
+        key.removeprefix("le_").replace("_", ".") if key != "inf" else "+Inf": n for key, n in cumulative.items()
+    }
     return slo.histogram(buckets)
 
 
@@ -80,7 +82,9 @@ def test_a_counter_that_went_down_was_reset_and_counts_whole() -> None:
 
 
 def test_the_registry_is_added_up_over_labels_with_read_errors_apart() -> None:
-    registry = registry_with(ok=[("0.1", 8), ("+Inf", 10)], errors=[("0.1", 1), ("+Inf", 2)], lag=[("0.5", 3), ("+Inf", 3)])
+    registry = registry_with(
+        ok=[("0.1", 8), ("+Inf", 10)], errors=[("0.1", 1), ("+Inf", 2)], lag=[("0.5", 3), ("+Inf", 3)]
+    )
     totals = slo.registry_totals(registry)
     assert totals == {
         "read": histogram(le_0_1=9, inf=12),
@@ -108,8 +112,10 @@ def test_budget_and_burn_rate_over_the_hour_and_the_day(settings) -> None:
     adds 900 fast reads earlier: 1 % slow, a fifth of its budget."""
     settings.SLO_READ_P95_MS = 100
     now = timezone.now()
-    SloSample.objects.create(at=now - timedelta(hours=5), delta={"read": histogram(le_0_1=900, inf=900), "read_errors": 0})
-    SloSample.objects.create(at=now - timedelta(minutes=10), delta={"read": histogram(le_0_1=90, le_0_25=100, inf=100), "read_errors": 3})
+    early = {"read": histogram(le_0_1=900, inf=900), "read_errors": 0}
+    SloSample.objects.create(at=now - timedelta(hours=5), delta=early)
+    recent = {"read": histogram(le_0_1=90, le_0_25=100, inf=100), "read_errors": 3}
+    SloSample.objects.create(at=now - timedelta(minutes=10), delta=recent)
 
     reports = {report.objective.key: report for report in slo_report(now=now)}
     hour, day = reports["read_latency"].windows
