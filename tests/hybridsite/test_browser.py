@@ -1,8 +1,9 @@
 """A real browser (Debian's chromium, headless) through what a new user does first: log in to the
 admin, open the product list, a product, the report and the SLO page, then the API docs. Every
 stylesheet, script and image must load and the console must stay free of errors. Screenshots go to
-the test's temp folder (printed), to look at; those of the report and the SLO page also to
-``docs/screenshots/``, which the README shows."""
+the test's temp folder (printed), to look at; with ``UPDATE_SCREENSHOTS=1``, those of the report,
+the SLO page and the drift runs also to ``docs/screenshots/``, which the README shows (a plain run
+leaves the repository as it is)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ from django.utils import timezone
 from prometheus_client.utils import floatToGoString
 
 from ops import slo
+from ops.drift_watch import drift_watch_run
 from ops.instruments import READ_BUCKETS
 from ops.models import SloSample
 from ops.services import slo_sample_record
@@ -127,6 +129,7 @@ def test_a_new_user_walks_through_admin_and_docs(web, catalog, tmp_path, redis_c
         with urllib.request.urlopen(f"{web.url}/api/products/{sku}/", timeout=10) as response:
             assert response.status == 200
     slo_sample_record()
+    drift_watch_run(sample=50)  # one stored run for the drift page
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
@@ -139,9 +142,10 @@ def test_a_new_user_walks_through_admin_and_docs(web, catalog, tmp_path, redis_c
                 page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
             def keep(name: str) -> None:
-                """The README shows it: into docs/screenshots/ (committed)."""
-                DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(shots / f"{name}.png", DOCS_SCREENSHOTS / f"{name}.png")
+                """The README shows it: into docs/screenshots/ (committed) when asked to."""
+                if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+                    DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(shots / f"{name}.png", DOCS_SCREENSHOTS / f"{name}.png")
 
             visit("home", "/")
             visit("login", "/admin/login/")
@@ -173,6 +177,10 @@ def test_a_new_user_walks_through_admin_and_docs(web, catalog, tmp_path, redis_c
             assert "no data" in page.locator("#slo-writeback_lag").inner_text()
             assert "missed" in page.locator("#slo-read_latency").inner_text()  # the slow spell spent the hour's budget
             keep("slo")
+
+            visit("drift", "/admin/ops/driftrun/")
+            assert page.locator("#result_list tbody tr").count() == 1
+            keep("drift")
 
             page.goto(f"{web.url}/api/docs/", wait_until="networkidle")
             page.wait_for_selector(".opblock", timeout=15_000)
