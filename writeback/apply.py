@@ -11,6 +11,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from .metrics import observe_lag
 from .models import DeadLetter, ShardLease
 from .records import change_of, table_of
 from .registry import for_table
@@ -68,6 +69,7 @@ def apply_batch(*, lease_id: int, owner: str, records: list[dict[str, Any]], fin
         if finished:
             changes["finished"] = True
         ShardLease.objects.filter(pk=lease_id).update(**changes)
+    observe_lag(records)
     return applied
 
 

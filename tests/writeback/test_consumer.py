@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from prometheus_client import REGISTRY
 
 from carts import services
 from carts.models import CartCopy
@@ -22,6 +23,10 @@ STREAMS = "DynamoDB Streams as AWS serves them (moto's iterators break and its r
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.aws_engine(reason=STREAMS)]
 
 
+def lags_observed() -> float:
+    return REGISTRY.get_sample_value("hybridsite_writeback_lag_seconds_count") or 0.0
+
+
 def snapshot() -> list[tuple]:
     return list(CartCopy.objects.order_by("user_id").values_list("user_id", "version", "lines", "status", "copied_at"))
 
@@ -33,11 +38,13 @@ def test_carts_reach_postgres_with_their_checkpoint_and_a_replay_changes_nothing
     services.cart_line_set(user_id=bob, sku="SKU-2", quantity=2)
     services.cart_line_set(user_id=bob, sku="SKU-3", quantity=1)
     services.cart_line_remove(user_id=bob, sku="SKU-2")
+    lags_before = lags_observed()
     consumer = Consumer()
     drain(consumer, lambda: postgres_carts() == dynamodb_carts())
     assert postgres_carts()[ann][1] == {"SKU-1": 5} and postgres_carts()[bob][1] == {"SKU-3": 1}
     lease = ShardLease.objects.get(checkpoint__gt="")
     assert lease.owner == consumer.owner and lease.records_applied == 8
+    assert lags_observed() == lags_before + 8  # the SLO page's write-back lag
 
     before = snapshot()
     ShardLease.objects.update(checkpoint="", records_applied=0)  # read it all again from TRIM_HORIZON
