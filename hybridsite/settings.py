@@ -149,6 +149,7 @@ INSTALLED_APPS = [
     "pgtrigger",
     "catalog",
     "projections",
+    "orders",
 ]
 
 MIDDLEWARE = [
@@ -352,6 +353,8 @@ THROTTLE_RATES = {
     "default": env.int("THROTTLE_INTERNAL_PER_MINUTE", 300, 1),
     "login": env.int("THROTTLE_LOGIN_PER_MINUTE", 10, 1),
     "health": env.int("THROTTLE_HEALTH_PER_MINUTE", 120, 1),
+    # Writes of one customer (placing orders), whatever the client.
+    "customer_write": env.int("THROTTLE_CUSTOMER_WRITES_PER_MINUTE", 60, 1),
 }
 
 # Admin login lockout (django-axes): this many failures for one username from one client lock that
@@ -367,3 +370,10 @@ AXES_LOCKOUT_TEMPLATE = "locked_out.html"
 # HEALTH_CACHE_SECONDS; staff and holders of HEALTH_TOKEN (Authorization: Bearer ...) get details.
 HEALTH_CACHE_SECONDS = env.float("HEALTH_CACHE_SECONDS", 5.0, 0.0)
 HEALTH_TOKEN = env.str("HEALTH_TOKEN")
+
+# Checkout: orders are priced in one currency, from Postgres. An Idempotency-Key is remembered in
+# DynamoDB for IDEMPOTENCY_KEY_TTL_SECONDS; a request holding a key that dies without finishing lets
+# go of it after IDEMPOTENCY_LEASE_SECONDS, when a retry may take it over.
+ORDER_CURRENCY = env.str("ORDER_CURRENCY", "EUR")
+IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600, 60)
+IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", 30, 1)

@@ -1,0 +1,24 @@
+"""What stops an order, as API errors in the one error shape (``hybridsite.errors``)."""
+
+from __future__ import annotations
+
+from rest_framework import exceptions
+
+
+class ProductsUnavailable(exceptions.APIException):
+    status_code = 409
+    default_code = "unavailable"
+
+    def __init__(self, skus: list[str]) -> None:
+        self.skus = skus
+        super().__init__(f"No longer sold: {', '.join(skus)}. Remove them from the cart.")
+
+
+class OutOfStock(exceptions.APIException):
+    status_code = 409
+    default_code = "out_of_stock"
+
+    def __init__(self, available: dict[str, int]) -> None:
+        self.available = available
+        left = ", ".join(f"{sku} ({count} left)" for sku, count in sorted(available.items()))
+        super().__init__(f"Not enough stock: {left}.")
