@@ -149,6 +149,7 @@ INSTALLED_APPS = [
     "pgtrigger",
     "catalog",
     "projections",
+    "carts",
     "orders",
 ]
 
@@ -353,9 +354,18 @@ THROTTLE_RATES = {
     "default": env.int("THROTTLE_INTERNAL_PER_MINUTE", 300, 1),
     "login": env.int("THROTTLE_LOGIN_PER_MINUTE", 10, 1),
     "health": env.int("THROTTLE_HEALTH_PER_MINUTE", 120, 1),
-    # Writes of one customer (placing orders), whatever the client.
-    "customer_write": env.int("THROTTLE_CUSTOMER_WRITES_PER_MINUTE", 60, 1),
+    "cart": env.int("THROTTLE_CART_PER_MINUTE", 600, 1),
+    # Orders one customer may place (or try to), whatever the client.
+    "checkout": env.int("THROTTLE_CHECKOUT_PER_MINUTE", 30, 1),
 }
+
+# Carts (DynamoDB-first): an idle cart expires by DynamoDB TTL after CART_IDLE_SECONDS; quantity
+# per line and lines per cart are bounded (a cart item stays far below DynamoDB's 400 KB).
+CART_IDLE_SECONDS = env.int("CART_IDLE_SECONDS", 14 * 24 * 3600, 60)
+CART_MAX_QUANTITY = env.int("CART_MAX_QUANTITY", 99, 1)
+CART_MAX_LINES = env.int("CART_MAX_LINES", 50, 1)
+# How long Redis answers "whose token is this" for the cart API (see hybridsite/authentication.py).
+AUTH_TOKEN_CACHE_SECONDS = env.int("AUTH_TOKEN_CACHE_SECONDS", 300, 1)
 
 # Admin login lockout (django-axes): this many failures for one username from one client lock that
 # pair out for AXES_COOLOFF_MINUTES. The client is the one hybridsite.clients sees.

@@ -51,3 +51,8 @@ def metrics() -> str:
 
 def lag_samples() -> str:
     return f"{NAMESPACE}:lag-ms"
+
+
+def auth_token(digest: str) -> str:
+    """Who an API token belongs to (by the token's SHA-256, never the token itself)."""
+    return f"{NAMESPACE}:auth-token:{digest}"

@@ -1,0 +1,159 @@
+"""The cart API: the authenticated customer's own cart, in DynamoDB (no Postgres query per request).
+
+A customer only ever reaches their own cart: the user comes from the token, never from the URL.
+Responses carry the cart's version as ETag; a write with If-Match is refused with 412 when the
+cart changed since. Prices come from the product documents (the hot path) and are indicative:
+checkout prices the order from Postgres.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, ClassVar
+
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.apis import StrictInputSerializer
+from hybridsite.authentication import CachedTokenAuthentication
+from projections.readpath import DYNAMODB_ERRORS
+
+from . import products, services
+from .selectors import CartState, cart_get
+
+
+class CartVersionChanged(exceptions.APIException):
+    status_code = 412
+    default_code = "precondition_failed"
+    default_detail = "The cart changed since the version in If-Match; read it again."
+
+
+class CartBusy(exceptions.APIException):
+    status_code = 409
+    default_code = "conflict"
+    default_detail = "The cart is being changed by another request; retry."
+
+
+class CartUnavailable(exceptions.APIException):
+    status_code = 503
+    default_code = "unavailable"
+    default_detail = "Carts cannot be reached right now; retry shortly."
+
+
+def expected_version(request: Request) -> int | None:
+    """The version If-Match names (``"<version>"``, as the ETag gave it); None without a condition
+    (absent or ``*``). Anything else is a client error, not a mismatch."""
+    raw = request.headers.get("If-Match")
+    if raw is None or raw.strip() == "*":
+        return None
+    tag = raw.strip().removeprefix("W/")
+    digits = tag[1:-1] if len(tag) > 2 and tag[0] == tag[-1] == '"' else ""
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+        raise exceptions.ValidationError({"If-Match": ['An ETag of this cart, such as "1763870000000001".']})
+    return int(digits)
+
+
+class CartOutputSerializer(serializers.Serializer):
+    class LineSerializer(serializers.Serializer):
+        sku = serializers.CharField()
+        quantity = serializers.IntegerField()
+        name = serializers.CharField(allow_null=True)
+        available = serializers.BooleanField(help_text="False when the product is no longer on sale.")
+        unit_prices = serializers.DictField(child=serializers.CharField(), help_text="Currency -> decimal string.")
+
+    version = serializers.IntegerField(help_text="The cart's version (also the ETag); 0: no cart yet.")
+    lines = LineSerializer(many=True)
+    totals = serializers.DictField(
+        child=serializers.CharField(), help_text="Per currency that every available line is priced in."
+    )
+    prices_indicative = serializers.BooleanField(help_text="Always true: checkout prices the order from Postgres.")
+    expires_at = serializers.DateTimeField(allow_null=True, help_text="When the cart expires if left idle.")
+
+
+def cart_payload(cart: CartState) -> dict[str, Any]:
+    offers = products.offers_get(skus=sorted(cart.lines))
+    lines = []
+    for sku in sorted(cart.lines):
+        offer = offers.get(sku)
+        lines.append({
+            "sku": sku, "quantity": cart.lines[sku], "name": offer.name if offer else None,
+            "available": offer is not None, "unit_prices": offer.prices if offer else {},
+        })
+    available = [line for line in lines if line["available"]]
+    currencies = set.intersection(*(set(line["unit_prices"]) for line in available)) if available else set()
+    totals = {
+        currency: f"{sum(Decimal(line['unit_prices'][currency]) * line['quantity'] for line in available):.2f}"
+        for currency in sorted(currencies)
+    }
+    return {
+        "version": cart.version, "lines": lines, "totals": totals, "prices_indicative": True,
+        "expires_at": cart.expires_at,
+    }
+
+
+IF_MATCH = OpenApiParameter(
+    "If-Match", location=OpenApiParameter.HEADER, required=False,
+    description="The ETag of the cart this change is based on: 412 if the cart changed since.",
+)
+CART_RESPONSES = {
+    200: CartOutputSerializer,
+    412: OpenApiResponse(description="The cart changed since If-Match; the current ETag is in the response."),
+}
+
+
+class CartBaseApi(APIView):
+    authentication_classes: ClassVar[list[type]] = [CachedTokenAuthentication]
+    throttle_scope = "cart"
+
+    def respond(self, cart: CartState) -> Response:
+        response = Response(CartOutputSerializer(cart_payload(cart)).data)
+        response["ETag"] = f'"{cart.version}"'
+        response["Cache-Control"] = "private, no-store"
+        return response
+
+    def handle_exception(self, exc: Exception) -> Response:
+        current = None
+        if isinstance(exc, services.CartVersionMismatch):
+            current, exc = exc.current, CartVersionChanged()
+        elif isinstance(exc, services.CartContended):
+            exc = CartBusy()
+        elif isinstance(exc, DYNAMODB_ERRORS):
+            exc = CartUnavailable()
+        response = super().handle_exception(exc)
+        if current is not None:
+            response["ETag"] = f'"{current.version}"'
+        return response
+
+
+class CartApi(CartBaseApi):
+    @extend_schema(operation_id="cart_detail", responses=CartOutputSerializer)
+    def get(self, request: Request) -> Response:
+        return self.respond(cart_get(user_id=request.user.pk))
+
+    @extend_schema(operation_id="cart_clear", parameters=[IF_MATCH], responses=CART_RESPONSES)
+    def delete(self, request: Request) -> Response:
+        return self.respond(services.cart_clear(user_id=request.user.pk, version=expected_version(request)))
+
+
+class CartItemApi(CartBaseApi):
+    class CartItemInputSerializer(StrictInputSerializer):
+        quantity = serializers.IntegerField(help_text="The quantity of this SKU in the cart (replaces it).")
+
+    @extend_schema(
+        operation_id="cart_item_set", parameters=[IF_MATCH], request=CartItemInputSerializer, responses=CART_RESPONSES
+    )
+    def put(self, request: Request, sku: str) -> Response:
+        serializer = self.CartItemInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        cart = services.cart_line_set(
+            user_id=request.user.pk, sku=sku, quantity=serializer.validated_data["quantity"],
+            expected=expected_version(request),
+        )
+        return self.respond(cart)
+
+    @extend_schema(operation_id="cart_item_remove", parameters=[IF_MATCH], responses=CART_RESPONSES)
+    def delete(self, request: Request, sku: str) -> Response:
+        return self.respond(services.cart_line_remove(user_id=request.user.pk, sku=sku, expected=expected_version(request)))
