@@ -22,3 +22,10 @@ class OutOfStock(exceptions.APIException):
         self.available = available
         left = ", ".join(f"{sku} ({count} left)" for sku, count in sorted(available.items()))
         super().__init__(f"Not enough stock: {left}.")
+
+
+class CartUnavailable(exceptions.APIException):
+    status_code = 503
+    default_code = "unavailable"
+    default_detail = "The cart cannot be read right now; retry shortly with the same Idempotency-Key."
+    wait = 5

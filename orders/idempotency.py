@@ -122,7 +122,8 @@ def _complete(pk: str, status_code: int, body: bytes) -> None:
 def _release(pk: str, token: str) -> None:
     """Let go of a claim after a failure, so that the key can be tried again."""
     try:
-        IdempotencyRecord(pk).delete(condition=(IdempotencyRecord.token == token) & (IdempotencyRecord.state == IN_PROGRESS))
+        ours = (IdempotencyRecord.token == token) & (IdempotencyRecord.state == IN_PROGRESS)
+        IdempotencyRecord(pk).delete(condition=ours)
     except PynamoDBException as exc:
         if exc.cause_response_code != CONDITION_FAILED:
             logger.warning("idempotency record %s not released (its lease will run out): %s", pk, exc)
