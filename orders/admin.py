@@ -37,9 +37,8 @@ class OrderLineInline(ReadOnlyMixin, admin.TabularInline):
     extra = 0
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OrderLine]:
-        return super().get_queryset(request).prefetch_related(
-            Prefetch("allocations", queryset=OrderAllocation.objects.select_related("warehouse").order_by("warehouse__code"))
-        )
+        allocations = OrderAllocation.objects.select_related("warehouse").order_by("warehouse__code")
+        return super().get_queryset(request).prefetch_related(Prefetch("allocations", queryset=allocations))
 
     @admin.display(description="shipped from")
     def shipped_from(self, line: OrderLine) -> str:
