@@ -29,7 +29,7 @@ MAX_ORDER_ID = 2**63 - 1
 
 
 class OrderOutputSerializer(serializers.Serializer):
-    class LineSerializer(serializers.Serializer):
+    class OrderLineSerializer(serializers.Serializer):
         sku = serializers.CharField()
         name = serializers.CharField()
         quantity = serializers.IntegerField()
@@ -40,7 +40,7 @@ class OrderOutputSerializer(serializers.Serializer):
     currency = serializers.CharField()
     total = serializers.DecimalField(max_digits=14, decimal_places=2)
     note = serializers.CharField()
-    lines = LineSerializer(many=True)
+    lines = OrderLineSerializer(many=True)
 
 
 def _rendered(order: Order) -> bytes:

@@ -19,8 +19,9 @@ from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.config import SchemathesisConfig
 from schemathesis.generation import GenerationMode
 
+from carts.services import cart_line_set
 from catalog import services
-from catalog.models import Category, Warehouse
+from catalog.models import Category, Product, Warehouse
 from hybridsite.wsgi import application
 from projections.cursors import encode_cursor
 from projections.relay import drain
@@ -32,11 +33,19 @@ ALL_CHECKS = list(CHECKS.get_all())
 LISTING = "/api/categories/{slug}/products/"
 # A schema-valid stock adjustment can still be refused by the data it meets: a warehouse code that
 # does not exist, or stock that would go below zero. Both are 400 naming the field, by design.
+# Likewise a schema-valid checkout meets the customer's cart: empty (400), or holding more than
+# is in stock (409).
 CONFIG = SchemathesisConfig.from_dict({
-    "operations": [{
-        "include-path": "/api/internal/products/{sku}/stock/", "include-method": "POST",
-        "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "429"]}},
-    }],
+    "operations": [
+        {
+            "include-path": "/api/internal/products/{sku}/stock/", "include-method": "POST",
+            "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "429"]}},
+        },
+        {
+            "include-path": "/api/orders/", "include-method": "POST",
+            "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "409", "429"]}},
+        },
+    ],
 })
 FUZZ = hypothesis_settings(
     max_examples=100, deadline=None, derandomize=True, database=None,
@@ -60,7 +69,10 @@ def catalog(dynamodb, redis_clean, settings) -> None:
 
 @pytest.fixture
 def staff_token(catalog) -> str:
+    """A superuser with something in stock in their cart, so that a checkout can succeed."""
     user = get_user_model().objects.create_superuser("fuzzer", password="x")
+    services.stock_adjust(product=Product.objects.get(sku="SKU-0"), warehouse=Warehouse.objects.get(), delta=10)
+    cart_line_set(user_id=user.pk, sku="SKU-0", quantity=2)
     return Token.objects.create(user=user).key
 
 
@@ -112,5 +124,5 @@ def test_public_api_as_anonymous(catalog):
 
 def test_whole_api_with_a_staff_token(staff_token):
     operations, failures = fuzz({"Authorization": f"Token {staff_token}"})
-    assert len(operations) == 6, operations
+    assert len(operations) == 13, operations
     assert failures == [], "\n\n".join(failures)

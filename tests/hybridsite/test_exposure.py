@@ -16,6 +16,8 @@ from rest_framework.authtoken.models import Token
 BASE_DIR = Path(__file__).resolve().parents[2]
 INTERNAL = {"/api/internal/products/{sku}/price/", "/api/internal/products/{sku}/stock/"}
 PUBLIC = {"/api/products/{sku}/", "/api/categories/", "/api/categories/{slug}/products/"}
+# What any authenticated user (a customer) may call: their own cart and orders.
+CUSTOMER = {"/api/cart/", "/api/cart/items/{sku}/", "/api/orders/", "/api/orders/{order_id}/"}
 
 pytestmark = pytest.mark.django_db
 
@@ -34,8 +36,9 @@ def test_staff_see_the_operations_their_permissions_allow(client):
     user = get_user_model().objects.create_user("pricing", password="x", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="change_price"))
     token = Token.objects.create(user=user).key
-    assert schema_paths(client, HTTP_AUTHORIZATION=f"Token {token}") == PUBLIC | {"/api/internal/products/{sku}/price/"}
-    assert schema_paths(Client(), HTTP_AUTHORIZATION=f"Token {admin_token()}") == PUBLIC | INTERNAL
+    pricing = PUBLIC | CUSTOMER | {"/api/internal/products/{sku}/price/"}
+    assert schema_paths(client, HTTP_AUTHORIZATION=f"Token {token}") == pricing
+    assert schema_paths(Client(), HTTP_AUTHORIZATION=f"Token {admin_token()}") == PUBLIC | CUSTOMER | INTERNAL
 
 
 def admin_token() -> str:
