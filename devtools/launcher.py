@@ -10,7 +10,7 @@ This is a process supervisor, not Django code: it reads the environment only to 
 servers to start and hands everything else to ``hybridsite.settings``.
 
     python -m devtools.launcher services   # start or reuse, print the env lines, wait for Ctrl-C
-    python -m devtools.launcher run        # services + migrate + setup + seed + web/worker/beat
+    python -m devtools.launcher run        # services + migrate + setup + seed + web/worker/beat/streams
                                            # (DEBUG off; DEBUG=1 only with a loopback BIND)
     python -m devtools.launcher test ARGS  # services + pytest ARGS
     python -m devtools.launcher bench ARGS # services + bench/run.py ARGS (`make bench`)
@@ -223,12 +223,13 @@ def serving_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def serve(env: dict[str, str]) -> int:
-    """Run web, worker and beat until one exits or we are told to stop; then stop them all."""
+    """Run web, worker, beat, the outbox listener and the streams consumer until one exits or we are told to stop; then stop them all."""
     bind = env["BIND"]
     commands = {
         "web": [str(BIN / "gunicorn"), "hybridsite.wsgi", "--bind", bind, "--workers", "2", "--access-logfile", "-"],
         "worker": [str(BIN / "celery"), "-A", "hybridsite", "worker", "--loglevel", "INFO", "--concurrency", "2"],
         "listen": [sys.executable, str(BASE_DIR / "manage.py"), "outbox_listen"],
+        "streams": [sys.executable, str(BASE_DIR / "manage.py"), "streams_consume"],
         "beat": [
             str(BIN / "celery"), "-A", "hybridsite", "beat", "--loglevel", "INFO",
             "--schedule", str(VAR / "celerybeat-schedule"),

@@ -149,3 +149,43 @@ def tables_drop() -> None:
     for model in all_tables():
         if model.exists():
             model.delete_table()
+
+
+# --- streams -------------------------------------------------------------------------------------
+
+
+def streams_client() -> Any:
+    """A boto3 DynamoDB Streams client from the same settings as the tables (endpoint, region,
+    credentials, timeouts)."""
+    import boto3
+    from botocore.config import Config
+
+    credentials = (
+        {"aws_access_key_id": settings.AWS_ACCESS_KEY_ID, "aws_secret_access_key": settings.AWS_SECRET_ACCESS_KEY}
+        if settings.AWS_ACCESS_KEY_ID else {}
+    )
+    return boto3.client(
+        "dynamodbstreams",
+        region_name=settings.AWS_REGION,
+        endpoint_url=settings.DYNAMODB_ENDPOINT or None,
+        config=Config(
+            connect_timeout=settings.DYNAMODB_TIMEOUT_SECONDS,
+            read_timeout=settings.DYNAMODB_TIMEOUT_SECONDS,
+            retries={"max_attempts": 2, "mode": "standard"},
+        ),
+        **credentials,
+    )
+
+
+def stream_arn(model: type[Model]) -> str | None:
+    """The table's current stream, or None when it has none."""
+    return client(model).describe_table(TableName=model.Meta.table_name)["Table"].get("LatestStreamArn")
+
+
+def from_image(model: type[Model], image: dict[str, Any]) -> Any:
+    """An item of ``model`` from a stream record's image (DynamoDB JSON)."""
+    return model.from_raw_data(image)
+
+
+def table_name(model: type[Model]) -> str:
+    return model.Meta.table_name

@@ -150,6 +150,8 @@ INSTALLED_APPS = [
     "catalog",
     "projections",
     "carts",
+    "drafts",
+    "writeback",
     "orders",
 ]
 
@@ -364,6 +366,18 @@ THROTTLE_RATES = {
 CART_IDLE_SECONDS = env.int("CART_IDLE_SECONDS", 14 * 24 * 3600, 60)
 CART_MAX_QUANTITY = env.int("CART_MAX_QUANTITY", 99, 1)
 CART_MAX_LINES = env.int("CART_MAX_LINES", 50, 1)
+# Write-back (DynamoDB Streams -> Postgres): a consumer's shard lease lapses after
+# WRITEBACK_LEASE_SECONDS without a heartbeat (renewed every third of it), so a killed consumer's
+# shards move within seconds; records per GetRecords; pause when a pass found nothing; how often
+# shards are listed.
+WRITEBACK_LEASE_SECONDS = env.float("WRITEBACK_LEASE_SECONDS", 6.0, 0.5)
+WRITEBACK_BATCH_SIZE = min(env.int("WRITEBACK_BATCH_SIZE", 500, 1), 1000)  # GetRecords returns at most 1,000
+WRITEBACK_IDLE_SECONDS = env.float("WRITEBACK_IDLE_SECONDS", 0.1, 0.0)
+WRITEBACK_DISCOVERY_SECONDS = env.float("WRITEBACK_DISCOVERY_SECONDS", 10.0, 0.1)
+
+# Autosaved drafts of product edits expire by DynamoDB TTL after this long without a save.
+DRAFT_IDLE_SECONDS = env.int("DRAFT_IDLE_SECONDS", 30 * 24 * 3600, 60)
+
 # How long Redis answers "whose token is this" for the cart API (see hybridsite/authentication.py).
 AUTH_TOKEN_CACHE_SECONDS = env.int("AUTH_TOKEN_CACHE_SECONDS", 300, 1)
 

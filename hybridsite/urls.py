@@ -32,6 +32,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/health/", health, name="health"),
     path("api/internal/", include("catalog.urls")),
+    path("api/internal/", include("drafts.urls")),
     path("api/cart/", include("carts.urls")),
     path("api/orders/", include("orders.urls")),
     path("api/schema/", SchemaApi.as_view(), name="schema"),

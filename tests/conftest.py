@@ -90,6 +90,18 @@ def dynamodb(dynamodb_tables) -> None:
 
 
 @pytest.fixture
+def fresh_streams(dynamodb) -> None:
+    """Every write-back table created again: new streams holding only this test's records (the
+    records of earlier tests name users this test's database never had)."""
+    from hybridsite.dynamodb import table_ensure
+    from writeback import registry
+
+    for writeback in registry.registered():
+        writeback.model.delete_table()
+        table_ensure(writeback.model)
+
+
+@pytest.fixture
 def redis_clean():
     """No cache keys of this test run before the test."""
     conn = get_redis_connection("default")

@@ -231,3 +231,39 @@ class Web:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
+
+
+class StreamsConsumer:
+    """``manage.py streams_consume`` on the test database; SIGKILL and restart at will."""
+
+    def __init__(self, log_path: Path, env: dict[str, str]) -> None:
+        self.log_path = log_path
+        self.env = env
+        self.process: subprocess.Popen | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        self.starts += 1
+        with open(self.log_path, "ab") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, str(BASE_DIR / "manage.py"), "streams_consume"],
+                cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        wait_for(lambda: self.started() >= self.starts, 30, 0.1, "streams consumer started")
+
+    def started(self) -> int:
+        lines = self.log_path.read_bytes().splitlines()
+        return sum(1 for line in lines if b"write-back: consumer" in line and line.endswith(b" started"))
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGKILL)
+            self.process.wait()
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.kill()

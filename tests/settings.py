@@ -31,3 +31,5 @@ CELERY_BEAT_SCHEDULE = {
     "relay-outbox-sweep": {"task": "projections.relay_outbox", "schedule": OUTBOX_SWEEP_SECONDS},
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 5}
+WRITEBACK_LEASE_SECONDS = 1.5
+WRITEBACK_DISCOVERY_SECONDS = 0.5

@@ -1,0 +1,133 @@
+"""Drafts in the internal API: staff holding ``catalog.change_product`` autosave their own draft of
+a product (DynamoDB only) and publish it (Postgres, through the catalog services). An editor only
+ever reaches their own draft: the editor comes from the token, never from the URL."""
+
+from __future__ import annotations
+
+import json
+from typing import Any, ClassVar
+
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import exceptions, serializers
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from catalog.apis import StaffWithPermission, StrictInputSerializer
+from catalog.models import Product
+from projections.readpath import DYNAMODB_ERRORS
+
+from . import services
+from .selectors import DraftState, draft_get
+
+MAX_ATTRIBUTES_BYTES = 16_384
+PERMISSION = "catalog.change_product"
+
+
+class DraftChanged(exceptions.APIException):
+    status_code = 412
+    default_code = "precondition_failed"
+    default_detail = "The draft changed since the version in If-Match; read it again."
+
+
+class DraftConflicts(exceptions.APIException):
+    status_code = 409
+    default_code = "conflict"
+
+
+class DraftsUnavailable(exceptions.APIException):
+    status_code = 503
+    default_code = "unavailable"
+    default_detail = "Drafts cannot be reached right now; retry shortly."
+
+
+def _if_match(request: Request) -> int | None:
+    raw = request.headers.get("If-Match")
+    if raw is None or raw.strip() == "*":
+        return None
+    tag = raw.strip().removeprefix("W/")
+    digits = tag[1:-1] if len(tag) > 2 and tag[0] == tag[-1] == '"' else ""
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+        raise exceptions.ValidationError({"If-Match": ["An ETag of this draft."]})
+    return int(digits)
+
+
+class DraftOutputSerializer(serializers.Serializer):
+    sku = serializers.CharField()
+    version = serializers.IntegerField(help_text="The draft's version (also its ETag).")
+    base_version = serializers.IntegerField(help_text="The product version the draft started from.")
+    changes = serializers.DictField(help_text="The edited fields.")
+    updated_at = serializers.DateTimeField()
+
+
+class DraftBaseApi(APIView):
+    def respond(self, draft: DraftState) -> Response:
+        response = Response(DraftOutputSerializer(draft).data)
+        response["ETag"] = f'"{draft.version}"'
+        return response
+
+    def handle_exception(self, exc: Exception) -> Response:
+        if isinstance(exc, services.DraftVersionMismatch):
+            exc = DraftChanged()
+        elif isinstance(exc, services.DraftConflict):
+            exc = DraftConflicts(
+                f"The product changed since this draft started (draft from version {exc.base_version}, "
+                f"product now at {exc.product_version}); start a new draft from the current product."
+            )
+        elif isinstance(exc, DYNAMODB_ERRORS):
+            exc = DraftsUnavailable()
+        return super().handle_exception(exc)
+
+
+class DraftApi(DraftBaseApi):
+    permission_classes: ClassVar[list[type]] = [StaffWithPermission.for_methods(GET=PERMISSION, PUT=PERMISSION)]
+
+    class DraftSaveInputSerializer(StrictInputSerializer):
+        name = serializers.CharField(max_length=200, required=False)
+        description = serializers.CharField(max_length=20_000, required=False, allow_blank=True)
+        attributes = serializers.JSONField(required=False)
+
+        def validate_attributes(self, value: Any) -> dict[str, Any]:
+            if not isinstance(value, dict):
+                raise serializers.ValidationError("A JSON object.")
+            if len(json.dumps(value)) > MAX_ATTRIBUTES_BYTES:
+                raise serializers.ValidationError(f"At most {MAX_ATTRIBUTES_BYTES} bytes of JSON.")
+            return value
+
+        def validate(self, data: dict[str, Any]) -> dict[str, Any]:
+            if not data:
+                raise serializers.ValidationError("Send at least one of name, description, attributes.")
+            return data
+
+    @extend_schema(operation_id="internal_draft_detail", responses=DraftOutputSerializer)
+    def get(self, request: Request, sku: str) -> Response:
+        draft = draft_get(sku=sku, user_id=request.user.pk)
+        if draft is None:
+            raise exceptions.NotFound("No draft of this product by you.")
+        return self.respond(draft)
+
+    @extend_schema(
+        operation_id="internal_draft_save", request=DraftSaveInputSerializer, responses=DraftOutputSerializer,
+        parameters=[OpenApiParameter("If-Match", location=OpenApiParameter.HEADER, required=False,
+                                     description="The draft's ETag this save is based on: 412 if it changed.")],
+    )
+    def put(self, request: Request, sku: str) -> Response:
+        serializer = self.DraftSaveInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        draft = services.draft_save(
+            sku=sku, user_id=request.user.pk, changes=serializer.validated_data, expected=_if_match(request)
+        )
+        return self.respond(draft)
+
+
+class DraftPublishApi(DraftBaseApi):
+    permission_classes: ClassVar[list[type]] = [StaffWithPermission.for_methods(POST=PERMISSION)]
+
+    class DraftPublishOutputSerializer(serializers.Serializer):
+        sku = serializers.CharField()
+        version = serializers.IntegerField(help_text="The product's version after this write.")
+
+    @extend_schema(operation_id="internal_draft_publish", request=None, responses=DraftPublishOutputSerializer)
+    def post(self, request: Request, sku: str) -> Response:
+        product: Product = services.draft_publish(sku=sku, user_id=request.user.pk)
+        return Response(self.DraftPublishOutputSerializer({"sku": product.sku, "version": product.version}).data)

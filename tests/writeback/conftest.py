@@ -1,0 +1,57 @@
+"""Fixtures of the write-back tests: products on sale, customers, and comparisons of the carts in
+DynamoDB and in Postgres."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth import get_user_model
+
+from carts.models import CartCopy
+from carts.selectors import lines_of
+from carts.tables import Cart
+from catalog import services as catalog_services
+from catalog.models import Category
+from projections.projector import project
+from writeback.consumer import Consumer
+
+
+@pytest.fixture
+def on_sale(dynamodb, redis_clean):
+    category = Category.objects.create(slug="tools", name="Tools")
+    skus = []
+    for n in range(5):
+        product = catalog_services.product_create(sku=f"SKU-{n}", name=f"Tool {n}", category=category)
+        project("product", product.pk)
+        skus.append(product.sku)
+    return skus
+
+
+@pytest.fixture
+def customers() -> Callable[[int], list[int]]:
+    def make(count: int) -> list[int]:
+        return [get_user_model().objects.create_user(f"customer{n}", password="x").pk for n in range(count)]
+
+    return make
+
+
+def dynamodb_carts() -> dict[int, tuple[int, dict[str, int]]]:
+    return {int(item.user_id): (int(item.version), lines_of(item)) for item in Cart.scan(consistent_read=True)}
+
+
+def postgres_carts() -> dict[int, tuple[int, dict[str, int]]]:
+    return {
+        row.user_id: (row.version, row.lines)
+        for row in CartCopy.objects.filter(status=CartCopy.Status.ACTIVE)
+    }
+
+
+def drain(consumer: Consumer, until: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Step the consumer until ``until()`` holds (a bound, not a measurement)."""
+    deadline = time.monotonic() + timeout
+    while not until():
+        assert time.monotonic() < deadline, "the consumer did not catch up"
+        if not consumer.step():
+            time.sleep(0.05)
