@@ -1,4 +1,5 @@
-"""Orders in the admin: read-only (checkout writes them, once), and the orders report.
+"""Orders in the admin: read-only (checkout writes them, once), and the orders report (orders per
+day; demand: products most often in carts against their stock).
 
 The report lives under the order admin's URLs (``admin:orders_report``), as the catalog's does.
 """
@@ -12,9 +13,10 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
 from .models import Order, OrderAllocation, OrderLine
-from .selectors import orders_per_day
+from .selectors import cart_demand, orders_per_day
 
 REPORT_DAYS = 30
+DEMAND_LIMIT = 50
 
 
 class ReadOnlyMixin:
@@ -69,12 +71,14 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return [report, *super().get_urls()]
 
     def report_view(self, request: HttpRequest) -> TemplateResponse:
-        """What sold, day by day."""
+        """What sold, day by day, and what customers are about to buy against what is in stock."""
         context = {
             **self.admin_site.each_context(request),
             "title": "Orders report",
             "days": REPORT_DAYS,
             "orders_per_day": orders_per_day(days=REPORT_DAYS),
+            "demand_limit": DEMAND_LIMIT,
+            "demand": cart_demand(limit=DEMAND_LIMIT),
         }
         return TemplateResponse(request, "admin/orders/report.html", context)
 

@@ -6,10 +6,12 @@ from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from carts.models import CartCopy
 from orders.models import Order
 from orders.services import order_create
 
@@ -56,3 +58,26 @@ def test_an_order_is_shown_with_its_lines_and_warehouses_and_cannot_be_changed(a
 def test_the_report_is_for_staff_only(client: Client, orders):
     response = client.get(reverse("admin:orders_report"))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_demand_counts_active_carts_against_stock(admin_client: Client, hammer, saw, alice, bob):
+    """From the carts' Postgres copy: expired and removed carts do not count, nor do carts past
+    their idle time that DynamoDB's TTL has not deleted yet."""
+    now = timezone.now()
+    carol = get_user_model().objects.create_user("carol")
+    dave = get_user_model().objects.create_user("dave")
+    for user_id, lines, status, expires_at in (
+        (alice.user_id, {"SKU-1": 4, "SKU-2": 1}, CartCopy.Status.ACTIVE, now + timedelta(days=1)),
+        (bob.user_id, {"SKU-1": 3}, CartCopy.Status.ACTIVE, now + timedelta(days=1)),
+        (carol.pk, {"SKU-2": 50}, CartCopy.Status.ACTIVE, now - timedelta(hours=1)),
+        (dave.pk, {"SKU-2": 50, "GONE-1": 1}, CartCopy.Status.EXPIRED, None),
+    ):
+        CartCopy.objects.create(
+            user_id=user_id, version=1, lines=lines, status=status, updated_at=now, expires_at=expires_at
+        )
+
+    response = admin_client.get(reverse("admin:orders_report"))
+
+    rows = [(row.sku, row.carts, row.units, row.stock, row.short) for row in response.context["demand"]]
+    assert rows == [("SKU-1", 2, 7, 5, 2), ("SKU-2", 1, 1, 10, 0)]
+    assert '<td class="short"><strong>2</strong></td>' in response.content.decode()
