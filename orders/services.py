@@ -25,10 +25,11 @@ logger = logging.getLogger(__name__)
 def order_checkout(*, user_id: int, idempotency_key: str, note: str = "") -> Order:
     """Place an order from the customer's cart, then empty the cart it was placed from.
 
-    The cart is cleared after the commit, and only if it is still at the version ordered: lines
-    the customer added meanwhile stay for the next order.
+    The cart is cleared after the commit, and only if it is still at the version ordered: a cart
+    the customer changed in the meantime is left as they wrote it, never emptied of lines the order
+    does not hold.
     """
-    existing = selectors.order_get_by_key(user_id=user_id, idempotency_key=idempotency_key)
+    existing = order_recover(user_id=user_id, idempotency_key=idempotency_key)
     if existing is not None:
         return existing
     try:

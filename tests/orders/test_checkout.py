@@ -225,3 +225,17 @@ def test_without_dynamodb_checkout_answers_503_and_writes_nothing(hammer, alice,
     assert response.status_code == 503 and body["error"]["code"] == "unavailable"
     assert int(response["Retry-After"]) >= 1
     assert Order.objects.count() == 0 and sum(stock("SKU-1").values()) == 5
+
+
+def test_a_cart_changed_after_it_was_ordered_from_is_left_as_the_customer_wrote_it(hammer, saw, alice):
+    alice.fill(SKU_1=1)
+    cart = cart_get(user_id=alice.user_id)
+    order = services.order_create(
+        user_id=alice.user_id, idempotency_key="key-1", quantities=cart.lines, cart_version=cart.version
+    )
+    alice.fill(SKU_2=1)  # after the commit, before the cart was cleared
+
+    response, body = alice.checkout("key-1")  # the retry finishes the first attempt's work
+
+    assert response.status_code == 201 and body["id"] == order.pk
+    assert cart_get(user_id=alice.user_id).lines == {"SKU-1": 1, "SKU-2": 1}
