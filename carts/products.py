@@ -12,6 +12,7 @@ from redis.exceptions import RedisError
 
 from hybridsite.dynamodb import get_item
 from projections import cache, cache_keys
+from projections.documents import product_in_shape
 from projections.registry import product_document
 
 
@@ -24,7 +25,7 @@ class Offer:
 
 
 def _offer(body: bytes) -> Offer:
-    document = orjson.loads(body)
+    document = orjson.loads(product_in_shape(body, 1))  # whichever shape is stored: prices by currency
     return Offer(sku=document["sku"], name=document["name"], prices=document["prices"], version=document["version"])
 
 

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from pynamodb.exceptions import PutError
 
-from hybridsite.dynamodb import get_item, hash_key_attribute
+from hybridsite.dynamodb import error_code, get_item, hash_key_attribute
 
 from . import products
 from .selectors import CartState, lines_of, state_of
@@ -43,10 +43,6 @@ def _first_version() -> int:
     return time.time_ns() // 1000
 
 
-def _conflict(error: PutError) -> bool:
-    return error.cause_response_code == "ConditionalCheckFailedException"
-
-
 def _write(*, user_id: int, expected: int | None, change: Callable[[dict[str, int]], dict[str, int]]) -> CartState:
     for _ in range(WRITE_ATTEMPTS):
         item = get_item(Cart, {"user_id": str(user_id)})
@@ -68,7 +64,7 @@ def _write(*, user_id: int, expected: int | None, change: Callable[[dict[str, in
         try:
             new.save(condition=condition)
         except PutError as error:
-            if not _conflict(error):
+            if error_code(error) != "ConditionalCheckFailedException":
                 raise
             if expected is not None:
                 raise CartVersionMismatch(state_of(get_item(Cart, {"user_id": str(user_id)}))) from None

@@ -53,12 +53,26 @@ class StockFilter(admin.SimpleListFilter):
         return queryset
 
 
-class PriceInline(admin.TabularInline):
+class ReadOnlyModeAware:
+    """No add, change or delete while read-only mode is on (``request.read_only``, set by the
+    project's middleware for admin pages): the forms show read-only and saves are refused."""
+
+    def has_add_permission(self, request: HttpRequest, *args) -> bool:
+        return not getattr(request, "read_only", False) and super().has_add_permission(request, *args)  # type: ignore[misc]
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return not getattr(request, "read_only", False) and super().has_change_permission(request, obj)  # type: ignore[misc]
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return not getattr(request, "read_only", False) and super().has_delete_permission(request, obj)  # type: ignore[misc]
+
+
+class PriceInline(ReadOnlyModeAware, admin.TabularInline):
     model = Price
     extra = 0
 
 
-class StockLevelInline(admin.TabularInline):
+class StockLevelInline(ReadOnlyModeAware, admin.TabularInline):
     model = StockLevel
     extra = 0
 
@@ -68,7 +82,7 @@ class StockLevelInline(admin.TabularInline):
 
 
 @admin.register(Category)
-class CategoryAdmin(admin.ModelAdmin):
+class CategoryAdmin(ReadOnlyModeAware, admin.ModelAdmin):
     list_display = ["name", "slug", "parent", "product_count"]
     ordering = ["slug"]
     list_select_related = ["parent"]
@@ -86,7 +100,7 @@ class CategoryAdmin(admin.ModelAdmin):
 
 
 @admin.register(Product)
-class ProductAdmin(admin.ModelAdmin):
+class ProductAdmin(ReadOnlyModeAware, admin.ModelAdmin):
     list_display = ["sku", "name", "category", "is_active", "total_stock", "version", "updated_at"]
     ordering = ["sku"]
     list_select_related = ["category"]
@@ -123,7 +137,7 @@ class ProductAdmin(admin.ModelAdmin):
 
 
 @admin.register(Price)
-class PriceAdmin(admin.ModelAdmin):
+class PriceAdmin(ReadOnlyModeAware, admin.ModelAdmin):
     list_display = ["product", "currency", "amount"]
     list_select_related = ["product"]
     list_filter = ["currency"]
@@ -132,7 +146,7 @@ class PriceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Warehouse)
-class WarehouseAdmin(admin.ModelAdmin):
+class WarehouseAdmin(ReadOnlyModeAware, admin.ModelAdmin):
     list_display = ["code", "name", "product_count", "total_quantity"]
     ordering = ["code"]
     search_fields = ["code", "name"]
@@ -152,7 +166,7 @@ class WarehouseAdmin(admin.ModelAdmin):
 
 
 @admin.register(StockLevel)
-class StockLevelAdmin(admin.ModelAdmin):
+class StockLevelAdmin(ReadOnlyModeAware, admin.ModelAdmin):
     list_display = ["product", "warehouse", "quantity"]
     list_select_related = ["product", "warehouse"]
     list_filter = ["warehouse"]

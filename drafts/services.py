@@ -15,7 +15,7 @@ from pynamodb.exceptions import DeleteError, PutError
 
 from catalog import services as catalog_services
 from catalog.models import Product
-from hybridsite.dynamodb import get_item, hash_key_attribute
+from hybridsite.dynamodb import error_code, get_item, hash_key_attribute
 
 from .selectors import DraftState, state_of
 from .tables import Draft
@@ -69,7 +69,7 @@ def draft_save(*, sku: str, user_id: int, changes: dict[str, Any], expected: int
     try:
         draft.save(condition=condition)
     except PutError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
+        if error_code(error) != "ConditionalCheckFailedException":
             raise
         latest = get_item(Draft, _key(sku, user_id))
         raise DraftVersionMismatch(0 if latest is None else int(latest.version)) from None
@@ -94,7 +94,7 @@ def draft_publish(*, sku: str, user_id: int) -> Product:
     try:
         item.delete(condition=Draft.version == draft.version)
     except DeleteError as error:
-        if error.cause_response_code != "ConditionalCheckFailedException":
+        if error_code(error) != "ConditionalCheckFailedException":
             raise
     product.refresh_from_db()
     return product

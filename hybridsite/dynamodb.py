@@ -81,6 +81,13 @@ def hash_key_attribute(model: type[Model]) -> Any:
     return getattr(model, model._hash_keyname)
 
 
+def error_code(exc: Exception) -> str | None:
+    """The DynamoDB error code behind a PynamoDB exception (``ConditionalCheckFailedException``);
+    None for a failure without an answer (a timeout), where PynamoDB's own property would raise."""
+    response = getattr(getattr(exc, "cause", None), "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
 def schema(model: type[Model]) -> dict[str, Any]:
     return model._get_schema()
 

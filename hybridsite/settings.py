@@ -147,8 +147,10 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "axes",
     "pgtrigger",
+    "waffle",
     "catalog",
     "projections",
+    "ops",
     "carts",
     "drafts",
     "writeback",
@@ -162,6 +164,8 @@ MIDDLEWARE = [
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Read-only mode: API writes answer 503; admin pages learn it as request.read_only.
+    "ops.middleware.ReadOnlyMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -213,8 +217,17 @@ CACHES = {
             "SOCKET_CONNECT_TIMEOUT": 0.5,
             "SOCKET_TIMEOUT": 0.5,
         },
-    }
+    },
 }
+# Switches and flags (django-waffle: read-only mode, document shapes) live in Postgres and are
+# cached this long in Redis; saving one clears its cached value at once.
+FLAG_CACHE_SECONDS = env.float("FLAG_CACHE_SECONDS", 5.0, 0.0)
+# The hot read keeps the document-shape switches this long per process (no Redis call per request).
+SHAPE_SWITCH_LOCAL_SECONDS = env.float("SHAPE_SWITCH_LOCAL_SECONDS", 1.0, 0.0)
+CACHES["flags"] = {**CACHES["default"], "KEY_PREFIX": "hs-flags", "TIMEOUT": FLAG_CACHE_SECONDS}
+WAFFLE_CACHE_NAME = "flags"
+# Seconds a client is told to wait (Retry-After) while read-only mode refuses writes.
+READ_ONLY_RETRY_AFTER_SECONDS = env.int("READ_ONLY_RETRY_AFTER_SECONDS", 60, 1)
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -330,6 +343,11 @@ OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", 5, 1)
 OUTBOX_BACKOFF_BASE_SECONDS = env.float("OUTBOX_BACKOFF_BASE_SECONDS", 1.0, 0.0)
 OUTBOX_BACKOFF_CAP_SECONDS = env.float("OUTBOX_BACKOFF_CAP_SECONDS", 60.0, 0.0)
 OUTBOX_DRAIN_SECONDS = env.float("OUTBOX_DRAIN_SECONDS", 10.0, 0.1)
+# outbox_listen drains the outbox itself when rows have been due this long (no Celery task ran).
+OUTBOX_STALL_SECONDS = env.float("OUTBOX_STALL_SECONDS", 30.0, 0.1)
+# The drift watch: beat compares this many random aggregates of each type with DynamoDB this often.
+DRIFT_WATCH_SECONDS = env.float("DRIFT_WATCH_SECONDS", 300.0, 1.0)
+DRIFT_WATCH_SAMPLE = env.int("DRIFT_WATCH_SAMPLE", 200, 1)
 TOMBSTONE_TTL_SECONDS = env.int("TOMBSTONE_TTL_SECONDS", 7 * 24 * 3600, 60)
 
 CELERY_BEAT_SCHEDULE = {
@@ -337,6 +355,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "projections.relay_outbox",
         "schedule": OUTBOX_SWEEP_SECONDS,
         "options": {"expires": OUTBOX_SWEEP_SECONDS * 5},
+    },
+    "drift-watch": {
+        "task": "ops.drift_watch",
+        "schedule": DRIFT_WATCH_SECONDS,
+        "options": {"expires": DRIFT_WATCH_SECONDS},
     },
 }
 READ_FILL_LOCK_MS = env.int("READ_FILL_LOCK_MS", 2000, 1)

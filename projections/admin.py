@@ -9,6 +9,7 @@ from django.http import HttpRequest
 from catalog.models import OutboxEvent
 
 from . import relay
+from .models import BackfillCheckpoint
 from .tasks import kick_relay
 
 
@@ -35,4 +36,22 @@ class OutboxEventAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: OutboxEvent | None = None) -> bool:
+        return False
+
+
+@admin.register(BackfillCheckpoint)
+class BackfillCheckpointAdmin(admin.ModelAdmin):
+    """A backfill's progress (``projections_backfill``, ``--reshape`` included), read-only."""
+
+    list_display = ("aggregate_type", "progress", "projected", "total", "last_id", "finished", "updated_at")
+    readonly_fields = [field.name for field in BackfillCheckpoint._meta.fields]
+
+    @admin.display(description="progress")
+    def progress(self, checkpoint: BackfillCheckpoint) -> str:
+        return f"{checkpoint.percent:.0f} %"
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: BackfillCheckpoint | None = None) -> bool:
         return False

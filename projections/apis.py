@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from hybridsite.clients import client_bucket
 
-from . import listings, reader, readpath
+from . import documents, listings, reader, readpath, shapes
 from .cursors import CURSOR_MAX_LENGTH, BadCursor
 from .readpath import Result, Throttle
 from .registry import category_tree_document, product_document
@@ -48,15 +48,18 @@ class MinVersionUnavailable(exceptions.APIException):
     default_detail = "No version of this document at or above min_version exists."
 
 
-def respond(request, result: Result, not_found: str) -> HttpResponse:
-    """A found document's bytes as they are (ETag, 304, Cache-Control); an absence is an error."""
+def respond(request, result: Result, not_found: str, shape: int | None = None) -> HttpResponse:
+    """A found document's bytes as they are (ETag, 304, Cache-Control), or converted to the product
+    document ``shape`` being served; an absence is an error."""
     request.served_from = result.source
     if not result.found:
         raise exceptions.NotFound(not_found)
-    etag = f'"{result.version}"'
-    response = HttpResponse(status=304) if result.version and _not_modified(request, etag) else (
-        HttpResponse(result.body, content_type=JSON)
-    )
+    etag = f'"{result.version}"' if shape in (None, 1) else f'"{result.version}-s{shape}"'
+    if result.version and _not_modified(request, etag):
+        response = HttpResponse(status=304)
+    else:
+        body = result.body if shape is None else documents.product_in_shape(result.body, shape)
+        response = HttpResponse(body, content_type=JSON)
     if result.version:
         response["ETag"] = etag
     response["Cache-Control"] = settings.API_CACHE_CONTROL
@@ -105,7 +108,7 @@ READ_ERRORS: dict[type[Exception], Callable[[Any], exceptions.APIException]] = {
 
 
 DOCUMENT_RESPONSES = {
-    200: OpenApiResponse(OpenApiTypes.OBJECT, description="The document; ETag is its version."),
+    200: OpenApiResponse(OpenApiTypes.OBJECT, description="The document; ETag is its version (with the shape when it is not 1)."),
     304: OpenApiResponse(description="Not modified (If-None-Match matched)."),
     404: OpenApiResponse(OpenApiTypes.OBJECT, description="Unknown key (cached briefly)."),
     429: OpenApiResponse(OpenApiTypes.OBJECT, description="Rate limit reached; see Retry-After."),
@@ -137,7 +140,7 @@ class ProductDetailApi(PublicApi):
         result = reader.read_document(product_document(sku), throttle, min_version)
         if not result.found and result.source != "cache":
             readpath.charge_fill(throttle)  # the absence is cached now: bounded per client
-        return respond(request, result, "No product with this SKU.")
+        return respond(request, result, "No product with this SKU.", shapes.read_shape())
 
 
 class CategoryTreeApi(PublicApi):

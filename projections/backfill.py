@@ -1,11 +1,14 @@
 """Project every aggregate of a type: chunked, parallel, resumable, safe beside live writes.
 
 Safe beside live writes because it goes through the projector (same lock, same version
-condition): a backfill never overwrites a newer document written by the relay.
+condition): a backfill never overwrites a newer document written by the relay. ``reshape``
+rewrites documents at their current version too (the projector's repair condition), so that each
+is stored in the shape being written now (projections/shapes.py).
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from .models import BackfillCheckpoint
@@ -14,10 +17,12 @@ from .projector import project
 from .registry import AGGREGATES
 
 
-def _project_all(aggregate_type: str, ids: list[int], pool: ProjectorPool) -> None:
+def _project_all(aggregate_type: str, ids: list[int], pool: ProjectorPool, reshape: bool) -> None:
     """Project ``ids`` on the pool's threads; the first error stops the backfill (``--resume``
     continues from the last finished chunk)."""
-    errors = [r for r in pool.map(lambda i: project(aggregate_type, i), ids) if isinstance(r, Exception)]
+    errors = [
+        r for r in pool.map(lambda i: project(aggregate_type, i, repair=reshape), ids) if isinstance(r, Exception)
+    ]
     if errors:
         raise errors[0]
 
@@ -28,24 +33,31 @@ def backfill(
     resume: bool = False,
     chunk: int = 500,
     workers: int = 4,
+    reshape: bool = False,
+    rate: float | None = None,
     progress: Callable[[int], None] = lambda n: None,
 ) -> int:
-    """Returns how many aggregates were projected in this run."""
+    """Returns how many aggregates were projected in this run; ``rate`` caps aggregates per second
+    (a backfill beside live traffic should leave DynamoDB and Postgres room)."""
     aggregate = AGGREGATES[aggregate_type]
     checkpoint, _ = BackfillCheckpoint.objects.get_or_create(aggregate_type=aggregate_type)
     if not resume or checkpoint.finished:
         checkpoint.last_id, checkpoint.projected, checkpoint.finished = 0, 0, False
+        checkpoint.total = sum(len(ids) for ids in aggregate.ids(10_000, 0))
         checkpoint.save()
     done = 0
+    started = time.monotonic()
     pool = ProjectorPool(workers, "backfill")
     try:
-        for ids in aggregate.ids(chunk, checkpoint.last_id):
-            _project_all(aggregate_type, ids, pool)
+        for ids in aggregate.ids(max(1, min(chunk, int(rate))) if rate else chunk, checkpoint.last_id):
+            _project_all(aggregate_type, ids, pool, reshape)
             done += len(ids)
             checkpoint.last_id = ids[-1]
             checkpoint.projected += len(ids)
             checkpoint.save(update_fields=["last_id", "projected", "updated_at"])
             progress(len(ids))
+            if rate:
+                time.sleep(max(0.0, done / rate - (time.monotonic() - started)))
     finally:
         pool.close()
     checkpoint.finished = True

@@ -9,6 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from catalog.models import Category, Product
 
 VOLATILE_FIELDS = ("projected_at",)
@@ -40,9 +42,12 @@ def _total_stock(product: Product) -> int:
     return sum(level.quantity for level in product.stock_levels.all())
 
 
-def product_document(product: Product, category_path: list[Category], projected_at: datetime) -> dict[str, Any]:
+def product_document(
+    product: Product, category_path: list[Category], projected_at: datetime, shape: int = 1
+) -> dict[str, Any]:
+    """The product document in ``shape`` 1 or 2 (see :func:`product_in_shape`)."""
     total = _total_stock(product)
-    return {
+    document = {
         "sku": product.sku,
         "name": product.name,
         "description": product.description,
@@ -55,6 +60,41 @@ def product_document(product: Product, category_path: list[Category], projected_
         "source_committed_at": product.updated_at.isoformat(),
         "projected_at": projected_at.isoformat(),
     }
+    return document if shape == 1 else _product_v2(document)
+
+
+# --- product document shapes ------------------------------------------------------------------
+# Shape 1 (no "schema_version"): "prices" maps currency -> amount. Shape 2 begins with
+# "schema_version": 2 and lists prices as [{"currency", "amount"}] ordered by currency, a form that
+# can grow per-price fields. Every reader accepts both; which one is written and which one is
+# served are two switches (projections/shapes.py), so a shape rolls out without a deploy.
+
+PRODUCT_SHAPES = (1, 2)
+_SHAPE_2_PREFIX = b'{"schema_version":2,'
+
+
+def _product_v2(document: dict[str, Any]) -> dict[str, Any]:
+    prices = [{"currency": currency, "amount": amount} for currency, amount in sorted(document["prices"].items())]
+    return {"schema_version": 2, **document, "prices": prices}
+
+
+def _product_v1(document: dict[str, Any]) -> dict[str, Any]:
+    prices = {price["currency"]: price["amount"] for price in document["prices"]}
+    return {**{k: v for k, v in document.items() if k != "schema_version"}, "prices": prices}
+
+
+def product_shape(body: bytes) -> int:
+    """The shape of rendered document bytes, without parsing them (shape 2 and later begin with
+    their ``schema_version``)."""
+    return 2 if body.startswith(_SHAPE_2_PREFIX) else 1
+
+
+def product_in_shape(body: bytes, shape: int) -> bytes:
+    """Rendered document bytes in ``shape``: as they are when they already have it."""
+    if product_shape(body) == shape:
+        return body
+    document = orjson.loads(body)
+    return orjson.dumps(_product_v2(document) if shape == 2 else _product_v1(document))
 
 
 def listing_item(product: Product) -> dict[str, Any]:
@@ -79,5 +119,8 @@ def category_tree_document(categories: list[Category], version: int, projected_a
 
 
 def comparable(document: dict[str, Any]) -> dict[str, Any]:
-    """The document without fields that differ between two projections of the same version."""
+    """The document without fields that differ between two projections of the same version, and
+    in one shape (a product document stored in its older shape is not drift)."""
+    if document.get("schema_version") == 2:
+        document = _product_v1(document)
     return {key: value for key, value in document.items() if key not in VOLATILE_FIELDS}

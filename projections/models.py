@@ -28,11 +28,16 @@ class BackfillCheckpoint(models.Model):
     aggregate_type = models.CharField(max_length=32, unique=True)
     last_id = models.BigIntegerField(default=0)
     projected = models.BigIntegerField(default=0)
+    total = models.BigIntegerField(default=0, help_text="aggregates of the type when the run began")
     finished = models.BooleanField(default=False)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
         return f"{self.aggregate_type} after #{self.last_id}"
+
+    @property
+    def percent(self) -> float:
+        return 100.0 if self.finished or not self.total else min(100.0, 100.0 * self.projected / self.total)
 
 
 class ReadFloor(models.Model):

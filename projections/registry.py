@@ -15,7 +15,7 @@ from typing import Any
 from catalog import selectors
 from catalog.models import Category, CategoryTreeVersion, Product
 
-from . import documents
+from . import documents, shapes
 from .tables import (
     CategoryListingItem,
     CategoryTreeDocument,
@@ -154,7 +154,7 @@ def build_product_document(snapshot: Snapshot, projected_at: datetime) -> list[I
     state = _visible(snapshot)
     if state is None:
         return []
-    body = documents.product_document(state.product, state.category_path, projected_at)
+    body = documents.product_document(state.product, state.category_path, projected_at, shapes.write_shape())
     return [Item(key=product_key(state.product.sku), body=body)]
 
 

@@ -149,6 +149,13 @@ def forget_old_floors() -> int:
     return ReadFloor.objects.filter(updated_at__lt=cutoff).delete()[0]
 
 
+def overdue() -> bool:
+    """Whether a pending row has been due for longer than ``OUTBOX_STALL_SECONDS``: no relay task
+    has run for that long (the broker is down, or a worker stopped consuming after losing it)."""
+    cutoff = _after(-settings.OUTBOX_STALL_SECONDS)
+    return OutboxEvent.objects.filter(status=OutboxEvent.Status.PENDING, available_at__lt=cutoff).exists()
+
+
 def retry_dead(ids: list[int] | None = None) -> int:
     """Operator action: dead rows become pending again, with a fresh attempt count."""
     rows = OutboxEvent.objects.filter(status=OutboxEvent.Status.DEAD)

@@ -13,7 +13,7 @@ import pytest
 from django.conf import settings
 from django_redis import get_redis_connection
 
-from tests.services import Broker, TcpProxy, Web, Worker, database_url
+from tests.services import Broker, Listener, TcpProxy, Web, Worker, database_url
 
 
 @pytest.hookimpl(wrapper=True)
@@ -90,6 +90,21 @@ def dynamodb(dynamodb_tables) -> None:
 
 
 @pytest.fixture
+def flags() -> Iterator[None]:
+    """Switches start unset and end forgotten: waffle's cached values (the test's database is
+    rolled back under them) and the values this process keeps for the hot read."""
+    from django.core.cache import caches
+
+    from projections import shapes
+
+    caches["flags"].delete_pattern("*")
+    shapes.forget()
+    yield
+    caches["flags"].delete_pattern("*")
+    shapes.forget()
+
+
+@pytest.fixture
 def fresh_streams(dynamodb) -> None:
     """Every write-back table created again: new streams holding only this test's records (the
     records of earlier tests name users this test's database never had)."""
@@ -113,34 +128,53 @@ def redis_clean():
 
 
 @pytest.fixture
-def start_worker(request, transactional_db, dynamodb, redis_clean, broker, tmp_path) -> Iterator[Callable[..., Worker]]:
-    """Start real Celery workers (with beat) on the test database; extra env overrides settings. When
-    the test fails, the end of each worker's log is printed with the failure."""
-    workers: list[Worker] = []
+def processes(request, transactional_db, dynamodb, redis_clean, broker, tmp_path) -> Iterator[list[Worker]]:
+    """The worker and listener processes a test starts, stopped after it. When the test fails, the
+    end of each one's log is printed with the failure."""
+    started: list[Worker] = []
+    yield started
+    for process in started:
+        process.stop()
+    report = getattr(request.node, "report_call", None)
+    if report is not None and report.failed:
+        for process in started:
+            print(f"--- end of {process.log_path.name} ---", *process.log_path.read_text(errors="replace").splitlines()[-120:], sep="\n")
+
+
+def _process_env(broker: Broker, env: dict[str, str]) -> dict[str, str]:
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "DATABASE_URL": database_url(),
+        "CELERY_BROKER_URL": broker.url,
+        **env,
+    }
+
+
+@pytest.fixture
+def start_worker(processes, broker, tmp_path) -> Callable[..., Worker]:
+    """Start real Celery workers (with beat) on the test database; extra env overrides settings."""
 
     def start(beat: bool = True, **env: str) -> Worker:
-        worker = Worker(
-            tmp_path / f"worker{len(workers)}.log",
-            {
-                **os.environ,
-                "DJANGO_SETTINGS_MODULE": "tests.settings",
-                "DATABASE_URL": database_url(),
-                "CELERY_BROKER_URL": broker.url,
-                **env,
-            },
-            beat=beat,
-        )
-        workers.append(worker)
+        worker = Worker(tmp_path / f"worker{len(processes)}.log", _process_env(broker, env), beat=beat)
+        processes.append(worker)
         worker.start()
         return worker
 
-    yield start
-    for worker in workers:
-        worker.stop()
-    report = getattr(request.node, "report_call", None)
-    if report is not None and report.failed:
-        for worker in workers:
-            print(f"--- end of {worker.log_path.name} ---", *worker.log_path.read_text(errors="replace").splitlines()[-120:], sep="\n")
+    return start
+
+
+@pytest.fixture
+def start_listener(processes, broker, tmp_path) -> Callable[..., Listener]:
+    """Start ``outbox_listen`` on the test database; extra env overrides settings."""
+
+    def start(**env: str) -> Listener:
+        listener = Listener(tmp_path / f"listener{len(processes)}.log", _process_env(broker, env))
+        processes.append(listener)
+        listener.start()
+        return listener
+
+    return start
 
 
 @pytest.fixture

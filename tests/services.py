@@ -1,6 +1,7 @@
 """Real processes and real network faults for integration tests.
 
-- ``Worker``: a Celery worker process (with embedded beat, the outbox sweep) on the test database.
+- ``Worker``: a Celery worker process (with embedded beat, the outbox sweep) on the test database;
+  ``Listener``: the ``outbox_listen`` process.
 - ``Broker``: a Redis server of its own for Celery, so that a test can stop and restart it.
 - ``TcpProxy``: a loopback TCP forwarder in front of a service; ``down()`` refuses and cuts
   connections, as a dead endpoint does; ``up()`` restores it.
@@ -72,6 +73,8 @@ class Worker:
     """``celery worker`` (with beat unless told otherwise) on the test database; stop, kill -9 and
     restart at will."""
 
+    ready_marker = b" ready."
+
     def __init__(self, log_path: Path, env: dict[str, str], beat: bool = True) -> None:
         self.log_path = log_path
         self.env = env
@@ -79,20 +82,22 @@ class Worker:
         self.process: subprocess.Popen | None = None
         self.starts = 0
 
+    def command(self) -> list[str]:
+        beat = ["-B", "--schedule", str(self.log_path.with_suffix(f".beat{self.starts}"))] if self.beat else []
+        return [
+            str(BIN / "celery"), "-A", "hybridsite", "worker", *beat,
+            "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--concurrency", "2", "--loglevel", "INFO",
+            "--without-gossip", "--without-mingle", "--hostname", f"test{os.getpid()}-{self.starts}@%h",
+        ]
+
     def start(self) -> None:
         self.starts += 1
-        beat = ["-B", "--schedule", str(self.log_path.with_suffix(f".beat{self.starts}"))] if self.beat else []
         log = open(self.log_path, "ab")
         self.process = subprocess.Popen(
-            [
-                str(BIN / "celery"), "-A", "hybridsite", "worker", *beat,
-                "--queues", settings.CELERY_TASK_DEFAULT_QUEUE, "--concurrency", "2", "--loglevel", "INFO",
-                "--without-gossip", "--without-mingle", "--hostname", f"test{os.getpid()}-{self.starts}@%h",
-            ],
-            cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            self.command(), cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
-        wait_for(lambda: self.ready_count() >= self.starts, 60, 0.2, "celery worker ready")
+        wait_for(lambda: self.ready_count() >= self.starts, 60, 0.2, f"{self.log_path.stem} ready")
 
     def _signal_group(self, sig: int) -> None:
         if self.process and self.process.poll() is None:
@@ -116,7 +121,17 @@ class Worker:
                 self.kill()
 
     def ready_count(self) -> int:
-        return self.log_path.read_bytes().count(b" ready.")
+        return self.log_path.read_bytes().count(self.ready_marker)
+
+
+class Listener(Worker):
+    """``manage.py outbox_listen``, as `make run` starts it beside the worker: the commit kicks, and
+    the drain of last resort when no relay task runs."""
+
+    ready_marker = b"outbox_listen: listening on"
+
+    def command(self) -> list[str]:
+        return [sys.executable, str(BASE_DIR / "manage.py"), "outbox_listen"]
 
 
 class TcpProxy:

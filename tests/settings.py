@@ -19,6 +19,7 @@ WHITENOISE_AUTOREFRESH = True
 # (and from other test runs given another DYNAMODB_TABLE_PREFIX).
 DYNAMODB_TABLE_PREFIX = f"test-{DYNAMODB_TABLE_PREFIX}"  # noqa: F405
 CACHES["default"]["KEY_PREFIX"] = f"hs-{DYNAMODB_TABLE_PREFIX}"  # noqa: F405
+CACHES["flags"]["KEY_PREFIX"] = f"hs-flags-{DYNAMODB_TABLE_PREFIX}"  # noqa: F405
 CELERY_TASK_DEFAULT_QUEUE = f"{DYNAMODB_TABLE_PREFIX}celery"
 
 # Fast retries and short leases, so that crash and outage tests finish in seconds.
@@ -29,6 +30,7 @@ OUTBOX_BACKOFF_CAP_SECONDS = 1.0
 OUTBOX_DRAIN_SECONDS = 5.0
 CELERY_BEAT_SCHEDULE = {
     "relay-outbox-sweep": {"task": "projections.relay_outbox", "schedule": OUTBOX_SWEEP_SECONDS},
+    "drift-watch": CELERY_BEAT_SCHEDULE["drift-watch"],  # noqa: F405  (DRIFT_WATCH_SECONDS from the env)
 }
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 5}
 WRITEBACK_LEASE_SECONDS = 1.5

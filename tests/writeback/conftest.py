@@ -14,8 +14,10 @@ from carts.selectors import lines_of
 from carts.tables import Cart
 from catalog import services as catalog_services
 from catalog.models import Category
+from hybridsite.dynamodb import stream_arn, streams_client
 from projections.projector import project
 from writeback.consumer import Consumer
+from writeback.records import normalized
 
 
 @pytest.fixture
@@ -55,3 +57,20 @@ def drain(consumer: Consumer, until: Callable[[], bool], timeout: float = 30.0) 
         assert time.monotonic() < deadline, "the consumer did not catch up"
         if not consumer.step():
             time.sleep(0.05)
+
+
+def stream_records() -> list[dict]:
+    """Every record of the cart stream, from its start, in the Lambda event's shape."""
+    client = streams_client()
+    arn = stream_arn(Cart)
+    records: list[dict] = []
+    for shard in client.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
+        iterator = client.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")
+        iterator = iterator["ShardIterator"]
+        while iterator:
+            answer = client.get_records(ShardIterator=iterator)
+            records += [normalized(record, arn) for record in answer["Records"]]
+            if not answer["Records"]:
+                break
+            iterator = answer.get("NextShardIterator")
+    return records

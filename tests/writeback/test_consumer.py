@@ -10,14 +10,13 @@ from django.contrib.auth import get_user_model
 from carts import services
 from carts.models import CartCopy
 from carts.tables import Cart
-from hybridsite.dynamodb import get_item, stream_arn, streams_client
+from hybridsite.dynamodb import get_item
 from writeback import lambda_handler
 from writeback.apply import dead_letter_retry
 from writeback.consumer import Consumer
 from writeback.models import DeadLetter, Resync, ShardLease
-from writeback.records import normalized
 
-from .conftest import drain, dynamodb_carts, postgres_carts
+from .conftest import drain, dynamodb_carts, postgres_carts, stream_records
 
 STREAMS = "DynamoDB Streams as AWS serves them (moto's iterators break and its records differ)"
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.aws_engine(reason=STREAMS)]
@@ -25,23 +24,6 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.aws_engine(re
 
 def snapshot() -> list[tuple]:
     return list(CartCopy.objects.order_by("user_id").values_list("user_id", "version", "lines", "status", "copied_at"))
-
-
-def stream_records() -> list[dict]:
-    """Every record of the cart stream, from its start, in the Lambda event's shape."""
-    client = streams_client()
-    arn = stream_arn(Cart)
-    records: list[dict] = []
-    for shard in client.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]:
-        iterator = client.get_shard_iterator(StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="TRIM_HORIZON")
-        iterator = iterator["ShardIterator"]
-        while iterator:
-            answer = client.get_records(ShardIterator=iterator)
-            records += [normalized(record, arn) for record in answer["Records"]]
-            if not answer["Records"]:
-                break
-            iterator = answer.get("NextShardIterator")
-    return records
 
 
 def test_carts_reach_postgres_with_their_checkpoint_and_a_replay_changes_nothing(fresh_streams, on_sale, customers):

@@ -14,10 +14,11 @@ from django.db.models import Sum
 
 from carts import services
 from devtools.net import wait_for
+from projections.readpath import DYNAMODB_ERRORS
 from tests.services import StreamsConsumer, database_url
 from writeback.models import DeadLetter, ShardLease
 
-from .conftest import dynamodb_carts, postgres_carts
+from .conftest import dynamodb_carts, postgres_carts, stream_records
 
 STREAMS = "DynamoDB Streams as AWS serves them (moto's iterators break and its records differ)"
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.aws_engine(reason=STREAMS)]
@@ -61,31 +62,29 @@ def applied() -> int:
     return ShardLease.objects.aggregate(total=Sum("records_applied"))["total"] or 0
 
 
-def write_carts(user_ids: list[int], skus: list[str], rng: random.Random, writes: int = WRITES) -> int:
-    """``writes`` random cart changes from one thread per customer; returns how many changed a cart
-    (each is one stream record)."""
+def write_carts(user_ids: list[int], skus: list[str], rng: random.Random, writes: int = WRITES) -> None:
+    """``writes`` random cart changes from one thread per customer. A write that times out on a
+    busy DynamoDB (it may or may not have happened) does not stop its customer."""
     plans = {user_id: [(rng.random(), rng.choice(skus), rng.randint(1, 9)) for _ in range(writes // len(user_ids))]
              for user_id in user_ids}
-    changed = [0] * len(user_ids)
 
-    def customer(index: int, user_id: int) -> None:
-        version = 0
+    def customer(user_id: int) -> None:
         for roll, sku, quantity in plans[user_id]:
-            if roll < 0.75:
-                cart = services.cart_line_set(user_id=user_id, sku=sku, quantity=quantity)
-            elif roll < 0.95:
-                cart = services.cart_line_remove(user_id=user_id, sku=sku)
-            else:
-                cart = services.cart_clear(user_id=user_id)
-            changed[index] += cart.version != version
-            version = cart.version
+            try:
+                if roll < 0.75:
+                    services.cart_line_set(user_id=user_id, sku=sku, quantity=quantity)
+                elif roll < 0.95:
+                    services.cart_line_remove(user_id=user_id, sku=sku)
+                else:
+                    services.cart_clear(user_id=user_id)
+            except DYNAMODB_ERRORS as exc:
+                print(f"customer {user_id}: {exc}")
 
-    threads = [threading.Thread(target=customer, args=(i, u)) for i, u in enumerate(user_ids)]
+    threads = [threading.Thread(target=customer, args=(user_id,)) for user_id in user_ids]
     for thread in threads:
         thread.start()
     for thread in threads:
         thread.join()
-    return sum(changed)
 
 
 def test_consumer_killed_at_random_during_cart_writes_loses_and_doubles_nothing(
@@ -94,8 +93,7 @@ def test_consumer_killed_at_random_during_cart_writes_loses_and_doubles_nothing(
     rng = random.Random(seed)
     user_ids = customers(CUSTOMERS)
     done = threading.Event()
-    written: list[int] = []
-    writer = threading.Thread(target=lambda: (written.append(write_carts(user_ids, on_sale, rng)), done.set()))
+    writer = threading.Thread(target=lambda: (write_carts(user_ids, on_sale, rng), done.set()))
     writer.start()
     kills = 0
     while not done.is_set():
@@ -104,18 +102,20 @@ def test_consumer_killed_at_random_during_cart_writes_loses_and_doubles_nothing(
         consumer.kill()
         kills += 1
     writer.join()
+    written = len(stream_records())  # every change of a cart is one record
     start_consumer()
-    wait_for(lambda: applied() >= written[0], 60, 0.2, "the consumer to apply every record")
-    print(f"{written[0]} cart changes, consumer SIGKILLed {kills} times")
+    wait_for(lambda: applied() >= written, 60, 0.2, "the consumer to apply every record")
+    print(f"{written} cart changes, consumer SIGKILLed {kills} times")
     assert kills >= 2
     assert postgres_carts() == dynamodb_carts()
-    assert applied() == written[0]  # each record applied once: the count moves with the checkpoint
+    assert applied() == written  # each record applied once: the count moves with the checkpoint
     assert not DeadLetter.objects.exists()
 
 
 def test_replaying_the_stream_from_trim_horizon_changes_nothing(start_consumer, on_sale, customers, seed):
     user_ids = customers(5)
-    written = write_carts(user_ids, on_sale, random.Random(seed), writes=200)
+    write_carts(user_ids, on_sale, random.Random(seed), writes=100)
+    written = len(stream_records())
     consumer = start_consumer()
     wait_for(lambda: applied() >= written, 60, 0.2, "the consumer to apply every record")
     consumer.stop()

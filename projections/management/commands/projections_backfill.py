@@ -1,6 +1,6 @@
 import time
 
-from django.core.management.base import BaseCommand
+from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from projections.backfill import backfill
@@ -15,13 +15,24 @@ class Command(BaseCommand):
         parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
         parser.add_argument("--chunk", type=int, default=500, help="aggregates per checkpoint (default 500)")
         parser.add_argument("--workers", type=int, default=4, help="parallel projections (default 4)")
+        parser.add_argument(
+            "--reshape", action="store_true",
+            help="rewrite documents at their current version, in the shape written now (see projections/shapes.py)",
+        )
+        parser.add_argument("--rate", type=float, help="at most this many aggregates per second")
 
-    def handle(self, *args, model: list[str] | None, resume: bool, chunk: int, workers: int, **options) -> None:
+    def handle(
+        self, *args, model: list[str] | None, resume: bool, chunk: int, workers: int, reshape: bool,
+        rate: float | None, **options,
+    ) -> None:
+        if rate is not None and rate <= 0:
+            raise CommandError("--rate must be positive")
         for aggregate_type in model or sorted(AGGREGATES):
             started = time.perf_counter()
             with tqdm(desc=aggregate_type, unit="doc", disable=None) as bar:
                 count = backfill(
-                    aggregate_type, resume=resume, chunk=max(chunk, 1), workers=max(workers, 1), progress=bar.update
+                    aggregate_type, resume=resume, chunk=max(chunk, 1), workers=max(workers, 1), reshape=reshape,
+                    rate=rate, progress=bar.update,
                 )
             elapsed = time.perf_counter() - started
             rate = count / elapsed if elapsed else 0.0

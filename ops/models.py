@@ -1,0 +1,34 @@
+"""Postgres rows of the operations app."""
+
+from __future__ import annotations
+
+from django.db import models
+
+
+class DriftRun(models.Model):
+    """One sampled drift check by the watch (beat): what it compared and which aggregates differed
+    between Postgres and DynamoDB, confirmed by a second look; "repair" re-projects those."""
+
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    sample = models.PositiveIntegerField(help_text="aggregates checked of each type")
+    checked = models.PositiveIntegerField()
+    missing = models.PositiveIntegerField()
+    stale = models.PositiveIntegerField()
+    differ = models.PositiveIntegerField()
+    extra = models.PositiveIntegerField()
+    drifted = models.JSONField(default=list, help_text='[aggregate type, id] pairs, e.g. ["product", 42]')
+    repaired_at = models.DateTimeField(null=True, blank=True)
+    repaired = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-started_at"]
+        indexes = [models.Index(fields=["-started_at"], name="driftrun_recent")]
+        permissions = [("repair_driftrun", "Can re-project the aggregates a drift check found")]
+
+    def __str__(self) -> str:
+        return f"drift check {self.started_at:%Y-%m-%d %H:%M:%S}: {len(self.drifted)} drifted"
+
+    @property
+    def clean(self) -> bool:
+        return not self.drifted
