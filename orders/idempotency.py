@@ -95,7 +95,7 @@ def _claim(pk: str, digest: str, token: str, condition: Any) -> bool:
     try:
         record.save(condition=condition)
     except PynamoDBException as exc:
-        if exc.cause_response_code == CONDITION_FAILED:
+        if dynamodb.error_code(exc) == CONDITION_FAILED:
             return False
         raise
     return True
@@ -114,7 +114,7 @@ def _complete(pk: str, status_code: int, body: bytes) -> None:
             condition=IdempotencyRecord.state == IN_PROGRESS,
         )
     except PynamoDBException as exc:
-        if exc.cause_response_code != CONDITION_FAILED:
+        if dynamodb.error_code(exc) != CONDITION_FAILED:
             # The work is committed; a retry finds it through ``recover``.
             logger.warning("idempotency record %s not completed: %s", pk, exc)
 
@@ -125,7 +125,7 @@ def _release(pk: str, token: str) -> None:
         ours = (IdempotencyRecord.token == token) & (IdempotencyRecord.state == IN_PROGRESS)
         IdempotencyRecord(pk).delete(condition=ours)
     except PynamoDBException as exc:
-        if exc.cause_response_code != CONDITION_FAILED:
+        if dynamodb.error_code(exc) != CONDITION_FAILED:
             logger.warning("idempotency record %s not released (its lease will run out): %s", pk, exc)
 
 
