@@ -14,7 +14,10 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-INTERNAL = {"/api/internal/products/{sku}/price/", "/api/internal/products/{sku}/stock/"}
+INTERNAL = {
+    "/api/internal/products/{sku}/price/", "/api/internal/products/{sku}/stock/",
+    "/api/internal/products/{sku}/draft/", "/api/internal/products/{sku}/draft/publish/",
+}
 PUBLIC = {"/api/products/{sku}/", "/api/categories/", "/api/categories/{slug}/products/"}
 # What any authenticated user (a customer) may call: their own cart and orders.
 CUSTOMER = {"/api/cart/", "/api/cart/items/{sku}/", "/api/orders/", "/api/orders/{order_id}/"}
