@@ -10,7 +10,6 @@ class ProductsUnavailable(exceptions.APIException):
     default_code = "unavailable"
 
     def __init__(self, skus: list[str]) -> None:
-        self.skus = skus
         super().__init__(f"No longer sold: {', '.join(skus)}. Remove them from the cart.")
 
 
@@ -19,7 +18,6 @@ class OutOfStock(exceptions.APIException):
     default_code = "out_of_stock"
 
     def __init__(self, available: dict[str, int]) -> None:
-        self.available = available
         left = ", ".join(f"{sku} ({count} left)" for sku, count in sorted(available.items()))
         super().__init__(f"Not enough stock: {left}.")
 
