@@ -167,6 +167,6 @@ class QueryCounter:
         return execute(sql, params, many, context)
 
     @contextmanager
-    def installed(self) -> Iterator["QueryCounter"]:
+    def installed(self) -> Iterator[QueryCounter]:
         with connection.execute_wrapper(self):
             yield self

@@ -3,8 +3,9 @@
     python -m bench.loadgen --port 8000 --concurrency 16 --seconds 10 --paths-file FILE
 
 One asyncio loop with ``--concurrency`` workers, each sending one request at a time and walking
-the paths (one a line) from its own offset, so that the workers read disjoint slices first. gunicorn's sync workers close the connection after every response, so each
-request opens its own connection, as wrk does against them. Prints one JSON object.
+the paths (one a line) from its own offset, so that the workers read disjoint slices first.
+gunicorn's sync workers close the connection after every response, so each request opens its own
+connection, as wrk does against them. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ async def _worker(port: int, requests: list[bytes], start: int, deadline: float,
             writer.write(payload)
             data = await asyncio.wait_for(reader.read(), timeout=30)
             writer.close()
-        except (OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError) as exc:
             out["errors"][type(exc).__name__] = out["errors"].get(type(exc).__name__, 0) + 1
             continue
         elapsed = clock() - begin
@@ -50,7 +51,8 @@ async def _worker(port: int, requests: list[bytes], start: int, deadline: float,
 
 async def run(port: int, paths: list[str], concurrency: int, seconds: float) -> dict:
     requests = [
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAccept: application/json\r\nConnection: close\r\n\r\n".encode()
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+        "Accept: application/json\r\nConnection: close\r\n\r\n".encode()
         for path in paths
     ]
     out: dict = {"status": {}, "served_from": {}, "errors": {}, "latencies": []}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,8 @@ def summarize(values: list[float]) -> dict[str, float]:
     return {
         "n": len(ordered),
         "p50": percentile(ordered, 50), "p95": percentile(ordered, 95), "p99": percentile(ordered, 99),
-        "mean": sum(ordered) / len(ordered) if ordered else float("nan"), "max": ordered[-1] if ordered else float("nan"),
+        "mean": sum(ordered) / len(ordered) if ordered else float("nan"),
+        "max": ordered[-1] if ordered else float("nan"),
     }
 
 
@@ -63,7 +64,7 @@ def machine() -> dict[str, Any]:
         "kernel": platform.release(),
         "python": platform.python_version(),
         "versions": {name: _version(name) for name in packages},
-        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "timestamp": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 
 
@@ -161,7 +162,8 @@ def markdown(results: dict[str, Any]) -> str:
         lag = row["lag_ms"]
         lines.append(
             f"| {row['writer']['target_rate']:g} ({row['writer']['achieved_rate']:.1f}) | {row['writer']['done']:,} |"
-            f" {lag['n']:,} | {row['not_projected']:,} | {_ms(lag['p50'])} | {_ms(lag['p95'])} | {_ms(lag['p99'])} | {_ms(lag['max'])} |"
+            f" {lag['n']:,} | {row['not_projected']:,} | {_ms(lag['p50'])} | {_ms(lag['p95'])} | {_ms(lag['p99'])}"
+            f" | {_ms(lag['max'])} |"
             f" {row['drain_seconds']:.1f} |"
         )
     lines += _behind(results["lag"])

@@ -226,7 +226,7 @@ def in_process(cfg: Config, hot: list[str], clock: Clock) -> tuple[dict[str, Any
 
         def requests(n: int, offset: int = 0) -> list[tuple[str, str]]:
             skus = [hot[(offset + i) % len(hot)] for i in range(n)]
-            return [(sku, URLS[name](sku)) for sku in skus]
+            return [(sku, URLS[name](sku)) for sku in skus]  # noqa: B023 (called in this iteration only)
 
         prepare = before.get(name)
         for sku, path in requests(cfg.warmup[name]):
@@ -436,7 +436,9 @@ def under_write_load(cfg: Config, procs: Processes, hot: list[str], clock: Clock
 
     driver = Driver()
     rows = []
-    writers = {rate: spawn_writer(procs, rate, cfg.load_seconds, "random", hot, f"load{rate}") for rate in cfg.load_rates}
+    writers = {
+        rate: spawn_writer(procs, rate, cfg.load_seconds, "random", hot, f"load{rate}") for rate in cfg.load_rates
+    }
     for rate, writer in writers.items():
         began = time.perf_counter()
         for sku in hot:  # warm cachalot again: the earlier phases' state should not decide its hit ratio
@@ -559,7 +561,8 @@ def projection_lag(cfg: Config, procs: Processes, writers: dict[int, Any], clock
         rows.append(row)
         lag = row["lag_ms"]
         clock.step(
-            f"lag at {rate} writes/s", began, f"achieved {written['achieved_rate']:.1f} writes/s; p50 {lag['p50']:.1f} ms,"
+            f"lag at {rate} writes/s", began,
+            f"achieved {written['achieved_rate']:.1f} writes/s; p50 {lag['p50']:.1f} ms,"
             f" p95 {lag['p95']:.1f} ms, p99 {lag['p99']:.1f} ms over {lag['n']:,} documents;"
             f" not projected {row['not_projected']}; drained {drain:.1f}s after the last write",
         )

@@ -9,8 +9,9 @@ checkout prices the order from Postgres.
 from __future__ import annotations
 
 from decimal import Decimal
-from typing import Any, ClassVar
+from typing import Any, cast
 
+from django.conf import settings
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
@@ -75,7 +76,7 @@ class CartOutputSerializer(serializers.Serializer):
 
 def cart_payload(cart: CartState) -> dict[str, Any]:
     offers = products.offers_get(skus=sorted(cart.lines))
-    lines = []
+    lines: list[dict[str, Any]] = []
     for sku in sorted(cart.lines):
         offer = offers.get(sku)
         lines.append({
@@ -94,18 +95,21 @@ def cart_payload(cart: CartState) -> dict[str, Any]:
     }
 
 
+IF_MATCH_PATTERN = r'^(\*|(W/)?"[0-9]{1,19}")$'
 IF_MATCH = OpenApiParameter(
-    "If-Match", location=OpenApiParameter.HEADER, required=False,
+    "If-Match", {"type": "string", "pattern": IF_MATCH_PATTERN}, location=OpenApiParameter.HEADER, required=False,
     description="The ETag of the cart this change is based on: 412 if the cart changed since.",
 )
 CART_RESPONSES = {
     200: CartOutputSerializer,
+    409: OpenApiResponse(description="Concurrent writers kept changing the cart; retry."),
     412: OpenApiResponse(description="The cart changed since If-Match; the current ETag is in the response."),
+    503: OpenApiResponse(description="Carts cannot be reached (or read-only mode); retry after Retry-After."),
 }
 
 
 class CartBaseApi(APIView):
-    authentication_classes: ClassVar[list[type]] = [CachedTokenAuthentication]
+    authentication_classes = [CachedTokenAuthentication]
     throttle_scope = "cart"
 
     def respond(self, cart: CartState) -> Response:
@@ -128,19 +132,27 @@ class CartBaseApi(APIView):
         return response
 
 
+def customer_id(request: Request) -> int:
+    """The caller's user id (IsAuthenticated has run: the user is a saved one)."""
+    return cast(int, request.user.pk)
+
+
 class CartApi(CartBaseApi):
     @extend_schema(operation_id="cart_detail", responses=CartOutputSerializer)
     def get(self, request: Request) -> Response:
-        return self.respond(cart_get(user_id=request.user.pk))
+        return self.respond(cart_get(user_id=customer_id(request)))
 
     @extend_schema(operation_id="cart_clear", parameters=[IF_MATCH], responses=CART_RESPONSES)
     def delete(self, request: Request) -> Response:
-        return self.respond(services.cart_clear(user_id=request.user.pk, version=expected_version(request)))
+        return self.respond(services.cart_clear(user_id=customer_id(request), version=expected_version(request)))
 
 
 class CartItemApi(CartBaseApi):
     class CartItemInputSerializer(StrictInputSerializer):
-        quantity = serializers.IntegerField(help_text="The quantity of this SKU in the cart (replaces it).")
+        quantity = serializers.IntegerField(
+            min_value=1, max_value=settings.CART_MAX_QUANTITY,
+            help_text="The quantity of this SKU in the cart (replaces it).",
+        )
 
     @extend_schema(
         operation_id="cart_item_set", parameters=[IF_MATCH], request=CartItemInputSerializer, responses=CART_RESPONSES
@@ -149,11 +161,12 @@ class CartItemApi(CartBaseApi):
         serializer = self.CartItemInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         cart = services.cart_line_set(
-            user_id=request.user.pk, sku=sku, quantity=serializer.validated_data["quantity"],
+            user_id=customer_id(request), sku=sku, quantity=serializer.validated_data["quantity"],
             expected=expected_version(request),
         )
         return self.respond(cart)
 
     @extend_schema(operation_id="cart_item_remove", parameters=[IF_MATCH], responses=CART_RESPONSES)
     def delete(self, request: Request, sku: str) -> Response:
-        return self.respond(services.cart_line_remove(user_id=request.user.pk, sku=sku, expected=expected_version(request)))
+        cart = services.cart_line_remove(user_id=customer_id(request), sku=sku, expected=expected_version(request))
+        return self.respond(cart)

@@ -34,13 +34,14 @@ def offers_get(*, skus: list[str]) -> dict[str, Offer]:
     then one DynamoDB read per SKU Redis did not hold."""
     addresses = {sku: product_document(sku) for sku in skus}
     try:
-        raws = cache.client().mget([cache_keys.document(address.name) for address in addresses.values()]) if skus else []
+        keys = [cache_keys.document(address.name) for address in addresses.values()]
+        raws = cache.client().mget(keys) if keys else []
     except RedisError:
         raws = [None] * len(skus)
     found: dict[str, Offer] = {}
     for (sku, address), raw in zip(addresses.items(), raws, strict=True):
         if raw is not None:
-            entry = cache.decode(raw)
+            entry = cache.decode(raw if isinstance(raw, bytes) else raw.encode())
             if entry.status == 200:
                 found[sku] = _offer(entry.body)
             continue

@@ -1,9 +1,9 @@
 """Writes to carts: DynamoDB only (no Postgres query), each one conditional on the version read.
 
 A write reads the cart consistently, changes it, and puts it back on condition that its version
-is still the one read; a write that changes nothing writes nothing. With ``expected`` (the client's If-Match, or checkout's version) a changed
-version is refused; without it the read-change-put is retried, so concurrent writers of one cart
-lose no update either way.
+is still the one read; a write that changes nothing writes nothing. With ``expected`` (the
+client's If-Match, or checkout's version) a changed version is refused; without it the
+read-change-put is retried, so concurrent writers of one cart lose no update either way.
 """
 
 from __future__ import annotations
@@ -67,7 +67,9 @@ def _write(*, user_id: int, expected: int | None, change: Callable[[dict[str, in
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
             if expected is not None:
-                raise CartVersionMismatch(state_of(get_item(Cart, {"user_id": str(user_id)}))) from None
+                latest = get_item(Cart, {"user_id": str(user_id)})
+                current = CartState(user_id=user_id, version=0) if latest is None else state_of(latest)
+                raise CartVersionMismatch(current) from None
             continue
         return CartState(user_id=user_id, version=int(new.version), lines=lines_of(new),
                          updated_at=now, expires_at=new.expires_at)

@@ -25,7 +25,7 @@ class Cart(Model):
     Meta = table_meta("carts", stream_view_type=STREAM_NEW_AND_OLD_IMAGE)
     user_id = UnicodeAttribute(hash_key=True)  # the Django user's pk, as a string
     version = NumberAttribute()
-    lines = MapAttribute(default=dict)  # SKU -> quantity
+    lines: MapAttribute[str, int] = MapAttribute(default=dict)  # SKU -> quantity
     updated_at = UTCDateTimeAttribute()
     expires_at = TTLAttribute()
 

@@ -35,6 +35,8 @@ def apply_cart_change(change: Change) -> None:
     if change.new_image is not None:
         _copy(from_image(Cart, change.new_image))
         return
+    if change.old_image is None:
+        raise ValueError("a REMOVE record without its old image (the stream must be NEW_AND_OLD_IMAGES)")
     gone = from_image(Cart, change.old_image)
     status = CartCopy.Status.EXPIRED if change.expired else CartCopy.Status.REMOVED
     CartCopy.objects.filter(user_id=int(gone.user_id), version__lte=int(gone.version)).exclude(status=status).update(

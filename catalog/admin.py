@@ -12,6 +12,8 @@ site is not ours to subclass; the index links to it through ``index_template``, 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 from django.conf import settings
 from django.contrib import admin
 from django.db.models import Count, QuerySet, Sum
@@ -22,6 +24,24 @@ from django.urls import URLPattern, path
 
 from .models import Category, Price, Product, StockLevel, Warehouse
 from .selectors import low_stock_products, products_per_category, stock_by_warehouse
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+# What the admins' querysets annotate, for the type checker.
+class _ProductCount(TypedDict):
+    product_count: int
+
+
+class _TotalStock(TypedDict):
+    total_stock: int
+
+
+class _WarehouseTotals(TypedDict):
+    product_count: int
+    total_quantity: int
+
 
 LOW_STOCK_REPORT_LIMIT = 100
 
@@ -41,7 +61,9 @@ class StockFilter(admin.SimpleListFilter):
             ("available", f"Above {settings.LOW_STOCK_THRESHOLD}"),
         ]
 
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Product]) -> QuerySet[Product]:
+    def queryset(
+        self, request: HttpRequest, queryset: QuerySet[WithAnnotations[Product, _TotalStock]]
+    ) -> QuerySet[WithAnnotations[Product, _TotalStock]]:
         threshold = settings.LOW_STOCK_THRESHOLD
         match self.value():
             case "out":
@@ -95,7 +117,7 @@ class CategoryAdmin(ReadOnlyModeAware, admin.ModelAdmin):
         return super().get_queryset(request).annotate(product_count=Count("products"))
 
     @admin.display(description="products", ordering="product_count")
-    def product_count(self, category: Category) -> int:
+    def product_count(self, category: WithAnnotations[Category, _ProductCount]) -> int:
         return category.product_count
 
 
@@ -114,7 +136,7 @@ class ProductAdmin(ReadOnlyModeAware, admin.ModelAdmin):
         return super().get_queryset(request).annotate(total_stock=Coalesce(Sum("stock_levels__quantity"), 0))
 
     @admin.display(description="total stock", ordering="total_stock")
-    def total_stock(self, product: Product) -> int:
+    def total_stock(self, product: WithAnnotations[Product, _TotalStock]) -> int:
         return product.total_stock
 
     def get_urls(self) -> list[URLPattern]:
@@ -157,11 +179,11 @@ class WarehouseAdmin(ReadOnlyModeAware, admin.ModelAdmin):
         )
 
     @admin.display(description="products", ordering="product_count")
-    def product_count(self, warehouse: Warehouse) -> int:
+    def product_count(self, warehouse: WithAnnotations[Warehouse, _WarehouseTotals]) -> int:
         return warehouse.product_count
 
     @admin.display(description="total quantity", ordering="total_quantity")
-    def total_quantity(self, warehouse: Warehouse) -> int:
+    def total_quantity(self, warehouse: WithAnnotations[Warehouse, _WarehouseTotals]) -> int:
         return warehouse.total_quantity
 
 

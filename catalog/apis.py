@@ -152,6 +152,7 @@ class StockApi(APIView):
         data = _validated(self.StockAdjustInputSerializer, request)
         product = _product(sku)
         level = services.stock_adjust(product=product, **data)
-        return Response(self.StockAdjustOutputSerializer(
-            {"sku": product.sku, "warehouse": level.warehouse.code, "quantity": level.quantity, "version": _version(product)}
-        ).data)
+        return Response(self.StockAdjustOutputSerializer({
+            "sku": product.sku, "warehouse": level.warehouse.code, "quantity": level.quantity,
+            "version": _version(product),
+        }).data)

@@ -8,8 +8,9 @@ transaction and writes an ``OutboxEvent`` row, by Postgres triggers. Triggers, n
 Product versions are a hybrid logical clock: ``GREATEST(old + 1, now in microseconds)``. Writers
 to one product serialize on its row lock, so versions rise in commit order per product even when
 the clock steps back; a product created after another with the same SKU was deleted starts above
-that one's final version as long as the clock has not stepped back in between. A write that changes nothing changes no version. The category
-tree's version is kept in one row (``CategoryTreeVersion``), counted the same way under its lock.
+that one's final version as long as the clock has not stepped back in between. A write that
+changes nothing changes no version. The category tree's version is kept in one row
+(``CategoryTreeVersion``), counted the same way under its lock.
 ``TRUNCATE`` of a catalog table is captured like the deletes it stands for.
 """
 
@@ -297,7 +298,8 @@ class OutboxEvent(models.Model):
     version = models.BigIntegerField(default=0)
     created_at = models.DateTimeField(db_default=Now())
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_default="pending")
-    attempts = models.PositiveIntegerField(default=0, db_default=0)
+    attempts = models.PositiveIntegerField(default=0, db_default=0)  # every failure: the backoff
+    permanent_failures = models.PositiveIntegerField(default=0, db_default=0)  # toward dead-lettering
     available_at = models.DateTimeField(db_default=Now())
     last_error = models.TextField(blank=True, default="", db_default="")
 

@@ -24,9 +24,9 @@ def category_path(*, category: Category) -> list[Category]:
     """Root first. Categories are few; each step is a cached FK lookup at most."""
     path = [category]
     seen = {category.pk}
-    while path[0].parent_id is not None and path[0].parent_id not in seen:
-        seen.add(path[0].parent_id)
-        path.insert(0, path[0].parent)
+    while (parent := path[0].parent) is not None and parent.pk not in seen:
+        seen.add(parent.pk)
+        path.insert(0, parent)
     return path
 
 

@@ -138,7 +138,7 @@ def _pg_initdb(data: Path, directory: Path, user: str | None, password: str) -> 
         file.write(password + "\n")
     _chown_to(pwfile, user)  # initdb runs as that user and reads it
     try:
-        pg.initdb(
+        pg.initdb(  # type: ignore[attr-defined]  # pgserver makes its commands at import time
             [f"--auth={PG_SCRAM}", f"--pwfile={pwfile}", "--encoding=utf8", "-U", "postgres"],
             pgdata=data, user=user,
         )
@@ -198,7 +198,9 @@ def start_postgres(directory: Path = PG_DIR) -> dict[str, str]:
             _pg_initdb(data, directory, user, password)
         port = free_port()
         options = f"-h 127.0.0.1 -p {port} -k {directory} -c fsync=off -c max_connections=200"
-        pg.pg_ctl(["-w", "-o", options, "-l", str(directory / "log"), "start"], pgdata=data, user=user, timeout=60)
+        pg.pg_ctl(  # type: ignore[attr-defined]  # pgserver makes its commands at import time
+            ["-w", "-o", options, "-l", str(directory / "log"), "start"], pgdata=data, user=user, timeout=60,
+        )
     password = _pg_require_password(data, port, password_file)
     _create_database(_pg_url(password, port, "postgres"), "hybridsite")
     return {"DATABASE_URL": _pg_url(password, port, "hybridsite")}
@@ -219,7 +221,9 @@ def _create_database(admin_url: str, name: str) -> None:
 def stop_postgres(directory: Path = PG_DIR) -> None:
     from pgserver import _commands as pg
 
-    pg.pg_ctl(["-m", "fast", "-w", "stop"], pgdata=directory / "data", user=_pg_user(directory), timeout=60)
+    pg.pg_ctl(  # type: ignore[attr-defined]  # pgserver makes its commands at import time
+        ["-m", "fast", "-w", "stop"], pgdata=directory / "data", user=_pg_user(directory), timeout=60,
+    )
 
 
 def postgres_healthy(url: str) -> bool:

@@ -223,7 +223,8 @@ def serving_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def serve(env: dict[str, str]) -> int:
-    """Run web, worker, beat, the outbox listener and the streams consumer until one exits or we are told to stop; then stop them all."""
+    """Run web, worker, beat, the outbox listener and the streams consumer until one exits or we are
+    told to stop; then stop them all."""
     bind = env["BIND"]
     commands = {
         "web": [str(BIN / "gunicorn"), "hybridsite.wsgi", "--bind", bind, "--workers", "2", "--access-logfile", "-"],
@@ -248,7 +249,7 @@ def serve(env: dict[str, str]) -> int:
         signal.signal(sig, lambda *_: stopping.set())
     while not stopping.is_set() and all(p.poll() is None for p in procs.values()):
         stopping.wait(0.5)
-    for name, proc in procs.items():
+    for proc in procs.values():
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
     for name, proc in procs.items():

@@ -5,9 +5,9 @@ ever reaches their own draft: the editor comes from the token, never from the UR
 from __future__ import annotations
 
 import json
-from typing import Any, ClassVar
+from typing import Any, cast
 
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -60,6 +60,11 @@ class DraftOutputSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+def editor_id(request: Request) -> int:
+    """The caller's user id (the permission check has run: the user is a saved one)."""
+    return cast(int, request.user.pk)
+
+
 class DraftBaseApi(APIView):
     def respond(self, draft: DraftState) -> Response:
         response = Response(DraftOutputSerializer(draft).data)
@@ -80,54 +85,60 @@ class DraftBaseApi(APIView):
 
 
 class DraftApi(DraftBaseApi):
-    permission_classes: ClassVar[list[type]] = [StaffWithPermission.for_methods(GET=PERMISSION, PUT=PERMISSION)]
+    permission_classes = [StaffWithPermission.for_methods(GET=PERMISSION, PUT=PERMISSION)]
 
     class DraftSaveInputSerializer(StrictInputSerializer):
         name = serializers.CharField(max_length=200, required=False)
         description = serializers.CharField(max_length=20_000, required=False, allow_blank=True)
-        attributes = serializers.JSONField(required=False)
+        attributes = serializers.DictField(child=serializers.JSONField(), required=False)
 
-        def validate_attributes(self, value: Any) -> dict[str, Any]:
-            if not isinstance(value, dict):
-                raise serializers.ValidationError("A JSON object.")
-            if len(json.dumps(value)) > MAX_ATTRIBUTES_BYTES:
+        def validate_attributes(self, value: dict[str, Any]) -> dict[str, Any]:
+            encoded = json.dumps(value)
+            if len(encoded) > MAX_ATTRIBUTES_BYTES:
                 raise serializers.ValidationError(f"At most {MAX_ATTRIBUTES_BYTES} bytes of JSON.")
+            if "\\u0000" in encoded:  # Postgres's jsonb refuses NUL: refused here, not at publish
+                raise serializers.ValidationError("No NUL characters.")
             return value
-
-        def validate(self, data: dict[str, Any]) -> dict[str, Any]:
-            if not data:
-                raise serializers.ValidationError("Send at least one of name, description, attributes.")
-            return data
 
     @extend_schema(operation_id="internal_draft_detail", responses=DraftOutputSerializer)
     def get(self, request: Request, sku: str) -> Response:
-        draft = draft_get(sku=sku, user_id=request.user.pk)
+        draft = draft_get(sku=sku, user_id=editor_id(request))
         if draft is None:
             raise exceptions.NotFound("No draft of this product by you.")
         return self.respond(draft)
 
     @extend_schema(
-        operation_id="internal_draft_save", request=DraftSaveInputSerializer, responses=DraftOutputSerializer,
-        parameters=[OpenApiParameter("If-Match", location=OpenApiParameter.HEADER, required=False,
-                                     description="The draft's ETag this save is based on: 412 if it changed.")],
+        operation_id="internal_draft_save", request=DraftSaveInputSerializer,
+        responses={200: DraftOutputSerializer, 412: OpenApiResponse(description="The draft changed since If-Match.")},
+        parameters=[OpenApiParameter(
+            "If-Match", {"type": "string", "pattern": r'^(\*|(W/)?"[0-9]{1,19}")$'}, location=OpenApiParameter.HEADER,
+            required=False, description="The draft's ETag this save is based on: 412 if it changed.",
+        )],
     )
     def put(self, request: Request, sku: str) -> Response:
         serializer = self.DraftSaveInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         draft = services.draft_save(
-            sku=sku, user_id=request.user.pk, changes=serializer.validated_data, expected=_if_match(request)
+            sku=sku, user_id=editor_id(request), changes=serializer.validated_data, expected=_if_match(request)
         )
         return self.respond(draft)
 
 
 class DraftPublishApi(DraftBaseApi):
-    permission_classes: ClassVar[list[type]] = [StaffWithPermission.for_methods(POST=PERMISSION)]
+    permission_classes = [StaffWithPermission.for_methods(POST=PERMISSION)]
 
     class DraftPublishOutputSerializer(serializers.Serializer):
         sku = serializers.CharField()
         version = serializers.IntegerField(help_text="The product's version after this write.")
 
-    @extend_schema(operation_id="internal_draft_publish", request=None, responses=DraftPublishOutputSerializer)
+    @extend_schema(
+        operation_id="internal_draft_publish", request=None,
+        responses={
+            200: DraftPublishOutputSerializer,
+            400: OpenApiResponse(description="The draft's values are refused by the product's validation."),
+            409: OpenApiResponse(description="The product changed since the draft started; the draft is kept."),
+        },
+    )
     def post(self, request: Request, sku: str) -> Response:
-        product: Product = services.draft_publish(sku=sku, user_id=request.user.pk)
+        product: Product = services.draft_publish(sku=sku, user_id=editor_id(request))
         return Response(self.DraftPublishOutputSerializer({"sku": product.sku, "version": product.version}).data)

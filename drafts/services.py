@@ -90,7 +90,8 @@ def draft_publish(*, sku: str, user_id: int) -> Product:
             raise Http404("No product with this SKU.")
         if product.version != draft.base_version:
             raise DraftConflict(draft.base_version, product.version)
-        catalog_services.product_update(product=product, **{k: v for k, v in draft.changes.items() if k in DRAFT_FIELDS})
+        changes = {name: value for name, value in draft.changes.items() if name in DRAFT_FIELDS}
+        catalog_services.product_update(product=product, **changes)
     try:
         item.delete(condition=Draft.version == draft.version)
     except DeleteError as error:

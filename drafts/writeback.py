@@ -30,6 +30,8 @@ def apply_draft_change(change: Change) -> None:
     if change.new_image is not None:
         _copy(from_image(Draft, change.new_image))
         return
+    if change.old_image is None:
+        raise ValueError("a REMOVE record without its old image (the stream must be NEW_AND_OLD_IMAGES)")
     gone = from_image(Draft, change.old_image)
     DraftCopy.objects.filter(sku=gone.sku, user_id=int(gone.user_id), version__lte=int(gone.version)).exclude(
         status=DraftCopy.Status.GONE
@@ -41,6 +43,7 @@ def resync_drafts(items: Iterable[Draft]) -> int:
     for item in items:
         _copy(item)
         seen.add((item.sku, int(item.user_id)))
-    stale = [row.pk for row in DraftCopy.objects.filter(status=DraftCopy.Status.EDITING) if (row.sku, row.user_id) not in seen]
+    editing = DraftCopy.objects.filter(status=DraftCopy.Status.EDITING)
+    stale = [row.pk for row in editing if (row.sku, row.user_id) not in seen]
     DraftCopy.objects.filter(pk__in=stale).update(status=DraftCopy.Status.GONE)
     return len(seen)

@@ -47,7 +47,8 @@ class CachedTokenAuthentication(TokenAuthentication):
         if cached == UNKNOWN:
             raise exceptions.AuthenticationFailed("Invalid token.")
         if cached is not None:
-            pk, is_staff, username = cached.decode().split(":", 2)
+            text = cached.decode() if isinstance(cached, bytes) else cached
+            pk, is_staff, username = text.split(":", 2)
             user = get_user_model()(pk=int(pk), username=username, is_staff=is_staff == "1", is_active=True)
             return user, None
         try:
@@ -55,7 +56,8 @@ class CachedTokenAuthentication(TokenAuthentication):
         except exceptions.AuthenticationFailed:
             self._store(key, UNKNOWN, UNKNOWN_TTL_SECONDS)
             raise
-        self._store(key, f"{user.pk}:{int(user.is_staff)}:{user.get_username()}".encode(), settings.AUTH_TOKEN_CACHE_SECONDS)
+        owner = f"{user.pk}:{int(user.is_staff)}:{user.get_username()}".encode()
+        self._store(key, owner, settings.AUTH_TOKEN_CACHE_SECONDS)
         return user, None
 
     @staticmethod
@@ -73,7 +75,9 @@ def forget_tokens(*keys: str) -> None:
     try:
         cache.client().delete(*(_key(key) for key in keys))
     except RedisError as exc:
-        logger.warning("token cache entries not dropped (they expire within %ss): %s", settings.AUTH_TOKEN_CACHE_SECONDS, exc)
+        logger.warning(
+            "token cache entries not dropped (they expire within %ss): %s", settings.AUTH_TOKEN_CACHE_SECONDS, exc
+        )
 
 
 def _token_deleted(sender: type, instance: Token, **kwargs: Any) -> None:

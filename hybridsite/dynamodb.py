@@ -8,16 +8,19 @@ An app declares its tables on its ``AppConfig`` as ``dynamodb_tables = "<module>
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from django.apps import apps
 from django.conf import settings
 from django.utils.module_loading import import_string
+from pynamodb._schema import ModelSchema
 from pynamodb.attributes import TTLAttribute
-from pynamodb.models import Model
+from pynamodb.models import MetaProtocol, Model
+
+M = TypeVar("M", bound=Model)
 
 
-def table_meta(name: str, **extra: object) -> type:
+def table_meta(name: str, **extra: object) -> MetaProtocol:
     """A PynamoDB ``Meta`` whose connection and table name come from settings."""
     attrs = {
         "table_name": f"{settings.DYNAMODB_TABLE_PREFIX}{name}",
@@ -32,7 +35,7 @@ def table_meta(name: str, **extra: object) -> type:
     if settings.AWS_ACCESS_KEY_ID:
         attrs["aws_access_key_id"] = settings.AWS_ACCESS_KEY_ID
         attrs["aws_secret_access_key"] = settings.AWS_SECRET_ACCESS_KEY
-    return type("Meta", (), attrs)
+    return cast(MetaProtocol, type("Meta", (), attrs))  # a class with these attributes, as Model.Meta is
 
 
 def all_tables() -> list[type[Model]]:
@@ -65,20 +68,21 @@ def reset_connection(model: type[Model]) -> None:
 
 def key_names(model: type[Model]) -> list[str]:
     """The table's key attribute names: the hash key, then the range key if there is one."""
-    return [model._hash_keyname] + ([model._range_keyname] if model._range_keyname else [])
+    return [name for name in (model._hash_keyname, model._range_keyname) if name]
 
 
-def get_item(model: type[Model], key: dict[str, Any]) -> Any:
+def get_item(model: type[M], key: dict[str, Any]) -> M | None:
     """A strongly consistent read of one item by its key attributes; None when there is none."""
+    hash_name, *range_name = key_names(model)
     try:
-        return model.get(*(key[name] for name in key_names(model)), consistent_read=True)
+        return model.get(key[hash_name], key[range_name[0]] if range_name else None, consistent_read=True)
     except model.DoesNotExist:
         return None
 
 
 def hash_key_attribute(model: type[Model]) -> Any:
     """The hash key attribute, for conditions such as ``does_not_exist()``."""
-    return getattr(model, model._hash_keyname)
+    return getattr(model, key_names(model)[0])
 
 
 def error_code(exc: Exception) -> str | None:
@@ -88,7 +92,7 @@ def error_code(exc: Exception) -> str | None:
     return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
 
 
-def schema(model: type[Model]) -> dict[str, Any]:
+def schema(model: type[Model]) -> ModelSchema:
     return model._get_schema()
 
 
@@ -115,15 +119,13 @@ def table_ensure(model: type[Model]) -> str:
         for index in table_schema.get("global_secondary_indexes", []):
             if index["index_name"] in existing:
                 continue
+            # PynamoDB's schema holds attribute definitions and key schemas in DynamoDB's own shape.
             dynamodb.update_table(
                 TableName=meta.table_name,
-                AttributeDefinitions=[
-                    {"AttributeName": a["attribute_name"], "AttributeType": a["attribute_type"]}
-                    for a in table_schema["attribute_definitions"]
-                ],
+                AttributeDefinitions=table_schema["attribute_definitions"],
                 GlobalSecondaryIndexUpdates=[{"Create": {
                     "IndexName": index["index_name"],
-                    "KeySchema": [{"AttributeName": k["attribute_name"], "KeyType": k["key_type"]} for k in index["key_schema"]],
+                    "KeySchema": index["key_schema"],
                     "Projection": {"ProjectionType": index["projection"]["ProjectionType"]},
                 }}],
             )

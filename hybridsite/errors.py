@@ -35,7 +35,8 @@ def _field_messages(detail: Any) -> dict[str, Any]:
 def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """Map domain and framework exceptions to the API's one error shape."""
     if isinstance(exc, ValidationError):
-        exc = drf.ValidationError(exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages})
+        detail = exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        exc = drf.ValidationError(detail)
     elif isinstance(exc, (Http404, ObjectDoesNotExist)):
         exc = drf.NotFound()
     elif isinstance(exc, PermissionDenied):

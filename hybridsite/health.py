@@ -13,8 +13,8 @@ import threading
 import time
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
-from botocore.client import BaseClient
 from botocore.config import Config
 from django.conf import settings
 from django.db import connection
@@ -43,8 +43,9 @@ def _redis() -> None:
 
 
 @lru_cache(maxsize=1)
-def _single_attempt_client(dynamodb: DynamoDBConnection) -> BaseClient:
-    """The models' endpoint and credentials without retries: a hanging endpoint costs one timeout, not two."""
+def _single_attempt_client(dynamodb: DynamoDBConnection) -> Any:
+    """The models' endpoint and credentials without retries: a hanging endpoint costs one timeout, not two.
+    (A botocore client: its methods are made at run time, so it is typed ``Any``.)"""
     meta = ProductDocument.Meta
     config = Config(
         connect_timeout=meta.connect_timeout_seconds,
@@ -93,10 +94,13 @@ class _Snapshot:
         self.lock = threading.Lock()
 
     def get(self, max_age: float) -> dict[str, dict[str, object]]:
-        if self.results is not None and time.monotonic() - self.taken_at < max_age:
-            return self.results
-        if not self.lock.acquire(blocking=self.results is None):
-            return self.results  # another thread is checking: answer with the last known state
+        last = self.results
+        if last is None:
+            self.lock.acquire()
+        elif time.monotonic() - self.taken_at < max_age:
+            return last
+        elif not self.lock.acquire(blocking=False):
+            return last  # another thread is checking: answer with the last known state
         try:
             if self.results is None or time.monotonic() - self.taken_at >= max_age:
                 self.results = check_all()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from drf_spectacular.authentication import TokenScheme
 from drf_spectacular.extensions import OpenApiSerializerExtension
 
 ERROR_COMPONENT = "Error"
@@ -33,7 +34,7 @@ ERROR_SCHEMA: dict[str, Any] = {
 }
 
 DESCRIPTIONS = {
-    "400": "Invalid input; `fields` names each invalid field.",
+    "400": "Invalid input (body, query or header); `fields` names each invalid field.",
     "401": "No or invalid credentials.",
     "403": "Authenticated, but without the permission this operation needs.",
     "404": "No such resource (or a malformed key).",
@@ -48,7 +49,7 @@ def _statuses(method: str, operation: dict[str, Any]) -> set[str]:
     parameters = operation.get("parameters", [])
     if any(parameter.get("in") == "path" for parameter in parameters):
         statuses.add("404")
-    if any(parameter.get("in") == "query" for parameter in parameters) or "requestBody" in operation:
+    if any(parameter.get("in") in ("query", "header") for parameter in parameters) or "requestBody" in operation:
         statuses.add("400")
     if "requestBody" in operation:
         statuses.add("415")
@@ -85,3 +86,14 @@ class StrictInputExtension(OpenApiSerializerExtension):
         schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
         schema["additionalProperties"] = False
         return schema
+
+
+class CachedTokenScheme(TokenScheme):
+    """The cart API's token authentication is DRF's token scheme (its owner cached in Redis): the
+    same ``Authorization: Token <key>`` header, under a name of its own, so that the schema does
+    not hold two classes under one component name."""
+
+    target_class = "hybridsite.authentication.CachedTokenAuthentication"
+    name = "cachedTokenAuth"
+    match_subclasses = False
+    priority = 0

@@ -7,10 +7,12 @@ cannot be used stops the process at start with one line naming the variable.
 
 from __future__ import annotations
 
+import builtins
 import os
 import sys
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import dj_database_url
@@ -36,18 +38,21 @@ def build_env(environ: dict[str, str] | None = None, env_file: Path = SERVICES_E
 
 
 class Env:
-    """Typed access to one environment mapping, failing with a clear message."""
+    """Typed access to one environment mapping, failing with a clear message.
+
+    Its methods are named after the types they return, and so hide those names in the class body:
+    annotations spell them ``builtins.str`` and so on."""
 
     TRUE = {"1", "true", "yes", "on"}
     FALSE = {"0", "false", "no", "off", ""}
 
-    def __init__(self, values: dict[str, str]) -> None:
+    def __init__(self, values: dict[builtins.str, builtins.str]) -> None:
         self.values = values
 
-    def str(self, name: str, default: str = "") -> str:
+    def str(self, name: builtins.str, default: builtins.str = "") -> builtins.str:
         return self.values.get(name, default)
 
-    def bool(self, name: str, default: bool = False) -> bool:
+    def bool(self, name: builtins.str, default: builtins.bool = False) -> builtins.bool:
         raw = self.values.get(name)
         if raw is None:
             return default
@@ -57,7 +62,7 @@ class Env:
             return False
         raise ImproperlyConfiguredEnv(name, f"must be a boolean (1/0, true/false), got {raw!r}")
 
-    def int(self, name: str, default: int, minimum: int = 0) -> int:
+    def int(self, name: builtins.str, default: builtins.int, minimum: builtins.int = 0) -> builtins.int:
         raw = self.values.get(name)
         if raw is None or raw == "":
             return default
@@ -69,7 +74,7 @@ class Env:
             raise ImproperlyConfiguredEnv(name, f"must be >= {minimum}, got {value}")
         return value
 
-    def float(self, name: str, default: float, minimum: float = 0.0) -> float:
+    def float(self, name: builtins.str, default: builtins.float, minimum: builtins.float = 0.0) -> builtins.float:
         raw = self.values.get(name)
         if raw is None or raw == "":
             return default
@@ -81,7 +86,7 @@ class Env:
             raise ImproperlyConfiguredEnv(name, f"must be >= {minimum}, got {value}")
         return value
 
-    def choice(self, name: str, choices: tuple[str, ...], default: str) -> str:
+    def choice(self, name: builtins.str, choices: tuple[builtins.str, ...], default: builtins.str) -> builtins.str:
         raw = self.values.get(name, "").strip()
         if not raw:
             return default
@@ -89,10 +94,13 @@ class Env:
             raise ImproperlyConfiguredEnv(name, f"must be one of {', '.join(choices)}, got {raw!r}")
         return raw
 
-    def list(self, name: str, default: str = "") -> list[str]:
+    def list(self, name: builtins.str, default: builtins.str = "") -> builtins.list[builtins.str]:
         return [item.strip() for item in self.values.get(name, default).split(",") if item.strip()]
 
-    def url(self, name: str, schemes: tuple[str, ...], default: str = "", required: bool = False) -> str:
+    def url(
+        self, name: builtins.str, schemes: tuple[builtins.str, ...], default: builtins.str = "",
+        required: builtins.bool = False,
+    ) -> builtins.str:
         raw = self.values.get(name, default).strip()
         if not raw:
             if required:
@@ -208,7 +216,7 @@ DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int("DAT
 DATABASES["default"]["OPTIONS"]["options"] = "-c pgtrigger.ignore={}"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-CACHES = {
+CACHES: dict[str, dict[str, Any]] = {
     "default": {
         "BACKEND": "django_redis.cache.RedisCache",
         "LOCATION": REDIS_URL,
@@ -364,6 +372,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 READ_FILL_LOCK_MS = env.int("READ_FILL_LOCK_MS", 2000, 1)
 READ_FILL_WAIT_MS = env.int("READ_FILL_WAIT_MS", 1000, 0)
+# A miss projects the document itself, but waits at most this long for a projection of the same
+# aggregate already under way; then Postgres answers (served, not cached).
+READ_PROJECT_LOCK_WAIT_MS = env.int("READ_PROJECT_LOCK_WAIT_MS", 200, 0)
 BREAKER_FAILURES = env.int("BREAKER_FAILURES", 3, 1)
 BREAKER_COOLDOWN_SECONDS = env.float("BREAKER_COOLDOWN_SECONDS", 5.0, 0.0)
 

@@ -24,7 +24,7 @@ class SchemaApi(SpectacularAPIView):
     """JSON first, so that a browser shows the schema instead of downloading it; ?format=yaml
     still gives YAML. What a caller sees depends on its permissions (SERVE_PUBLIC off)."""
 
-    renderer_classes = (OpenApiJsonRenderer2, OpenApiJsonRenderer, OpenApiYamlRenderer, OpenApiYamlRenderer2)
+    renderer_classes = [OpenApiJsonRenderer2, OpenApiJsonRenderer, OpenApiYamlRenderer, OpenApiYamlRenderer2]
 
 
 urlpatterns = [

@@ -12,7 +12,9 @@ from .models import DriftRun
 
 @admin.register(DriftRun)
 class DriftRunAdmin(admin.ModelAdmin):
-    list_display = ("started_at", "sample", "checked", "missing", "stale", "differ", "extra", "drifted_count", "repaired_at")
+    list_display = (
+        "started_at", "sample", "checked", "missing", "stale", "differ", "extra", "drifted_count", "repaired_at"
+    )
     list_filter = ("repaired_at",)
     readonly_fields = [field.name for field in DriftRun._meta.fields]
     actions = ["repair"]

@@ -30,5 +30,6 @@ class DriftRun(models.Model):
         return f"drift check {self.started_at:%Y-%m-%d %H:%M:%S}: {len(self.drifted)} drifted"
 
     @property
-    def clean(self) -> bool:
+    def is_clean(self) -> bool:
+        """Named apart from ``Model.clean()``, the validation hook ``full_clean()`` calls."""
         return not self.drifted

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 
+from django.db import DatabaseError
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 from waffle import switch_is_active
@@ -22,12 +23,17 @@ READ_ONLY_SWITCH = "read_only"
 
 
 def is_read_only() -> bool:
-    """Whether writes are paused. With Redis unreachable the switch is read from Postgres."""
+    """Whether writes are paused. With Redis unreachable the switch is read from Postgres; with
+    Postgres unreachable too, no write can succeed anyway: off, so that pages still render."""
     try:
         return switch_is_active(READ_ONLY_SWITCH)
     except (RedisError, ConnectionInterrupted) as exc:
         logger.warning("read-only switch read from Postgres: cache unavailable (%s)", exc)
+    try:
         return Switch.objects.filter(name=READ_ONLY_SWITCH, active=True).exists()
+    except DatabaseError as exc:
+        logger.warning("read-only switch unreadable (%s): taken as off", exc)
+        return False
 
 
 def read_only_set(*, on: bool) -> None:

@@ -15,7 +15,10 @@ from .tasks import kick_relay
 
 @admin.register(OutboxEvent)
 class OutboxEventAdmin(admin.ModelAdmin):
-    list_display = ("id", "aggregate_type", "aggregate_id", "status", "attempts", "created_at", "available_at", "short_error")
+    list_display = (
+        "id", "aggregate_type", "aggregate_id", "status", "attempts", "permanent_failures", "created_at",
+        "available_at", "short_error",
+    )
     list_filter = ("status", "aggregate_type")
     search_fields = ("aggregate_id", "last_error")
     ordering = ("-id",)

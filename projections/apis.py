@@ -16,6 +16,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import exceptions
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
+from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from hybridsite.clients import client_bucket
@@ -48,28 +49,13 @@ class MinVersionUnavailable(exceptions.APIException):
     default_detail = "No version of this document at or above min_version exists."
 
 
-def respond(request, result: Result, not_found: str, shape: int | None = None) -> HttpResponse:
-    """A found document's bytes as they are (ETag, 304, Cache-Control), or converted to the product
-    document ``shape`` being served; an absence is an error."""
-    request.served_from = result.source
-    if not result.found:
-        raise exceptions.NotFound(not_found)
-    etag = f'"{result.version}"' if shape in (None, 1) else f'"{result.version}-s{shape}"'
-    if result.version and _not_modified(request, etag):
-        response = HttpResponse(status=304)
-    else:
-        body = result.body if shape is None else documents.product_in_shape(result.body, shape)
-        response = HttpResponse(body, content_type=JSON)
-    if result.version:
-        response["ETag"] = etag
-    response["Cache-Control"] = settings.API_CACHE_CONTROL
-    return response
-
-
 class PublicApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
     throttle_classes: list = []  # the reader counts the rate limit in its own Redis round trip
+    # The layer that answered this request (one view instance per request), sent as X-Served-From:
+    # ``edge`` when the request was refused before any layer was asked, ``none`` when none could answer.
+    served_from = "edge"
 
     def perform_content_negotiation(self, request, force: bool = False) -> tuple[JSONRenderer, str]:
         """The answer is JSON bytes already rendered: there is nothing to negotiate."""
@@ -82,20 +68,36 @@ class PublicApi(APIView):
         fill_cost = max(0, -(-limit // settings.THROTTLE_CACHE_FILLS_PER_MINUTE) - 1)
         return Throttle("anon", client_bucket(request), limit, fill_cost=fill_cost)
 
-    def handle_exception(self, exc: Exception) -> HttpResponse:
+    def respond(self, request, result: Result, not_found: str, shape: int | None = None) -> HttpResponse:
+        """A found document's bytes as they are (ETag, 304, Cache-Control), or converted to the
+        product document ``shape`` being served; an absence is an error."""
+        self.served_from = result.source
+        if not result.found:
+            raise exceptions.NotFound(not_found)
+        etag = f'"{result.version}"' if shape in (None, 1) else f'"{result.version}-s{shape}"'
+        if result.version and _not_modified(request, etag):
+            response = HttpResponse(status=304)
+        else:
+            body = result.body if shape is None else documents.product_in_shape(result.body, shape)
+            response = HttpResponse(body, content_type=JSON)
+        if result.version:
+            response["ETag"] = etag
+        response["Cache-Control"] = settings.API_CACHE_CONTROL
+        return response
+
+    def handle_exception(self, exc: Exception) -> Response:
         """The read path's errors become the API's exceptions; the project's one handler shapes
         every error body."""
         to_api = READ_ERRORS.get(type(exc))
         if to_api is not None:
-            self.request.served_from = getattr(exc, "source", "edge")
+            self.served_from = getattr(exc, "source", "edge")
             exc = to_api(exc)
         return super().handle_exception(exc)
 
     def finalize_response(self, request, response, *args, **kwargs):
-        """Every answer says which layer served it: ``edge`` when the request was refused before
-        any layer was asked, ``none`` when no layer could answer."""
+        """Every answer says which layer served it."""
         response = super().finalize_response(request, response, *args, **kwargs)
-        response["X-Served-From"] = getattr(request, "served_from", "edge")
+        response["X-Served-From"] = self.served_from
         return response
 
 
@@ -108,7 +110,9 @@ READ_ERRORS: dict[type[Exception], Callable[[Any], exceptions.APIException]] = {
 
 
 DOCUMENT_RESPONSES = {
-    200: OpenApiResponse(OpenApiTypes.OBJECT, description="The document; ETag is its version (with the shape when it is not 1)."),
+    200: OpenApiResponse(
+        OpenApiTypes.OBJECT, description="The document; ETag is its version (with the shape when it is not 1)."
+    ),
     304: OpenApiResponse(description="Not modified (If-None-Match matched)."),
     404: OpenApiResponse(OpenApiTypes.OBJECT, description="Unknown key (cached briefly)."),
     429: OpenApiResponse(OpenApiTypes.OBJECT, description="Rate limit reached; see Retry-After."),
@@ -120,7 +124,9 @@ class ProductDetailApi(PublicApi):
         operation_id="product_detail",
         parameters=[OpenApiParameter(
             "min_version", {"type": "integer", "minimum": 0, "maximum": MAX_VERSION},
-            description="Read your writes: never answer with a version below this one (the `version` a write returned).",
+            description=(
+                "Read your writes: never answer with a version below this one (the `version` a write returned)."
+            ),
         )],
         responses={
             **DOCUMENT_RESPONSES,
@@ -140,13 +146,14 @@ class ProductDetailApi(PublicApi):
         result = reader.read_document(product_document(sku), throttle, min_version)
         if not result.found and result.source != "cache":
             readpath.charge_fill(throttle)  # the absence is cached now: bounded per client
-        return respond(request, result, "No product with this SKU.", shapes.read_shape())
+        return self.respond(request, result, "No product with this SKU.", shapes.read_shape())
 
 
 class CategoryTreeApi(PublicApi):
     @extend_schema(operation_id="category_tree", responses=DOCUMENT_RESPONSES)
     def get(self, request) -> HttpResponse:
-        return respond(request, reader.read_document(category_tree_document(), self.throttle(request)), "No categories.")
+        result = reader.read_document(category_tree_document(), self.throttle(request))
+        return self.respond(request, result, "No categories.")
 
 
 class CategoryProductsApi(PublicApi):
@@ -169,4 +176,4 @@ class CategoryProductsApi(PublicApi):
         if not (raw.isascii() and raw.isdigit()) or not 1 <= int(raw) <= MAX_PAGE:
             raise exceptions.ValidationError({"limit": [f"Must be an integer from 1 to {MAX_PAGE}."]})
         result = listings.read_listing(slug, int(raw), request.GET.get("cursor", ""), self.throttle(request))
-        return respond(request, result, "No category with this slug.")
+        return self.respond(request, result, "No category with this slug.")

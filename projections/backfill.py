@@ -35,7 +35,7 @@ def backfill(
     workers: int = 4,
     reshape: bool = False,
     rate: float | None = None,
-    progress: Callable[[int], None] = lambda n: None,
+    progress: Callable[[int], object] = lambda n: None,
 ) -> int:
     """Returns how many aggregates were projected in this run; ``rate`` caps aggregates per second
     (a backfill beside live traffic should leave DynamoDB and Postgres room)."""

@@ -22,15 +22,17 @@ class Breaker:
         cooldown_seconds: float,
         errors: tuple[type[BaseException], ...],
         caller_fault: Callable[[BaseException], bool] = lambda exc: False,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         """``caller_fault`` tells errors the request caused (a malformed key) from a failing
         dependency: those pass through without counting, or one bad request would send everyone
-        else to the fallback."""
+        else to the fallback. ``clock`` measures the cool-down (a test passes its own)."""
         self.name = name
         self.caller_fault = caller_fault
         self.threshold = failures
         self.cooldown = cooldown_seconds
         self.errors = errors
+        self._clock = clock
         self._failures = 0
         self._opened_at: float | None = None
         self._lock = threading.Lock()
@@ -41,7 +43,7 @@ class Breaker:
         with self._lock:
             if self._opened_at is None:
                 return True
-            if time.monotonic() - self._opened_at >= self.cooldown:
+            if self._clock() - self._opened_at >= self.cooldown:
                 self._opened_at = None
                 self._failures = self.threshold - 1
                 return True
@@ -51,7 +53,7 @@ class Breaker:
     def is_open(self) -> bool:
         """Read-only: open and still cooling down."""
         with self._lock:
-            return self._opened_at is not None and time.monotonic() - self._opened_at < self.cooldown
+            return self._opened_at is not None and self._clock() - self._opened_at < self.cooldown
 
     def call(self, func: Callable[[], T]) -> T:
         if not self.allows_call():
@@ -66,7 +68,7 @@ class Breaker:
             with self._lock:
                 self._failures += 1
                 if self._failures >= self.threshold:
-                    self._opened_at = time.monotonic()
+                    self._opened_at = self._clock()
             raise
         with self._lock:
             self._failures = 0

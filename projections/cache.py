@@ -15,6 +15,7 @@ import logging
 import random
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import cast
 
 from django.conf import settings
 from django_redis import get_redis_connection
@@ -84,6 +85,11 @@ def ttl_ms(negative: bool = False) -> int:
 def client() -> Redis:
     """The cache's Redis connection (django-redis keeps one pool per process)."""
     return get_redis_connection("default")
+
+
+def read(key: str) -> bytes | None:
+    """The bytes stored at ``key`` (this client never decodes responses to ``str``), or None."""
+    return cast("bytes | None", client().get(key))
 
 
 @lru_cache(maxsize=32)

@@ -9,6 +9,7 @@ from django.core import signing
 
 from catalog.models import SKU_MAX_LENGTH, SKU_PATTERN
 
+
 class BadCursor(ValueError):
     pass
 

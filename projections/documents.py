@@ -110,7 +110,7 @@ def listing_item(product: Product) -> dict[str, Any]:
 
 
 def category_tree_document(categories: list[Category], version: int, projected_at: datetime) -> dict[str, Any]:
-    nodes = {c.pk: {"slug": c.slug, "name": c.name, "children": []} for c in categories}
+    nodes: dict[int, dict[str, Any]] = {c.pk: {"slug": c.slug, "name": c.name, "children": []} for c in categories}
     roots: list[dict[str, Any]] = []
     for category in sorted(categories, key=lambda c: (c.name, c.slug)):
         siblings = nodes[category.parent_id]["children"] if category.parent_id in nodes else roots

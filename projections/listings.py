@@ -52,7 +52,7 @@ def read_listing(slug: str, limit: int, cursor: str, throttle: Throttle | None =
     check_rate(throttle, count)
     if page_key is not None:
         try:
-            raw = redis_breaker.call(lambda: cache.client().get(page_key))
+            raw = redis_breaker.call(lambda: cache.read(page_key))
         except (RedisError, CircuitOpen):
             pass  # a failed page read costs a fetch, never the client's count
     if raw is not None:

@@ -21,6 +21,7 @@ Before each table's writes the projector checks that its session still holds the
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,11 +34,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 from pynamodb.exceptions import PutError
 
+from hybridsite.dynamodb import get_item, hash_key_attribute, key_names
+
 from . import cache, metrics
 from .models import OwnerManifest
 from .registry import AGGREGATES, Aggregate, Item, Projection, Snapshot
-from hybridsite.dynamodb import get_item, hash_key_attribute, key_names
-
 from .tables import ProjectedItem
 
 logger = logging.getLogger(__name__)
@@ -63,11 +64,26 @@ class Outcome:
     """A cache refresh failed: the relay retries the projection so that Redis catches up."""
 
 
+class LockBusy(Exception):
+    """Another projector holds the aggregate's lock longer than the caller may wait (a reader)."""
+
+
 @contextmanager
-def aggregate_lock(owner: str) -> Iterator[None]:
-    """Session-level advisory lock: released at the end, or by Postgres if the process dies."""
+def aggregate_lock(owner: str, wait_ms: int | None = None) -> Iterator[None]:
+    """Session-level advisory lock: released at the end, or by Postgres if the process dies.
+    With ``wait_ms``, :class:`LockBusy` when it is not free within that time."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [owner])
+        if wait_ms is None:
+            cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [owner])
+        else:
+            deadline = time.monotonic() + wait_ms / 1000
+            while True:
+                cursor.execute("SELECT pg_try_advisory_lock(hashtextextended(%s, 0))", [owner])
+                if cursor.fetchone()[0]:
+                    break
+                if time.monotonic() >= deadline:
+                    raise LockBusy(f"{owner} is being projected")
+                time.sleep(0.005)
     try:
         yield
     finally:
@@ -134,6 +150,11 @@ class Manifest:
         version, keys = stored
         return cls(version=version, keys={table: {tuple(k) for k in ks} for table, ks in keys.items()})
 
+    def grown(self, planned: dict[str, set[tuple[str, ...]]]) -> dict[str, set[tuple[str, ...]]]:
+        """The keys to track before writing: those known and those about to be written, per table
+        of the plan (a table no projection writes any more is dropped, and so is an empty one)."""
+        return _nonempty({table: self.keys.get(table, set()) | keys for table, keys in planned.items()})
+
     def write(self, owner: str) -> None:
         """Store unless a newer projection already stored its manifest."""
         encoded = orjson.dumps({table: sorted(keys) for table, keys in sorted(self.keys.items())}).decode()
@@ -172,15 +193,21 @@ def _fence(owner: str) -> None:
 
 
 def project(
-    aggregate_type: str, aggregate_id: int, *, deleted_version: int | None = None, repair: bool = False
+    aggregate_type: str,
+    aggregate_id: int,
+    *,
+    deleted_version: int | None = None,
+    repair: bool = False,
+    lock_wait_ms: int | None = None,
 ) -> Outcome:
     """Project one aggregate as it is now in Postgres. ``deleted_version`` comes from the outbox
     rows: the version a gone aggregate's tombstones carry at least. ``repair`` (drift repair) also
     replaces documents of the same version, whose content is wrong (newer ones stay protected),
-    and tombstones items of this owner that its manifest does not know, found through the index."""
+    and tombstones items of this owner that its manifest does not know, found through the index.
+    ``lock_wait_ms`` bounds the wait for another projector of the same aggregate (a reader)."""
     aggregate = AGGREGATES[aggregate_type]
     owner = aggregate.owner(aggregate_id)
-    with aggregate_lock(owner):
+    with aggregate_lock(owner, lock_wait_ms):
         snapshot = read_snapshot(aggregate, aggregate_id)
         projected_at = timezone.now()
         plans = [_Plan(projection, snapshot, owner, projected_at) for projection in aggregate.projections]
@@ -190,7 +217,7 @@ def project(
         newest_known = max([manifest.version, *(i.version for items in indexed.values() for i in items)])
         version = max(deleted_version or 0, newest_known + 1) if gone else snapshot.version
         outcome = Outcome(version=version)
-        grown = _nonempty({plan.table: manifest.keys.get(plan.table, set()) | plan.keys for plan in plans})
+        grown = manifest.grown({plan.table: plan.keys for plan in plans})
         if grown != manifest.keys:
             Manifest(version=manifest.version, keys=grown).write(owner)
         kept: dict[str, set[tuple[str, ...]]] = {}
@@ -199,7 +226,8 @@ def project(
                 key_of(i, plan.projection.model) for i in indexed.get(plan.table, [])
             }
             _fence(owner)
-            kept[plan.table] = plan.keys | _apply(plan, owner, snapshot, version, projected_at, outcome, previous, repair)
+            still_live = _apply(plan, owner, snapshot, version, projected_at, outcome, previous, repair)
+            kept[plan.table] = plan.keys | still_live
         wanted = _nonempty(kept)
         # The same keys: nothing to record. A failed cache refresh keeps the keys, so that the
         # retried projection still finds what it has to refresh (a tombstone it already wrote).
@@ -235,7 +263,9 @@ def put_document(
     True when written."""
     hash_key = hash_key_attribute(model)
     document = model(
-        **key, owner=owner, version=version, deleted=False, body=body.decode(),
+        # mypy fears the key fills PynamoDB's own ``_user_instantiated: bool``; it holds key attributes
+        **key,  # type: ignore[arg-type]
+        owner=owner, version=version, deleted=False, body=body.decode(),
         source_committed_at=committed_at, projected_at=projected_at.isoformat(),
     )
     # A tombstone left by another aggregate (a deleted product's SKU reused) may be replaced.
@@ -251,7 +281,8 @@ def put_tombstone(
 ) -> bool:
     """Mark an item this owner wrote as gone, unless a newer version (or another owner) holds it."""
     tombstone = model(
-        **key, owner=owner, version=version, deleted=True, body=None, projected_at=projected_at.isoformat(),
+        **key,  # type: ignore[arg-type]  # key attributes, as in put_document
+        owner=owner, version=version, deleted=True, body=None, projected_at=projected_at.isoformat(),
         expires_at=projected_at + timedelta(seconds=settings.TOMBSTONE_TTL_SECONDS),
     )
     return _put(tombstone, (model.owner == owner) & (model.version < version))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import secrets
 import time
+from collections.abc import Mapping
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -22,7 +23,7 @@ from hybridsite.dynamodb import get_item
 from . import cache, cache_keys, metrics
 from .breaker import CircuitOpen
 from .models import ReadFloor
-from .projector import Fenced, PermanentProjectionError, project, render_documents
+from .projector import Fenced, LockBusy, PermanentProjectionError, project, render_documents
 from .readpath import (
     DYNAMODB_ERRORS,
     Result,
@@ -90,7 +91,9 @@ def _fill(ref: DocumentAddress, floor: int) -> Result:
     token = secrets.token_hex(8)
     lock_key = cache_keys.fill_lock(ref.name)
     try:
-        leader = bool(redis_breaker.call(lambda: cache.client().set(lock_key, token, nx=True, px=settings.READ_FILL_LOCK_MS)))
+        leader = bool(
+            redis_breaker.call(lambda: cache.client().set(lock_key, token, nx=True, px=settings.READ_FILL_LOCK_MS))
+        )
         lease = token if leader else ""
     except (RedisError, CircuitOpen):
         leader, lease = True, ""  # no Redis: no coalescing and nothing to store, but reads go on
@@ -130,7 +133,7 @@ def _wait_for_entry(ref: DocumentAddress, floor: int) -> Result | None:
     while time.monotonic() < deadline:
         time.sleep(0.005)
         try:
-            raw = redis_breaker.call(lambda: cache.client().get(cache_keys.document(ref.name)))
+            raw = redis_breaker.call(lambda: cache.read(cache_keys.document(ref.name)))
         except (RedisError, CircuitOpen):
             return None
         if raw is not None:
@@ -174,11 +177,15 @@ def _from_postgres(ref: DocumentAddress) -> tuple[cache.Entry, bool]:
         return cache.Entry(0, 404, b""), True
     aggregate_type, aggregate_id = located
     try:
-        outcome = dynamodb_breaker.call(lambda: project(aggregate_type, aggregate_id))
-        version, bodies, cacheable = outcome.version, outcome.documents, True
-    except (CircuitOpen, PermanentProjectionError, Fenced, *DYNAMODB_ERRORS) as exc:
-        # DynamoDB unreachable, or the document cannot be stored there (over its item size):
-        # Postgres answers, and remembers the version it served, which DynamoDB may not have.
+        outcome = dynamodb_breaker.call(
+            lambda: project(aggregate_type, aggregate_id, lock_wait_ms=settings.READ_PROJECT_LOCK_WAIT_MS)
+        )
+        bodies: Mapping[str, bytes | None] = outcome.documents
+        version, cacheable = outcome.version, True
+    except (CircuitOpen, PermanentProjectionError, Fenced, LockBusy, *DYNAMODB_ERRORS) as exc:
+        # DynamoDB unreachable, the document cannot be stored there (over its item size), or a
+        # projection of it is under way: Postgres answers, and remembers the version it served,
+        # which DynamoDB may not have yet.
         logger.warning("reader: %s not projected (%s); serving it from Postgres", ref.name, exc)
         version, bodies = render_documents(aggregate_type, aggregate_id)
         _record_durable_floor(ref.name, version)

@@ -7,13 +7,14 @@ they build no HTTP bodies or statuses.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import botocore.exceptions
 from django.conf import settings
 from pynamodb.exceptions import PynamoDBException
 from redis.exceptions import RedisError
+
+from hybridsite.ratelimit import window
 
 from . import cache, cache_keys
 from .breaker import Breaker, CircuitOpen
@@ -100,10 +101,10 @@ class Throttle:
     fill_cost: int = 0
 
     def key(self) -> str:
-        return cache_keys.rate_limit(self.scope, self.ident, int(time.time() // self.window_seconds))
+        return cache_keys.rate_limit(self.scope, self.ident, window(self.window_seconds)[0])
 
     def retry_after(self) -> int:
-        return self.window_seconds - int(time.time() % self.window_seconds)
+        return window(self.window_seconds)[1]
 
 
 def counted_get(

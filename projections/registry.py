@@ -24,7 +24,6 @@ from .tables import (
 )
 
 
-
 @dataclass(frozen=True)
 class Item:
     """One item an aggregate wants in a table: its key attributes and its document."""
@@ -190,8 +189,9 @@ def build_category_tree(snapshot: Snapshot, projected_at: datetime) -> list[Item
 
 
 def _tree_ids(chunk: int, after: int = 0) -> Iterator[list[int]]:
+    """The tree is one aggregate, id 0 as in its outbox rows (a resumed backfill redoes it)."""
     if after == 0:
-        yield [1]
+        yield [0]
 
 
 AGGREGATES: dict[str, Aggregate] = {

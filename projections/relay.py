@@ -2,10 +2,11 @@
 
 Rows are claimed with ``FOR UPDATE SKIP LOCKED`` in a transaction that lasts while their batch is
 projected, and completed or failed in it: concurrent relays never take the same row, and the
-claim dies with its connection, so the rows of a relay that dies are taken up again at once. Rows of one aggregate are coalesced into one projection. A projected row is
-deleted; a failed one is retried later with exponential backoff and jitter. Only a permanent
-failure (one that retrying cannot fix) that persists for ``OUTBOX_MAX_ATTEMPTS`` makes a row
-``dead``; transient ones (DynamoDB unreachable, throttled) are retried until they pass.
+claim dies with its connection, so the rows of a relay that dies are taken up again at once. Rows
+of one aggregate are coalesced into one projection. A projected row is deleted; a failed one is
+retried later with exponential backoff and jitter. Only a permanent failure (one that retrying
+cannot fix) that persists for ``OUTBOX_MAX_ATTEMPTS`` makes a row ``dead``; transient ones
+(DynamoDB unreachable, throttled) are retried until they pass.
 """
 
 from __future__ import annotations
@@ -15,9 +16,9 @@ import random
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import NamedTuple
-from datetime import datetime, timedelta
 
 import botocore.exceptions
 from django.conf import settings
@@ -124,18 +125,21 @@ def backoff_seconds(attempts: int) -> float:
 
 
 def fail(ids: list[int], error: BaseException, *, permanent: bool) -> int:
-    """Record a failure; returns how many rows went dead."""
+    """Record a failure; returns how many rows went dead. Every failure lengthens the backoff;
+    only permanent ones count toward ``OUTBOX_MAX_ATTEMPTS`` (an outage is no reason to give up)."""
     message = f"{type(error).__name__}: {error}"[:2000]
     dead = 0
     with transaction.atomic():
         for event in OutboxEvent.objects.select_for_update().filter(pk__in=ids):
             event.attempts += 1
             event.last_error = message
-            if permanent and event.attempts >= settings.OUTBOX_MAX_ATTEMPTS:
-                event.status = OutboxEvent.Status.DEAD
-                dead += 1
+            if permanent:
+                event.permanent_failures += 1
+                if event.permanent_failures >= settings.OUTBOX_MAX_ATTEMPTS:
+                    event.status = OutboxEvent.Status.DEAD
+                    dead += 1
             event.available_at = _after(backoff_seconds(event.attempts))
-            event.save(update_fields=["attempts", "last_error", "status", "available_at"])
+            event.save(update_fields=["attempts", "permanent_failures", "last_error", "status", "available_at"])
     return dead
 
 
@@ -161,7 +165,7 @@ def retry_dead(ids: list[int] | None = None) -> int:
     rows = OutboxEvent.objects.filter(status=OutboxEvent.Status.DEAD)
     if ids is not None:
         rows = rows.filter(pk__in=ids)
-    return rows.update(status=OutboxEvent.Status.PENDING, attempts=0, available_at=_after(0))
+    return rows.update(status=OutboxEvent.Status.PENDING, attempts=0, permanent_failures=0, available_at=_after(0))
 
 
 _pool: ProjectorPool | None = None

@@ -10,15 +10,29 @@ rendered JSON, so that the read path stores and returns bytes without serializer
 from __future__ import annotations
 
 from pynamodb.attributes import (
+    Attribute,
     BooleanAttribute,
-    NumberAttribute,
     TTLAttribute,
     UnicodeAttribute,
 )
+from pynamodb.constants import NUMBER
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from hybridsite.dynamodb import table_meta
+
+
+class VersionAttribute(Attribute[int]):
+    """An aggregate's version: a DynamoDB number that is always an integer (a Postgres bigint), so
+    typed ``int`` where PynamoDB's ``NumberAttribute`` says ``float``."""
+
+    attr_type = NUMBER
+
+    def serialize(self, value: int) -> str:
+        return str(value)
+
+    def deserialize(self, value: str) -> int:
+        return int(value)
 
 
 class OwnerIndex(GlobalSecondaryIndex):
@@ -33,7 +47,7 @@ class ProjectedItem(Model):
     """Shared envelope; concrete tables add their keys and ``Meta``."""
 
     owner = UnicodeAttribute()
-    version = NumberAttribute()
+    version = VersionAttribute()
     deleted = BooleanAttribute(default=False)
     body = UnicodeAttribute(null=True)
     source_committed_at = UnicodeAttribute(null=True)

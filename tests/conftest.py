@@ -138,7 +138,8 @@ def processes(request, transactional_db, dynamodb, redis_clean, broker, tmp_path
     report = getattr(request.node, "report_call", None)
     if report is not None and report.failed:
         for process in started:
-            print(f"--- end of {process.log_path.name} ---", *process.log_path.read_text(errors="replace").splitlines()[-120:], sep="\n")
+            tail = process.log_path.read_text(errors="replace").splitlines()[-120:]
+            print(f"--- end of {process.log_path.name} ---", *tail, sep="\n")
 
 
 def _process_env(broker: Broker, env: dict[str, str]) -> dict[str, str]:
@@ -226,6 +227,15 @@ def redis_proxy(settings, redis_clean) -> Iterator[TcpProxy]:
     settings.CACHES = caches
     yield proxy
     proxy.down()
+
+
+@pytest.fixture(autouse=True)
+def one_rate_window(monkeypatch) -> None:
+    """Each test counts its rate limits in one fixed window (the middle of one, pinned): a test
+    that expects the fourth request to get 429 must not see the minute turn after the third."""
+    from hybridsite import ratelimit
+
+    monkeypatch.setattr(ratelimit, "clock", lambda: 1_800_000_030.0)
 
 
 @pytest.fixture(autouse=True)

@@ -1,6 +1,6 @@
 """Test settings: the real services from the environment, isolated by prefixes."""
 
-from hybridsite.settings import *  # noqa: F403
+from hybridsite.settings import *
 
 DEBUG = False
 ALLOWED_HOSTS = ["testserver", "localhost", "127.0.0.1"]
@@ -17,9 +17,9 @@ WHITENOISE_AUTOREFRESH = True
 
 # One namespace isolates a test run's DynamoDB tables, Redis keys and Celery queue from `make run`
 # (and from other test runs given another DYNAMODB_TABLE_PREFIX).
-DYNAMODB_TABLE_PREFIX = f"test-{DYNAMODB_TABLE_PREFIX}"  # noqa: F405
-CACHES["default"]["KEY_PREFIX"] = f"hs-{DYNAMODB_TABLE_PREFIX}"  # noqa: F405
-CACHES["flags"]["KEY_PREFIX"] = f"hs-flags-{DYNAMODB_TABLE_PREFIX}"  # noqa: F405
+DYNAMODB_TABLE_PREFIX = f"test-{DYNAMODB_TABLE_PREFIX}"
+CACHES["default"]["KEY_PREFIX"] = f"hs-{DYNAMODB_TABLE_PREFIX}"
+CACHES["flags"]["KEY_PREFIX"] = f"hs-flags-{DYNAMODB_TABLE_PREFIX}"
 CELERY_TASK_DEFAULT_QUEUE = f"{DYNAMODB_TABLE_PREFIX}celery"
 
 # Fast retries and short leases, so that crash and outage tests finish in seconds.

@@ -60,7 +60,9 @@ def discover(client: Any) -> int:
             for shard in description["Shards"]:
                 ShardLease.objects.get_or_create(
                     stream_arn=arn, shard_id=shard["ShardId"],
-                    defaults={"parent_shard_id": shard.get("ParentShardId", ""), "table_name": table_name(writeback.model)},
+                    defaults={
+                        "parent_shard_id": shard.get("ParentShardId", ""), "table_name": table_name(writeback.model),
+                    },
                 )
                 count += 1
             last = description.get("LastEvaluatedShardId")

@@ -4,6 +4,7 @@ the one error shape, and no Postgres query per request once the token is known."
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
@@ -14,7 +15,8 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
-from carts.selectors import cart_get
+from carts.selectors import cart_get, state_of
+from carts.tables import Cart
 from projections.projector import project
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -146,7 +148,8 @@ def test_cart_requests_make_no_postgres_query(on_sale, alice, monkeypatch):
 def test_anonymous_and_revoked_tokens_are_refused(on_sale, alice):
     client, user_id = alice
     assert call(Client(), "get", "/api/cart/")[0].status_code == 401
-    assert call(Client(HTTP_AUTHORIZATION="Token nope"), "put", "/api/cart/items/SKU-1/", {"quantity": 1})[0].status_code == 401
+    stranger = Client(HTTP_AUTHORIZATION="Token nope")
+    assert call(stranger, "put", "/api/cart/items/SKU-1/", {"quantity": 1})[0].status_code == 401
     assert call(client, "get", "/api/cart/")[0].status_code == 200  # cached now
     Token.objects.filter(user_id=user_id).delete()
     response, body = call(client, "put", "/api/cart/items/SKU-1/", {"quantity": 1})
@@ -178,13 +181,25 @@ def test_bola_another_customer_sees_and_changes_only_their_own_cart(on_sale, ali
     assert cart_get(user_id=mallory_id).version == 0
 
 
-def test_an_idle_cart_reads_empty_before_ttl_removes_it(on_sale, alice, settings):
+def test_an_idle_cart_reads_empty_and_a_new_one_never_reuses_its_versions(on_sale, alice, settings):
+    """Whether DynamoDB's TTL has deleted the expired item yet or not (it may, at any moment): the
+    cart reads empty, and the next write's version is above every version the old cart had."""
     client, _ = alice
-    settings.CART_IDLE_SECONDS = 0  # expires at once: DynamoDB's TTL may take a while to delete it
-    response, body = call(client, "put", "/api/cart/items/SKU-1/", {"quantity": 5})
+    settings.CART_IDLE_SECONDS = 0  # expired as soon as written
+    response, old = call(client, "put", "/api/cart/items/SKU-1/", {"quantity": 5})
     response, again = call(client, "get", "/api/cart/")
-    assert again["lines"] == [] and again["version"] == body["version"]
+    assert again["lines"] == []
     settings.CART_IDLE_SECONDS = 3600
-    response, renewed = call(client, "put", "/api/cart/items/SKU-1/", {"quantity": 1}, HTTP_IF_MATCH=response["ETag"])
-    assert response.status_code == 200 and renewed["lines"][0]["quantity"] == 1
-    assert renewed["version"] == body["version"] + 1
+    response, renewed = call(client, "put", "/api/cart/items/SKU-2/", {"quantity": 1})
+    assert response.status_code == 400  # SKU-2 is not on sale: nothing written
+    response, renewed = call(client, "put", "/api/cart/items/SKU-1/", {"quantity": 1})
+    assert response.status_code == 200 and [line["quantity"] for line in renewed["lines"]] == [1]
+    assert renewed["version"] > old["version"]
+
+
+def test_an_expired_item_is_an_empty_cart_that_keeps_its_version():
+    item = Cart("7", version=41, lines={"SKU-1": 2}, updated_at=datetime.now(UTC),
+                expires_at=datetime.now(UTC) - timedelta(seconds=1))
+    assert (state_of(item).lines, state_of(item).version) == ({}, 41)
+    item.expires_at = datetime.now(UTC) + timedelta(hours=1)
+    assert state_of(item).lines == {"SKU-1": 2}

@@ -43,7 +43,8 @@ def put_price(client: Client, currency: str = "EUR", amount: str = "1.00", sku: 
 
 def post_stock(client: Client, delta: int, warehouse: str = "AMS1", sku: str = "SKU-1"):
     return client.post(
-        f"/api/internal/products/{sku}/stock/", {"warehouse": warehouse, "delta": delta}, content_type="application/json"
+        f"/api/internal/products/{sku}/stock/", {"warehouse": warehouse, "delta": delta},
+        content_type="application/json",
     )
 
 

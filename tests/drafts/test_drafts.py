@@ -62,7 +62,8 @@ def test_autosave_writes_nothing_to_postgres_and_publish_applies_the_draft(produ
     response, published = call(client, "post", PUBLISH)
     assert response.status_code == 200, published
     product.refresh_from_db()
-    assert (product.name, product.attributes, published["version"]) == ("Claw hammer", {"weight_g": 450}, product.version)
+    assert (product.name, product.attributes) == ("Claw hammer", {"weight_g": 450})
+    assert published["version"] == product.version
     assert call(client, "get", DRAFT)[0].status_code == 404
 
 
@@ -86,7 +87,8 @@ def test_a_stale_if_match_is_412(product):
 
 
 @pytest.mark.parametrize("payload", [
-    {}, {"name": ""}, {"name": "x" * 201}, {"attributes": [1]}, {"attributes": {"k": "v" * 20000}},
+    {"name": ""}, {"name": "x" * 201}, {"attributes": [1]}, {"attributes": {"k": "v" * 20000}},
+    {"attributes": {"k": "\x00"}},
     {"price": "1.00"}, [1], {"name": None},
 ])
 def test_bad_drafts_are_400_and_nothing_is_saved(product, payload):

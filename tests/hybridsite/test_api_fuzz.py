@@ -1,7 +1,6 @@
 """schemathesis against /api/schema/: every operation a caller can see, at least 100 examples each,
 positive and negative, with every check schemathesis has. Anonymous callers get the public schema;
-a staff token gets the internal API too. (The same run with a customer token follows once customer
-endpoints exist.)"""
+a staff token gets the internal API, the drafts and a cart too."""
 
 from __future__ import annotations
 
@@ -32,19 +31,21 @@ load_all_checks()
 ALL_CHECKS = list(CHECKS.get_all())
 LISTING = "/api/categories/{slug}/products/"
 # A schema-valid stock adjustment can still be refused by the data it meets: a warehouse code that
-# does not exist, or stock that would go below zero. Both are 400 naming the field, by design.
-# Likewise a schema-valid checkout meets the customer's cart: empty (400), or holding more than
-# is in stock (409).
+# does not exist, or stock that would go below zero; so can a cart line (a SKU not on sale, a full
+# cart). All are 400 naming the field, by design. A schema-valid If-Match that is not the current
+# ETag is a 412, by design too. A schema-valid checkout meets the customer's cart: empty (400), or
+# holding more than is in stock (409).
+REFUSED_BY_DATA = {
+    "positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "409", "412", "429"]},
+}
 CONFIG = SchemathesisConfig.from_dict({
     "operations": [
-        {
-            "include-path": "/api/internal/products/{sku}/stock/", "include-method": "POST",
-            "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "429"]}},
-        },
-        {
-            "include-path": "/api/orders/", "include-method": "POST",
-            "checks": {"positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "409", "429"]}},
-        },
+        {"include-path": "/api/internal/products/{sku}/stock/", "include-method": "POST", "checks": REFUSED_BY_DATA},
+        {"include-path": "/api/cart/items/{sku}/", "include-method": "PUT", "checks": REFUSED_BY_DATA},
+        {"include-path": "/api/cart/items/{sku}/", "include-method": "DELETE", "checks": REFUSED_BY_DATA},
+        {"include-path": "/api/cart/", "include-method": "DELETE", "checks": REFUSED_BY_DATA},
+        {"include-path": "/api/internal/products/{sku}/draft/", "include-method": "PUT", "checks": REFUSED_BY_DATA},
+        {"include-path": "/api/orders/", "include-method": "POST", "checks": REFUSED_BY_DATA},
     ],
 })
 FUZZ = hypothesis_settings(
@@ -118,11 +119,13 @@ def fuzz(headers: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
 
 def test_public_api_as_anonymous(catalog):
     operations, failures = fuzz()
-    assert sorted(operations) == ["GET /api/categories/", "GET /api/categories/{slug}/products/", "GET /api/products/{sku}/"]
+    assert sorted(operations) == [
+        "GET /api/categories/", "GET /api/categories/{slug}/products/", "GET /api/products/{sku}/"
+    ]
     assert failures == [], "\n\n".join(failures)
 
 
 def test_whole_api_with_a_staff_token(staff_token):
     operations, failures = fuzz({"Authorization": f"Token {staff_token}"})
-    assert len(operations) == 13, operations
+    assert len(operations) == 16, operations
     assert failures == [], "\n\n".join(failures)

@@ -14,13 +14,11 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-INTERNAL = {
-    "/api/internal/products/{sku}/price/", "/api/internal/products/{sku}/stock/",
-    "/api/internal/products/{sku}/draft/", "/api/internal/products/{sku}/draft/publish/",
-}
+INTERNAL = {"/api/internal/products/{sku}/price/", "/api/internal/products/{sku}/stock/"}
 PUBLIC = {"/api/products/{sku}/", "/api/categories/", "/api/categories/{slug}/products/"}
-# What any authenticated user (a customer) may call: their own cart and orders.
+# Any authenticated user (a customer) has a cart and orders.
 CUSTOMER = {"/api/cart/", "/api/cart/items/{sku}/", "/api/orders/", "/api/orders/{order_id}/"}
+DRAFTS = {"/api/internal/products/{sku}/draft/", "/api/internal/products/{sku}/draft/publish/"}
 
 pytestmark = pytest.mark.django_db
 
@@ -39,9 +37,10 @@ def test_staff_see_the_operations_their_permissions_allow(client):
     user = get_user_model().objects.create_user("pricing", password="x", is_staff=True)
     user.user_permissions.add(Permission.objects.get(codename="change_price"))
     token = Token.objects.create(user=user).key
-    pricing = PUBLIC | CUSTOMER | {"/api/internal/products/{sku}/price/"}
-    assert schema_paths(client, HTTP_AUTHORIZATION=f"Token {token}") == pricing
-    assert schema_paths(Client(), HTTP_AUTHORIZATION=f"Token {admin_token()}") == PUBLIC | CUSTOMER | INTERNAL
+    assert schema_paths(client, HTTP_AUTHORIZATION=f"Token {token}") == (
+        PUBLIC | CUSTOMER | {"/api/internal/products/{sku}/price/"}
+    )
+    assert schema_paths(Client(), HTTP_AUTHORIZATION=f"Token {admin_token()}") == PUBLIC | CUSTOMER | INTERNAL | DRAFTS
 
 
 def admin_token() -> str:
@@ -57,7 +56,10 @@ def test_a_browser_is_shown_the_schema_not_handed_a_download(client):
 
 def settings_of(*names: str, **env: str) -> dict:
     """Production settings as a fresh process computes them from ``env``."""
-    code = f"import json, django; django.setup(); from django.conf import settings as s; print(json.dumps({{n: getattr(s, n) for n in {list(names)!r}}}))"
+    code = (
+        "import json, django; django.setup(); from django.conf import settings as s;"
+        f" print(json.dumps({{n: getattr(s, n) for n in {list(names)!r}}}))"
+    )
     environ = {
         "PATH": "/usr/bin:/bin", "DJANGO_SETTINGS_MODULE": "hybridsite.settings", "DEBUG": "0",
         "SECRET_KEY": "s" * 64, "DATABASE_URL": "postgresql://app@db.example.com/x", "REDIS_URL": "redis://cache:6379/0",
@@ -73,7 +75,9 @@ def settings_of(*names: str, **env: str) -> dict:
 def test_forwarded_proto_is_ignored_without_a_proxy_and_preload_is_opt_in():
     values = settings_of("SECURE_PROXY_SSL_HEADER", "SECURE_HSTS_PRELOAD")
     assert values == {"SECURE_PROXY_SSL_HEADER": None, "SECURE_HSTS_PRELOAD": False}
-    behind = settings_of("SECURE_PROXY_SSL_HEADER", "SECURE_HSTS_PRELOAD", TRUSTED_PROXY_HOPS="1", SECURE_HSTS_PRELOAD="1")
+    behind = settings_of(
+        "SECURE_PROXY_SSL_HEADER", "SECURE_HSTS_PRELOAD", TRUSTED_PROXY_HOPS="1", SECURE_HSTS_PRELOAD="1"
+    )
     assert behind == {"SECURE_PROXY_SSL_HEADER": ["HTTP_X_FORWARDED_PROTO", "https"], "SECURE_HSTS_PRELOAD": True}
 
 

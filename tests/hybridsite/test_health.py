@@ -4,11 +4,8 @@ one is down, anonymous callers only the overall status from a short-lived snapsh
 from __future__ import annotations
 
 import socket
-from collections.abc import Iterator
-from urllib.parse import urlsplit
 
 import pytest
-from django.conf import settings
 
 from devtools.net import free_port
 from hybridsite import dynamodb
@@ -40,23 +37,6 @@ def assert_up(body: dict, *names: str) -> None:
         assert service["status"] == "up", service
         assert isinstance(service["latency_ms"], float)
         assert service["latency_ms"] >= 0
-
-
-@pytest.fixture
-def dynamodb_proxy(monkeypatch) -> Iterator[TcpProxy]:
-    """Route the check's PynamoDB connection through a proxy that a test can take down.
-
-    PynamoDB caches one connection per model class, built from ``Meta.host`` on first use, so the
-    cached connection is dropped while the host points at the proxy and restored afterwards.
-    """
-    if not settings.DYNAMODB_ENDPOINT:
-        pytest.skip("needs a local DynamoDB endpoint (DYNAMODB_ENDPOINT) to put a proxy in front of")
-    endpoint = urlsplit(settings.DYNAMODB_ENDPOINT)
-    proxy = TcpProxy(endpoint.hostname, endpoint.port or 80)
-    monkeypatch.setattr(ProductDocument.Meta, "host", proxy.url)
-    monkeypatch.setattr(ProductDocument, "_connection", None)
-    yield proxy
-    proxy.down()
 
 
 def test_all_services_up(client) -> None:

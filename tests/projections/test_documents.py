@@ -143,7 +143,9 @@ def test_comparable_drops_only_projected_at(hammer: Product) -> None:
     assert "projected_at" in first
 
 
-@pytest.mark.parametrize("total, band", [(0, "none"), (1, "low"), (5, "low"), (6, "medium"), (20, "medium"), (21, "high")])
+@pytest.mark.parametrize(
+    "total, band", [(0, "none"), (1, "low"), (5, "low"), (6, "medium"), (20, "medium"), (21, "high")]
+)
 def test_customers_see_a_stock_band_not_quantities(total: int, band: str) -> None:
     """Stock per warehouse and warehouse codes are the business's own: staff read them through the
     internal API, customers get in_stock and a band."""

@@ -86,7 +86,8 @@ def test_a_cursor_the_api_returned_pages_on(client, product):
         services.product_create(sku="SKU-3", name="Drill", category=product.category),
     )
     first = orjson.loads(client.get("/api/categories/tools/products/", {"limit": 1}).content)
-    second = orjson.loads(client.get("/api/categories/tools/products/", {"limit": 1, "cursor": first["next_cursor"]}).content)
+    second_page = client.get("/api/categories/tools/products/", {"limit": 1, "cursor": first["next_cursor"]})
+    second = orjson.loads(second_page.content)
     assert [item["sku"] for item in second["items"]] == ["SKU-2"]
     tampered = first["next_cursor"][:-2] + ("AA" if not first["next_cursor"].endswith("AA") else "BB")
     assert client.get("/api/categories/tools/products/", {"cursor": tampered}).status_code == 400

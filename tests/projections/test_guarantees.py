@@ -27,7 +27,7 @@ from projections import cache, cache_keys, reader, readpath
 from projections.drift import check
 from projections.projector import Fenced, _fence, aggregate_lock, project, put_document
 from projections.registry import product_document
-from projections.relay import StopReason, claim, drain, is_transient
+from projections.relay import StopReason, claim, drain, fail, is_transient
 from projections.tables import CategoryListingItem, CategoryTreeDocument, ProductDocument
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -274,7 +274,8 @@ def test_min_version_reads_your_writes(product):
 def test_internal_writes_return_the_version_to_ask_for(product, admin_client):
     warehouse = Warehouse.objects.create(code="W1", name="Main")
     response = admin_client.post(
-        "/api/internal/products/SKU-1/stock/", {"warehouse": warehouse.code, "delta": 3}, content_type="application/json"
+        "/api/internal/products/SKU-1/stock/", {"warehouse": warehouse.code, "delta": 3},
+        content_type="application/json",
     )
     version = response.json()["version"]
     status, body, _ = get(Client(), f"/api/products/SKU-1/?min_version={version}")
@@ -410,6 +411,51 @@ def test_a_projector_that_lost_its_lock_is_fenced(product):
         with pytest.raises(Fenced) as fenced:
             _fence(owner)
     assert is_transient(fenced.value)
+
+
+def test_a_miss_does_not_wait_for_a_projection_in_progress(product):
+    """A relay stuck while it holds an aggregate's lock (DynamoDB slow to answer) must not hold up
+    the customer whose read misses: the read is answered from Postgres, not cached."""
+    locked, done, released = threading.Event(), threading.Event(), threading.Event()
+
+    def stuck_relay() -> None:
+        try:
+            with aggregate_lock(f"product#{product.pk}"):
+                locked.set()
+                done.wait(30)
+            released.set()
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=stuck_relay)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        status, body, source = get(Client(), "/api/products/SKU-1/")
+        answered_while_locked = not released.is_set()
+    finally:
+        done.set()
+        holder.join()
+    assert answered_while_locked
+    assert (status, body["version"], source) == (200, version_of(product), "postgres")
+    assert cached(product_document("SKU-1").name) is None
+
+
+def test_transient_failures_do_not_count_toward_the_dead_letter(product, settings):
+    """After a long outage a row has been retried many times; one permanent failure then must
+    not dead-letter it at once: only permanent failures count toward OUTBOX_MAX_ATTEMPTS."""
+    drain()
+    services.price_set(product=product, currency="EUR", amount=Decimal("5.00"))
+    row = OutboxEvent.objects.get(aggregate_type="product")
+    for _ in range(settings.OUTBOX_MAX_ATTEMPTS + 2):  # as the relay records an outage
+        fail([row.pk], OSError("DynamoDB unreachable"), permanent=False)
+    assert fail([row.pk], ValueError("a bad document"), permanent=True) == 0
+    row.refresh_from_db()
+    assert row.status == OutboxEvent.Status.PENDING
+    for _ in range(settings.OUTBOX_MAX_ATTEMPTS - 1):
+        fail([row.pk], ValueError("a bad document"), permanent=True)
+    row.refresh_from_db()
+    assert row.status == OutboxEvent.Status.DEAD
 
 
 # --- recovery in seconds: a dead relay's claim dies with its connection ------------------------

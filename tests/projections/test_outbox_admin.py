@@ -11,7 +11,9 @@ pytestmark = pytest.mark.django_db
 def dead_event() -> OutboxEvent:
     return OutboxEvent.objects.create(
         aggregate_type="product", aggregate_id=4242, status=OutboxEvent.Status.DEAD, attempts=5,
-        last_error="PermanentProjectionError: product#4242: document is 512,000 bytes; DynamoDB items are limited to 400 KB",
+        last_error=(
+            "PermanentProjectionError: product#4242: document is 512,000 bytes; DynamoDB items are limited to 400 KB"
+        ),
     )
 
 

@@ -90,7 +90,8 @@ def test_the_internal_api_is_rate_limited_per_user(product, settings, redis_clea
 
     def put() -> tuple[int, dict]:
         response = client.put(
-            "/api/internal/products/SKU-1/price/", {"currency": "EUR", "amount": "1.00"}, content_type="application/json"
+            "/api/internal/products/SKU-1/price/", {"currency": "EUR", "amount": "1.00"},
+            content_type="application/json",
         )
         return response.status_code, orjson.loads(response.content)
 

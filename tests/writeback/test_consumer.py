@@ -75,7 +75,9 @@ def test_a_deleted_item_is_removed_and_a_ttl_deletion_is_an_expiry(fresh_streams
     drain(consumer, lambda: CartCopy.objects.get(user_id=bob).status == CartCopy.Status.REMOVED)
 
     # DynamoDB's TTL deletion of Ann's cart, as the stream carries it (the service principal).
-    record = next(r for r in stream_records() if r["eventName"] == "INSERT" and r["dynamodb"]["Keys"]["user_id"]["S"] == str(ann))
+    record = next(
+        r for r in stream_records() if r["eventName"] == "INSERT" and r["dynamodb"]["Keys"]["user_id"]["S"] == str(ann)
+    )
     expiry = {
         **record, "eventName": "REMOVE",
         "userIdentity": {"type": "Service", "principalId": "dynamodb.amazonaws.com"},
@@ -101,7 +103,9 @@ def test_the_lambda_handler_applies_real_stream_records_and_reports_failures(fre
     assert snapshot() == before
 
     ghost = {**records[1], "dynamodb": {**records[1]["dynamodb"], "SequenceNumber": "999"}}
-    ghost["dynamodb"]["NewImage"] = {**ghost["dynamodb"]["NewImage"], "user_id": {"S": str(bob + 1000)}, "version": {"N": "1"}}
+    ghost["dynamodb"]["NewImage"] = {
+        **ghost["dynamodb"]["NewImage"], "user_id": {"S": str(bob + 1000)}, "version": {"N": "1"}
+    }
     answer = lambda_handler.handle({"Records": [records[0], ghost, records[2]]}, None)
     assert answer == {"batchItemFailures": [{"itemIdentifier": "999"}]}
 

@@ -6,7 +6,10 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Create the admin superuser if absent (ADMIN_USERNAME / ADMIN_PASSWORD, or a generated password printed once)."
+    help = (
+        "Create the admin superuser if absent (ADMIN_USERNAME / ADMIN_PASSWORD, or a generated password printed"
+        " once)."
+    )
 
     def handle(self, *args, **options) -> None:
         User = get_user_model()

@@ -1,8 +1,8 @@
 from django.core.management.base import BaseCommand
 
+from hybridsite.dynamodb import tables_ensure
 from projections.backfill import backfill
 from projections.registry import AGGREGATES
-from hybridsite.dynamodb import tables_ensure
 
 
 class Command(BaseCommand):
