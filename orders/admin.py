@@ -6,6 +6,8 @@ The report lives under the order admin's URLs (``admin:orders_report``), as the 
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, TypedDict
+
 from django.contrib import admin
 from django.db.models import Count, Prefetch, QuerySet
 from django.http import HttpRequest
@@ -14,6 +16,14 @@ from django.urls import URLPattern, path
 
 from .models import Order, OrderAllocation, OrderLine
 from .selectors import cart_demand, orders_per_day
+
+if TYPE_CHECKING:
+    from django_stubs_ext import WithAnnotations
+
+
+class _LineCount(TypedDict):
+    line_count: int
+
 
 REPORT_DAYS = 30
 DEMAND_LIMIT = 50
@@ -34,8 +44,7 @@ class ReadOnlyMixin:
 
 class OrderLineInline(ReadOnlyMixin, admin.TabularInline):
     model = OrderLine
-    fields = ["sku", "name", "quantity", "unit_price", "shipped_from"]
-    readonly_fields = fields
+    fields = readonly_fields = ("sku", "name", "quantity", "unit_price", "shipped_from")
     extra = 0
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[OrderLine]:
@@ -63,7 +72,7 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return super().get_queryset(request).annotate(line_count=Count("lines"))
 
     @admin.display(description="lines", ordering="line_count")
-    def line_count(self, order: Order) -> int:
+    def line_count(self, order: WithAnnotations[Order, _LineCount]) -> int:
         return order.line_count
 
     def get_urls(self) -> list[URLPattern]:

@@ -5,7 +5,7 @@ their own orders. Another customer's order is a 404, never a 403 that would conf
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
@@ -24,6 +24,7 @@ JSON = "application/json"
 KEY_HEADER = "Idempotency-Key"
 KEY_PATTERN = rf"^[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}$"
 REPLAY_HEADER = "Idempotent-Replayed"
+DEFAULT_PAGE = 20
 MAX_PAGE = 100
 MAX_ORDER_ID = 2**63 - 1
 
@@ -49,10 +50,16 @@ def _rendered(order: Order) -> bytes:
     return JSONRenderer().render(OrderOutputSerializer(order).data)
 
 
-def _integer_param(request: Request, name: str, default: int | None, maximum: int) -> int | None:
+def _user_id(request: Request) -> int:
+    """The caller's user id (IsAuthenticated has run: the user is a saved one)."""
+    return cast(int, request.user.pk)
+
+
+def _integer_param(request: Request, name: str, maximum: int) -> int | None:
+    """A query parameter from 1 to ``maximum``; None when absent."""
     raw = request.query_params.get(name)
     if raw is None:
-        return default
+        return None
     # "²" is a digit but no number; length first: int() refuses over 4,300 digits.
     if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or not 1 <= int(raw) <= maximum:
         raise exceptions.ValidationError({name: [f"Must be an integer from 1 to {maximum}."]})
@@ -76,7 +83,7 @@ class OrderListCreateApi(APIView):
         operation_id="order_list",
         parameters=[
             OpenApiParameter(
-                "limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": 20},
+                "limit", {"type": "integer", "minimum": 1, "maximum": MAX_PAGE, "default": DEFAULT_PAGE},
                 description=f"Orders per page, 1 to {MAX_PAGE}.",
             ),
             OpenApiParameter(
@@ -88,9 +95,9 @@ class OrderListCreateApi(APIView):
     )
     def get(self, request: Request) -> Response:
         """The customer's own orders, newest first."""
-        limit = _integer_param(request, "limit", 20, MAX_PAGE)
-        before = _integer_param(request, "before", None, MAX_ORDER_ID)
-        orders = selectors.order_list(user_id=request.user.pk)
+        limit = _integer_param(request, "limit", MAX_PAGE) or DEFAULT_PAGE
+        before = _integer_param(request, "before", MAX_ORDER_ID)
+        orders = selectors.order_list(user_id=_user_id(request))
         if before is not None:
             orders = orders.filter(pk__lt=before)
         page = list(orders[: limit + 1])
@@ -130,7 +137,7 @@ class OrderListCreateApi(APIView):
         serializer = self.OrderCreateInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data: dict[str, Any] = serializer.validated_data
-        user_id = request.user.pk
+        user_id = _user_id(request)
 
         def place() -> tuple[int, bytes]:
             return 201, _rendered(services.order_checkout(user_id=user_id, idempotency_key=key, **data))
@@ -151,7 +158,7 @@ class OrderListCreateApi(APIView):
 class OrderDetailApi(APIView):
     @extend_schema(operation_id="order_detail", responses=OrderOutputSerializer)
     def get(self, request: Request, order_id: int) -> HttpResponse:
-        order = selectors.order_get(user_id=request.user.pk, order_id=order_id)
+        order = selectors.order_get(user_id=_user_id(request), order_id=order_id)
         if order is None:
             raise exceptions.NotFound("No such order.")
         return HttpResponse(_rendered(order), content_type=JSON)
