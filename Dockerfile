@@ -15,5 +15,8 @@ RUN SECRET_KEY=collectstatic DATABASE_URL=postgresql://unused/unused REDIS_URL=r
 RUN useradd --system --uid 10001 --home-dir /app app
 USER app
 
+# prometheus_client's multiprocess mode: gunicorn's workers write their metrics here, /metrics adds
+# them up. It starts empty with each container start (files of an earlier run would count again).
+ENV PROMETHEUS_MULTIPROC_DIR=/tmp/prometheus
 EXPOSE 8000
-CMD ["gunicorn", "hybridsite.wsgi", "--bind", "0.0.0.0:8000", "--workers", "2", "--access-logfile", "-"]
+CMD ["sh", "-c", "rm -rf \"$PROMETHEUS_MULTIPROC_DIR\" && mkdir -p \"$PROMETHEUS_MULTIPROC_DIR\" && exec gunicorn hybridsite.wsgi -c python:hybridsite.gunicorn_conf --bind 0.0.0.0:8000 --workers 2 --access-logfile -"]

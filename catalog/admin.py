@@ -12,7 +12,7 @@ site is not ours to subclass; the index links to it through ``index_template``, 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, TypedDict
+from typing import TYPE_CHECKING, TypedDict, cast
 
 from django.conf import settings
 from django.contrib import admin
@@ -23,7 +23,7 @@ from django.template.response import TemplateResponse
 from django.urls import URLPattern, path
 
 from .models import Category, Price, Product, StockLevel, Warehouse
-from .selectors import low_stock_products, products_per_category, stock_by_warehouse
+from .selectors import catalog_totals, low_stock_products, products_per_category_rolled_up, stock_by_warehouse
 
 if TYPE_CHECKING:
     from django_stubs_ext import WithAnnotations
@@ -44,6 +44,7 @@ class _WarehouseTotals(TypedDict):
 
 
 LOW_STOCK_REPORT_LIMIT = 100
+LOW_STOCK_CHART_LIMIT = 20
 
 admin.site.index_template = "admin/catalog/index.html"
 
@@ -146,16 +147,35 @@ class ProductAdmin(ReadOnlyModeAware, admin.ModelAdmin):
     def report_view(self, request: HttpRequest) -> TemplateResponse:
         """Where stock is, what is about to run out, and how the catalog is spread."""
         threshold = settings.LOW_STOCK_THRESHOLD
+        warehouses = cast("list[WithAnnotations[Warehouse, _WarehouseTotals]]", list(stock_by_warehouse()))
+        low_stock = cast(
+            "list[WithAnnotations[Product, _TotalStock]]",
+            list(low_stock_products(threshold=threshold, limit=LOW_STOCK_REPORT_LIMIT)),
+        )
+        categories = products_per_category_rolled_up()
+        roots = [category for category in categories if category.parent_id is None]
         context = {
             **self.admin_site.each_context(request),
             "title": "Stock and catalog report",
-            "warehouses": stock_by_warehouse(),
+            "totals": catalog_totals(threshold=threshold),
+            "warehouses": warehouses,
             "threshold": threshold,
-            "low_stock": low_stock_products(threshold=threshold, limit=LOW_STOCK_REPORT_LIMIT),
+            "low_stock": low_stock,
             "low_stock_limit": LOW_STOCK_REPORT_LIMIT,
-            "categories": products_per_category().select_related("parent"),
+            "categories": categories,
+            # Bar charts: (label, value) rows and the longest bar's value.
+            "warehouse_bars": _bars([(w.code, w.total_quantity or 0) for w in warehouses]),
+            "low_stock_bars": _bars(
+                [(p.sku, p.total_stock) for p in low_stock[:LOW_STOCK_CHART_LIMIT]], at_least=threshold
+            ),
+            "category_bars": _bars([(c.name, c.total_count) for c in roots]),
         }
         return TemplateResponse(request, "admin/catalog/report.html", context)
+
+
+def _bars(rows: list[tuple[str, int]], at_least: int = 0) -> dict[str, object]:
+    """What ``charts/bars.html`` draws: the rows, and the value of a full-width bar."""
+    return {"rows": rows, "max": max([at_least, 1, *(value for _, value in rows)])}
 
 
 @admin.register(Price)

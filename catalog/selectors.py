@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from django.db.models import Count, Prefetch, QuerySet, Sum
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TypedDict, cast
+
+from django.db.models import Count, Prefetch, Q, QuerySet, Sum
 from django.db.models.functions import Coalesce
 
 from .models import Category, Price, Product, StockLevel, Warehouse
+
+if TYPE_CHECKING:  # the type checker's view of annotated rows; nothing at run time
+    from django_stubs_ext import WithAnnotations
 
 
 def product_aggregate_queryset() -> QuerySet[Product]:
@@ -54,3 +60,57 @@ def low_stock_products(*, threshold: int, limit: int = 100) -> QuerySet[Product]
 
 def products_per_category() -> QuerySet[Category]:
     return Category.objects.annotate(product_count=Count("products")).order_by("-product_count", "slug")
+
+
+class _CategoryCounts(TypedDict):
+    product_count: int
+    total_count: int
+
+
+def products_per_category_rolled_up() -> list[WithAnnotations[Category, _CategoryCounts]]:
+    """Every category with its own products (``product_count``) and, in ``total_count``, those of
+    the categories below it too; most first. One query: categories are few, the tree is added up
+    here (the database refuses cycles)."""
+    categories = cast(
+        "list[WithAnnotations[Category, _CategoryCounts]]", list(products_per_category().select_related("parent"))
+    )
+    children: dict[int | None, list[WithAnnotations[Category, _CategoryCounts]]] = {}
+    for category in categories:
+        children.setdefault(category.parent_id, []).append(category)
+
+    def total(category: WithAnnotations[Category, _CategoryCounts]) -> int:
+        category.total_count = category.product_count + sum(total(child) for child in children.get(category.pk, []))
+        return category.total_count
+
+    for root in children.get(None, []):
+        total(root)
+    return sorted(categories, key=lambda category: (-category.total_count, category.slug))
+
+
+@dataclass(frozen=True)
+class CatalogTotals:
+    products: int
+    active_products: int
+    categories: int
+    warehouses: int
+    units_in_stock: int
+    low_stock_products: int
+
+
+def catalog_totals(*, threshold: int) -> CatalogTotals:
+    """The report's headline numbers; low stock counts every active product at or below the
+    threshold, not only the ones the report lists."""
+    products = Product.objects.aggregate(total=Count("id"), active=Count("id", filter=Q(is_active=True)))
+    return CatalogTotals(
+        products=products["total"],
+        active_products=products["active"],
+        categories=Category.objects.count(),
+        warehouses=Warehouse.objects.count(),
+        units_in_stock=StockLevel.objects.aggregate(units=Coalesce(Sum("quantity"), 0))["units"],
+        low_stock_products=(
+            Product.objects.filter(is_active=True)
+            .annotate(total_stock=Coalesce(Sum("stock_levels__quantity"), 0))
+            .filter(total_stock__lte=threshold)
+            .count()
+        ),
+    )

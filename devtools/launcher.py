@@ -21,6 +21,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -227,7 +228,10 @@ def serve(env: dict[str, str]) -> int:
     told to stop; then stop them all."""
     bind = env["BIND"]
     commands = {
-        "web": [str(BIN / "gunicorn"), "hybridsite.wsgi", "--bind", bind, "--workers", "2", "--access-logfile", "-"],
+        "web": [
+            str(BIN / "gunicorn"), "hybridsite.wsgi", "-c", "python:hybridsite.gunicorn_conf", "--bind", bind,
+            "--workers", "2", "--access-logfile", "-",
+        ],
         "worker": [str(BIN / "celery"), "-A", "hybridsite", "worker", "--loglevel", "INFO", "--concurrency", "2"],
         "listen": [sys.executable, str(BASE_DIR / "manage.py"), "outbox_listen"],
         "streams": [sys.executable, str(BASE_DIR / "manage.py"), "streams_consume"],
@@ -262,6 +266,18 @@ def serve(env: dict[str, str]) -> int:
     return 0
 
 
+def metrics_env(env: dict[str, str], name: str) -> dict[str, str]:
+    """Every process this launcher starts shares one fresh PROMETHEUS_MULTIPROC_DIR, so that /metrics
+    adds up gunicorn's and Celery's processes; files of an earlier run would be counted again, so it
+    starts empty. A directory given in the environment is used as it is."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        return env
+    path = VAR / name
+    shutil.rmtree(path, ignore_errors=True)
+    path.mkdir(parents=True)
+    return {**env, "PROMETHEUS_MULTIPROC_DIR": str(path)}
+
+
 def main(argv: list[str]) -> int:
     try:
         return _main(argv)
@@ -288,16 +304,18 @@ def _main(argv: list[str]) -> int:
             return 0
         if command == "test":
             env = {"SECRET_KEY": secrets.token_urlsafe(32), **env, "DJANGO_SETTINGS_MODULE": "tests.settings"}
+            env = metrics_env(env, "prometheus-test")
             return subprocess.run([str(BIN / "pytest"), *argv[1:]], env=env, cwd=BASE_DIR).returncode
         if command == "bench":
             env = {"SECRET_KEY": secrets.token_urlsafe(32), **env, "DJANGO_SETTINGS_MODULE": "bench.settings"}
+            env = metrics_env(env, "prometheus-bench")
             bench = subprocess.Popen(
                 [sys.executable, str(BASE_DIR / "bench" / "run.py"), *argv[1:]], env=env, cwd=BASE_DIR
             )
             # Ctrl-C reaches the bench as well: wait while it stops the processes it started.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             return bench.wait()
-        env = serving_env(env)
+        env = metrics_env(serving_env(env), "prometheus")
         manage(env, "migrate", "--noinput")
         manage(env, "projections_setup", "--backfill-created")
         manage(env, "seed_demo", "--if-empty", "--products", env.get("SEED_PRODUCTS", "2000"))

@@ -1,6 +1,6 @@
 """The one adapter to DynamoDB through PynamoDB: table ``Meta`` from settings, connections, creating
-the tables, and PynamoDB's private API. Every app's tables go through these functions; nothing else
-touches a private attribute.
+the tables, hooks on every client (metrics), and PynamoDB's and botocore's private API. Every app's
+tables go through these functions; nothing else touches a private attribute.
 
 An app declares its tables on its ``AppConfig`` as ``dynamodb_tables = "<module>.<TUPLE>"``;
 :func:`all_tables` collects them, so ``projections_setup`` creates every table of every app.
@@ -8,8 +8,10 @@ An app declares its tables on its ``AppConfig`` as ``dynamodb_tables = "<module>
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, TypeVar, cast
 
+import botocore.handlers
 from django.apps import apps
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -158,6 +160,18 @@ def tables_drop() -> None:
     for model in all_tables():
         if model.exists():
             model.delete_table()
+
+
+# --- hooks on every client -----------------------------------------------------------------------
+
+
+def client_hook_add(event: str, handler: Callable[..., Any]) -> None:
+    """Register a botocore event handler (``before-call.dynamodb``, ...) on every client built from
+    now on, PynamoDB's included: PynamoDB builds its clients from fresh botocore sessions, each of
+    which starts from botocore's built-in handlers, and a client copies its session's handlers."""
+    spec = (event, handler)
+    if spec not in botocore.handlers.BUILTIN_HANDLERS:
+        botocore.handlers.BUILTIN_HANDLERS.append(spec)
 
 
 # --- streams -------------------------------------------------------------------------------------

@@ -166,6 +166,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First: a customer read is timed as the client sees it (ops/middleware.py).
+    "ops.middleware.ReadMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     # Static files from the app itself (compressed, hashed names cached for a year): gunicorn alone
     # serves none, and the admin and the API docs need their CSS and JS.
@@ -224,6 +226,8 @@ CACHES: dict[str, dict[str, Any]] = {
         "OPTIONS": {
             "SOCKET_CONNECT_TIMEOUT": 0.5,
             "SOCKET_TIMEOUT": 0.5,
+            # Every Redis call the app makes goes through this client: counted and timed per command.
+            "REDIS_CLIENT_CLASS": "ops.stores.InstrumentedRedis",
         },
     },
 }
@@ -358,6 +362,18 @@ DRIFT_WATCH_SECONDS = env.float("DRIFT_WATCH_SECONDS", 300.0, 1.0)
 DRIFT_WATCH_SAMPLE = env.int("DRIFT_WATCH_SAMPLE", 200, 1)
 TOMBSTONE_TTL_SECONDS = env.int("TOMBSTONE_TTL_SECONDS", 7 * 24 * 3600, 60)
 
+# Metrics and SLOs (ops/). prometheus_client reads PROMETHEUS_MULTIPROC_DIR from the process
+# environment itself (the launcher gives every process it starts the same fresh directory); with it,
+# /metrics adds up every process on the host. METRICS_TOKEN: the bearer token of a scraper (empty = none).
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR")
+METRICS_TOKEN = env.str("METRICS_TOKEN")
+SLO_READ_P95_MS = env.float("SLO_READ_P95_MS", 100.0, 0.001)
+SLO_READ_ERROR_PERCENT = env.float("SLO_READ_ERROR_PERCENT", 0.1, 0.0001)
+SLO_PROJECTION_LAG_P95_MS = env.float("SLO_PROJECTION_LAG_P95_MS", 1000.0, 0.001)
+SLO_WRITEBACK_LAG_P95_MS = env.float("SLO_WRITEBACK_LAG_P95_MS", 1000.0, 0.001)
+SLO_SAMPLE_SECONDS = env.float("SLO_SAMPLE_SECONDS", 60.0, 1.0)
+SLO_KEEP_DAYS = env.int("SLO_KEEP_DAYS", 2, 1)
+
 CELERY_BEAT_SCHEDULE = {
     "relay-outbox-sweep": {
         "task": "projections.relay_outbox",
@@ -368,6 +384,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ops.drift_watch",
         "schedule": DRIFT_WATCH_SECONDS,
         "options": {"expires": DRIFT_WATCH_SECONDS},
+    },
+    "ops-slo-sample": {
+        "task": "ops.slo_sample",
+        "schedule": SLO_SAMPLE_SECONDS,
+        "options": {"expires": SLO_SAMPLE_SECONDS},
     },
 }
 READ_FILL_LOCK_MS = env.int("READ_FILL_LOCK_MS", 2000, 1)

@@ -31,6 +31,7 @@ urlpatterns = [
     path("", TemplateView.as_view(template_name="home.html"), name="home"),
     path("admin/", admin.site.urls),
     path("api/health/", health, name="health"),
+    path("", include("ops.urls")),
     path("api/internal/", include("catalog.urls")),
     path("api/internal/", include("drafts.urls")),
     path("api/cart/", include("carts.urls")),

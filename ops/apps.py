@@ -2,8 +2,16 @@ from django.apps import AppConfig
 
 
 class OpsConfig(AppConfig):
-    """Operating the site: read-only mode, drift watch."""
+    """Operating the site: metrics and SLOs, read-only mode, drift watch."""
 
     name = "ops"
     verbose_name = "Operations"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.db.backends.signals import connection_created
+
+        from . import stores
+
+        connection_created.connect(stores.postgres_install, dispatch_uid="ops.postgres_install")
+        stores.dynamodb_install()

@@ -230,7 +230,8 @@ class Web:
     def start(self) -> None:
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [str(BIN / "gunicorn"), "hybridsite.wsgi", "--bind", f"127.0.0.1:{self.port}", "--workers", "1",
+                [str(BIN / "gunicorn"), "hybridsite.wsgi", "-c", "python:hybridsite.gunicorn_conf",
+                 "--bind", f"127.0.0.1:{self.port}", "--workers", "1",
                  "--threads", "4", "--access-logfile", "-"],
                 cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )

@@ -22,7 +22,7 @@ ALLOWED = {
     "carts": {"catalog", "projections", "writeback", "hybridsite"},
     "drafts": {"catalog", "projections", "writeback", "hybridsite"},
     "orders": {"catalog", "carts", "hybridsite"},
-    "ops": {"catalog", "projections", "hybridsite"},  # operating the site: read-only mode, drift watch
+    "ops": {"catalog", "projections", "hybridsite"},  # operating the site: metrics, SLOs, read-only mode, drift watch
     "hybridsite": {"catalog", "projections", "carts", "drafts", "orders", "writeback", "ops"},
 }
 

@@ -192,18 +192,18 @@ def test_outbox_notification_is_delivered_at_commit(raw_connect) -> None:
     with listener.cursor() as cursor:
         cursor.execute("LISTEN hybridsite_outbox")
     price = PriceFactory()
-    listener.poll()
+
+    def notified() -> bool:
+        listener.poll()
+        return bool(listener.notifies)
+
+    wait_for(notified, 10, 0.02, "the factory's notification")  # delivered asynchronously
     listener.notifies.clear()
     with writer.cursor() as cursor:
         cursor.execute("UPDATE catalog_price SET amount = 2 WHERE id = %s", [price.pk])
     listener.poll()
     assert listener.notifies == []
     writer.commit()
-
-    def notified() -> bool:
-        listener.poll()
-        return bool(listener.notifies)
-
     wait_for(notified, 10, 0.02, "notification")
     assert listener.notifies[0].channel == "hybridsite_outbox"
     assert listener.notifies[0].payload == "product"

@@ -1,19 +1,34 @@
 """A real browser (Debian's chromium, headless) through what a new user does first: log in to the
-admin, open the product list, a product and the report, then the API docs. Every stylesheet, script
-and image must load and the console must stay free of errors. Screenshots go to the test's temp
-folder (printed), to look at."""
+admin, open the product list, a product, the report and the SLO page, then the API docs. Every
+stylesheet, script and image must load and the console must stay free of errors. Screenshots go to
+the test's temp folder (printed), to look at; with ``UPDATE_SCREENSHOTS=1``, those of the report,
+the SLO page and the drift runs also to ``docs/screenshots/``, which the README shows (a plain run
+leaves the repository as it is)."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
+import urllib.request
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.utils import timezone
+from prometheus_client.utils import floatToGoString
 
+from ops import slo
+from ops.drift_watch import drift_watch_run
+from ops.instruments import READ_BUCKETS
+from ops.models import SloSample
+from ops.services import slo_sample_record
+from projections.metrics import LAG_BUCKETS
 from tests.factories import CategoryFactory, PriceFactory, ProductFactory, StockLevelFactory, WarehouseFactory
+
+DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
@@ -51,20 +66,70 @@ class Watch:
 
 @pytest.fixture
 def catalog() -> dict[str, str]:
-    kitchen = CategoryFactory(slug="kitchen", name="Kitchen")
-    ams = WarehouseFactory(code="AMS1", name="Amsterdam")
+    """A small shop: a category tree, four warehouses, products with prices and stock, a few low."""
+    home = CategoryFactory(slug="home", name="Home")
+    kitchen = CategoryFactory(slug="home-kitchen", name="Kitchen", parent=home)
+    bath = CategoryFactory(slug="home-bath", name="Bath", parent=home)
+    garden = CategoryFactory(slug="garden", name="Garden")
+    tools = CategoryFactory(slug="tools", name="Tools")
+    warehouses = [
+        WarehouseFactory(code=code, name=name)
+        for code, name in (("AMS1", "Amsterdam"), ("BER1", "Berlin"), ("LYS1", "Lyon"), ("MAD1", "Madrid"))
+    ]
     kettle = ProductFactory(sku="KETTLE-1", name="Steel Kettle", category=kitchen)
     PriceFactory(product=kettle, currency="EUR", amount=Decimal("19.99"))
-    StockLevelFactory(product=kettle, warehouse=ams, quantity=237)
+    StockLevelFactory(product=kettle, warehouse=warehouses[0], quantity=237)
     ProductFactory(sku="MUG-1", name="Blue Mug", category=kitchen)
+    for n, category in enumerate([kitchen, kitchen, bath, bath, bath, garden, garden, tools, tools, tools, tools] * 2):
+        product = ProductFactory(sku=f"ITEM-{n:03d}", name=f"{category.name} item {n}", category=category)
+        for w, warehouse in enumerate(warehouses):
+            StockLevelFactory(product=product, warehouse=warehouse, quantity=(n * 7 + w * 13) % (40 if n % 5 else 3))
     get_user_model().objects.create_superuser("admin", password="a-long-test-password")
     return {"product_id": str(kettle.pk)}
+
+
+def _histogram(bounds: tuple[float, ...], total: int, share_at: list[float]) -> dict:
+    """A histogram whose cumulative share at each bound is ``share_at`` (the last, +Inf, is 1)."""
+    labels = [floatToGoString(bound) for bound in bounds] + ["+Inf"]
+    return slo.histogram({label: round(total * share) for label, share in zip(labels, [*share_at, 1.0], strict=True)})
+
+
+def a_day_of_history() -> None:
+    """Samples as beat records them, for the day before the browser's own reads: a calm day with a
+    slow spell half an hour ago and a lagging projection for a while in the afternoon."""
+    now = timezone.now()
+    samples = []
+    for minute in range(1, 24 * 60):
+        if minute > 60 and minute % 5:
+            continue  # older than an hour: one sample per 5 minutes is enough to draw
+        wave = (math.sin(minute / 37) + 1) / 2
+        slow = 0.3 if 30 <= minute <= 45 else 0.01 + 0.02 * wave
+        reads = 300 + int(200 * wave)
+        fast = [share * (1 - slow) for share in (0.1, 0.4, 0.7, 0.8, 0.9, 0.95)]
+        fast += [1 - slow, 1 - slow / 3, 1 - slow / 10, 1, 1, 1]  # slow: above 100 ms
+        lagging = 600 <= minute <= 700
+        lag_shares = [0.3, 0.6, 0.85, 0.95, 0.98, 0.99, 1, 1, 1, 1, 1, 1, 1] if not lagging else [
+            0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.85, 0.95, 1, 1, 1, 1, 1]
+        samples.append(SloSample(at=now - timedelta(minutes=minute), delta={
+            "read": _histogram(READ_BUCKETS, reads, fast),
+            "read_errors": 2 if 35 <= minute <= 38 else 0,
+            "projection_lag": _histogram(LAG_BUCKETS, 50 + int(30 * wave), lag_shares),
+        }))
+    SloSample.objects.bulk_create(samples)
 
 
 def test_a_new_user_walks_through_admin_and_docs(web, catalog, tmp_path, redis_clean):
     shots = tmp_path / "screenshots"
     shots.mkdir()
     print(f"\nscreenshots: {shots}")
+    # The SLO page's history: a day as beat would have sampled it, then a sample of real reads
+    # through gunicorn (before the browser starts: Django's ORM refuses Playwright's event loop).
+    a_day_of_history()
+    for sku in ("KETTLE-1", "MUG-1", "KETTLE-1"):
+        with urllib.request.urlopen(f"{web.url}/api/products/{sku}/", timeout=10) as response:
+            assert response.status == 200
+    slo_sample_record()
+    drift_watch_run(sample=50)  # one stored run for the drift page
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
         try:
@@ -75,6 +140,12 @@ def test_a_new_user_walks_through_admin_and_docs(web, catalog, tmp_path, redis_c
                 if url:
                     page.goto(f"{web.url}{url}", wait_until="networkidle")
                 page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
+            def keep(name: str) -> None:
+                """The README shows it: into docs/screenshots/ (committed) when asked to."""
+                if os.environ.get("UPDATE_SCREENSHOTS") == "1":
+                    DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+                    shutil.copyfile(shots / f"{name}.png", DOCS_SCREENSHOTS / f"{name}.png")
 
             visit("home", "/")
             visit("login", "/admin/login/")
@@ -87,7 +158,7 @@ def test_a_new_user_walks_through_admin_and_docs(web, catalog, tmp_path, redis_c
             assert "Hybridsite administration" in page.inner_text("#site-name")
 
             visit("products", "/admin/catalog/product/")
-            assert page.locator("#result_list tbody tr").count() == 2
+            assert page.locator("#result_list tbody tr").count() == 24
             page.click("text=KETTLE-1")
             page.wait_for_load_state("networkidle")
             visit("product")
@@ -95,6 +166,21 @@ def test_a_new_user_walks_through_admin_and_docs(web, catalog, tmp_path, redis_c
 
             visit("report", "/admin/catalog/product/report/")
             assert page.locator("#stock-by-warehouse").is_visible()
+            assert page.locator("#totals").inner_text().count("\n") >= 4
+            assert page.locator("svg.bar-chart").count() == 3
+            assert page.locator("#products-per-category svg rect.bar").count() == 3  # Home, Garden, Tools
+            keep("report")
+
+            visit("slo", "/admin/ops/slosample/")
+            assert page.locator(".slo").count() == 4
+            assert page.locator("svg.chart polyline.chart-line").count() >= 6  # 3 objectives with data, 2 windows
+            assert "no data" in page.locator("#slo-writeback_lag").inner_text()
+            assert "missed" in page.locator("#slo-read_latency").inner_text()  # the slow spell spent the hour's budget
+            keep("slo")
+
+            visit("drift", "/admin/ops/driftrun/")
+            assert page.locator("#result_list tbody tr").count() == 1
+            keep("drift")
 
             page.goto(f"{web.url}/api/docs/", wait_until="networkidle")
             page.wait_for_selector(".opblock", timeout=15_000)

@@ -262,3 +262,25 @@ def test_make_run_serves_plain_http_with_debug_off_on_its_bind_host(tmp_path: Pa
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.split() == ["False", "200", "''"]
+
+
+# --- one metrics directory per launcher run --------------------------------------------------------
+
+
+def test_every_process_of_a_run_gets_one_fresh_metrics_directory(monkeypatch, tmp_path: Path) -> None:
+    """Files an earlier run left would be added to this run's totals: the directory starts empty."""
+    monkeypatch.setattr(launcher, "VAR", tmp_path)
+    monkeypatch.delenv("PROMETHEUS_MULTIPROC_DIR")
+    stale = tmp_path / "prometheus" / "counter_4242.db"
+    stale.parent.mkdir()
+    stale.write_bytes(b"left by an earlier run")
+    env = launcher.metrics_env({"BIND": "127.0.0.1:8000"}, "prometheus")
+    assert env == {"BIND": "127.0.0.1:8000", "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "prometheus")}
+    assert list((tmp_path / "prometheus").iterdir()) == []
+
+
+def test_a_metrics_directory_given_in_the_environment_is_left_as_it_is(monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(launcher, "VAR", tmp_path)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/srv/metrics")
+    assert launcher.metrics_env({"BIND": "x"}, "prometheus") == {"BIND": "x"}
+    assert not (tmp_path / "prometheus").exists()

@@ -66,7 +66,8 @@ def test_write_apis_answer_503_with_retry_after_while_reads_go_on(product, clerk
     assert Price.objects.get(product=product).amount == Decimal("1.00")
 
 
-def test_the_check_costs_no_query_once_cached(product, clerk):
+def test_the_check_costs_no_query_once_cached(product, clerk, settings):
+    settings.CACHES = {**settings.CACHES, "flags": {**settings.CACHES["flags"], "TIMEOUT": 300}}  # no expiry mid-test
     read_only_set(on=True)
     assert put_price(clerk, "1.00").status_code == 503  # fills the cache
     with CaptureQueriesContext(connection) as queries:
