@@ -41,9 +41,13 @@ class Driver:
         }
 
     def get(self, path: str) -> Response:
-        environ = dict(self.base)
+        return self.request("GET", path)
+
+    def request(self, method: str, path: str, body: bytes = b"", **extra: str) -> Response:
+        """One request; ``extra`` adds environ keys (``HTTP_AUTHORIZATION``, ``CONTENT_TYPE``)."""
+        environ = {**self.base, **extra, "REQUEST_METHOD": method, "CONTENT_LENGTH": str(len(body))}
         environ["PATH_INFO"] = path
-        environ["wsgi.input"] = io.BytesIO(b"")
+        environ["wsgi.input"] = io.BytesIO(body)
         started: list = []
 
         def start_response(status: str, headers: list[tuple[str, str]], exc_info=None):
@@ -124,15 +128,22 @@ def _count_redis(counts: Counts) -> Iterator[None]:
         redis.connection.AbstractConnection.send_packed_command = original
 
 
+@contextmanager
+def counting(counts: Counts) -> Iterator[None]:
+    """DynamoDB calls and Redis round trips into ``counts`` while ``counts.active``."""
+    with ExitStack() as stack:
+        stack.enter_context(count_dynamodb(counts))
+        stack.enter_context(_count_redis(counts))
+        yield
+
+
 def count_calls(
     driver: Driver, requests: Sequence[tuple[str, str]], before: Callable[[str], None] | None = None
 ) -> Counts:
     """Not timed: Postgres queries (as Django sees them), DynamoDB calls and Redis round trips of
     each (sku, path) request; what ``before(sku)`` does is not counted."""
     counts = Counts()
-    with ExitStack() as stack:
-        stack.enter_context(count_dynamodb(counts))
-        stack.enter_context(_count_redis(counts))
+    with counting(counts):
         for sku, path in requests:
             if before:
                 before(sku)

@@ -178,6 +178,24 @@ def markdown(results: dict[str, Any]) -> str:
         + ("" if not cfg["quick"] else f" QUICK run: {b['documents']:,} products, not 10,000."),
         "",
     ]
+    c = results["checkout"]
+    lat, counts = c["latency_us"], c["counts"]
+    lines += [
+        "## Checkout",
+        "",
+        "`POST /api/orders/` in process, one after another, each by another customer with a fresh Idempotency-Key"
+        " and a cart of two products (filled beforehand, untimed): the key claimed and completed in DynamoDB, the"
+        " cart read and cleared, one Postgres transaction (order row, prices, stock rows locked and decremented"
+        " across warehouses, lines, allocations).",
+        "",
+        "| path | p50 µs | p95 µs | p99 µs | N | PG queries/req | DynamoDB calls/req | Redis round trips/req"
+        " | answers |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        f"| checkout | {_us(lat['p50'])} | {_us(lat['p95'])} | {_us(lat['p99'])} | {lat['n']:,} |"
+        f" {_per_request(counts['queries'])} | {_per_request(counts['dynamodb_calls'])} |"
+        f" {_per_request(counts['redis_round_trips'])} | {c['statuses']} |",
+        "",
+    ]
     return "\n".join(lines)
 
 

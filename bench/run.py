@@ -8,7 +8,8 @@ DJANGO_SETTINGS_MODULE=bench.settings. Steps, all in one run on the same data:
 
 1. a fresh ``hybridsite_bench`` database (migrated), ``bench-`` DynamoDB tables, ``hs-bench-`` Redis keys;
 2. ``seed_demo`` and a timed backfill (documents/second);
-3. six read paths in process (latency percentiles, Postgres queries, DynamoDB calls, Redis round trips);
+3. six read paths in process (latency percentiles, Postgres queries, DynamoDB calls, Redis round trips),
+   then checkout (``POST /api/orders/``) the same way;
 4. the same paths over HTTP: gunicorn with 2 sync workers and wrk, or bench/loadgen.py without wrk;
 5. hit ratio and p95 of cachalot and Hybridsite while price updates run (a real Celery worker projects);
 6. projection lag at sustained write rates, from the documents' own timestamps.
@@ -74,6 +75,7 @@ class Config:
     backfill_workers: int = 4
     backfill_chunk: int = 500
     concurrency: int = 16
+    checkouts: int = 300
 
     @classmethod
     def full(cls) -> Config:
@@ -91,7 +93,7 @@ class Config:
             requests={"floor": 2_000, "orm": 300, "cachalot": 300, "hit": 2_000, "dynamodb": 200, "cold": 60},
             warmup={"floor": 100, "orm": 20, "cachalot": 200, "hit": 100, "dynamodb": 10, "cold": 5},
             count_requests=10, http_seconds=3.0, http_warmup_seconds=0.3,
-            load_seconds=3.0, lag_seconds={50: 3.0, 200: 2.0}, drain_timeout=60.0, cold_skus=300,
+            load_seconds=3.0, lag_seconds={50: 3.0, 200: 2.0}, drain_timeout=60.0, cold_skus=300, checkouts=60,
         )
 
 
@@ -252,6 +254,19 @@ def in_process(cfg: Config, hot: list[str], clock: Clock) -> tuple[dict[str, Any
         if expected and outcomes.get((200, expected), 0) != n:
             log(f"  note: {name} answered {results[name]['outcomes']} (expected all '200 {expected}')")
     return results, raw
+
+
+def checkout(cfg: Config, hot: list[str], clock: Clock) -> dict[str, Any]:
+    from bench.checkout import checkout as run_checkout
+
+    began = time.perf_counter()
+    result = run_checkout(cfg.checkouts, cfg.count_requests, hot)
+    summary = result["latency_us"]
+    clock.step(
+        "checkout", began, f"p50 {summary['p50']:,.0f} µs, p99 {summary['p99']:,.0f} µs over {summary['n']:,};"
+        f" {result['counts']}; {result['statuses']}",
+    )
+    return result
 
 
 # --- 4. over HTTP ----------------------------------------------------------------------------------
@@ -592,6 +607,7 @@ def main(argv: list[str]) -> int:
         backfilled = prepare(cfg, clock)
         hot, pool = choose_skus(cfg)
         paths, raw = in_process(cfg, hot, clock)
+        orders = checkout(cfg, hot, clock)
         read_set = set(hot)
         others = [sku for sku in pool if sku not in read_set]
         http = over_http(cfg, procs, hot, others, clock)
@@ -639,6 +655,7 @@ def main(argv: list[str]) -> int:
         "durations_seconds": clock.steps,
         "backfill": backfilled,
         "paths": paths,
+        "checkout": orders,
         "http": http,
         "write_load": write_load,
         "cachalot_staleness": stale,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -75,3 +76,57 @@ def stock_adjust(*, product: Product, warehouse: Warehouse, delta: int) -> Stock
     StockLevel.objects.filter(pk=level.pk).update(quantity=F("quantity") + delta)
     level.refresh_from_db()
     return level
+
+
+
+class InsufficientStock(Exception):
+    """Raised by ``stock_allocate`` when a product lacks stock; nothing was written."""
+
+    def __init__(self, available: dict[str, int]) -> None:
+        self.available = available  # SKU -> what there is, for each product short of stock
+        super().__init__("Not enough stock: " + ", ".join(f"{sku} ({n} left)" for sku, n in sorted(available.items())))
+
+
+@dataclass(frozen=True)
+class Allocation:
+    product_id: int
+    warehouse_id: int
+    quantity: int
+
+
+@transaction.atomic
+def stock_allocate(*, quantities: dict[Product, int]) -> list[Allocation]:
+    """Take ``quantities`` out of stock across warehouses, all or nothing; the fullest warehouse
+    first, so that an order ships from as few places as possible.
+
+    Every caller locks the stock rows in one order (product, warehouse): concurrent allocations
+    queue instead of deadlocking, and each decides on quantities nobody can change before it
+    commits. One UPDATE decrements every row it takes from, and the non-negative constraint has
+    the last word on what it writes.
+    """
+    levels = list(
+        StockLevel.objects.select_for_update()
+        .filter(product__in=quantities, quantity__gt=0)
+        .order_by("product_id", "warehouse_id")
+    )
+    available = {product: [level for level in levels if level.product_id == product.pk] for product in quantities}
+    short = {
+        product.sku: total
+        for product, wanted in quantities.items()
+        if (total := sum(level.quantity for level in available[product])) < wanted
+    }
+    if short:
+        raise InsufficientStock(short)
+    allocations: list[Allocation] = []
+    taken: list[StockLevel] = []
+    for product, wanted in quantities.items():
+        for level in sorted(available[product], key=lambda level: (-level.quantity, level.warehouse_id)):
+            take = min(wanted, level.quantity)
+            if not take:
+                break
+            wanted -= take
+            allocations.append(Allocation(product.pk, level.warehouse_id, take))
+            level.quantity = F("quantity") - take
+            taken.append(level)
+    StockLevel.objects.bulk_update(taken, ["quantity"])
+    return allocations

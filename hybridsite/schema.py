@@ -62,15 +62,16 @@ def _statuses(method: str, operation: dict[str, Any]) -> set[str]:
 
 def add_error_responses(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
     """drf-spectacular postprocessing hook: the error shape as a component, referenced by every
-    error status an operation can answer with."""
+    error status an operation can answer with (and by those a view declares itself)."""
     result.setdefault("components", {}).setdefault("schemas", {})[ERROR_COMPONENT] = ERROR_SCHEMA
     reference = {"$ref": f"#/components/schemas/{ERROR_COMPONENT}"}
     for item in result.get("paths", {}).values():
         for method, operation in item.items():
             responses = operation.setdefault("responses", {})
-            for status in sorted(_statuses(method, operation)):
-                response = responses.setdefault(status, {"description": DESCRIPTIONS[status]})
-                response.setdefault("description", DESCRIPTIONS[status])
+            declared = {status for status in responses if status[0] in "45"}
+            for status in sorted(_statuses(method, operation) | declared):
+                response = responses.setdefault(status, {})
+                response["description"] = response.get("description") or DESCRIPTIONS.get(status, "")
                 response["content"] = {"application/json": {"schema": reference}}
     return result
 

@@ -162,6 +162,7 @@ INSTALLED_APPS = [
     "carts",
     "drafts",
     "writeback",
+    "orders",
 ]
 
 MIDDLEWARE = [
@@ -411,6 +412,8 @@ THROTTLE_RATES = {
     "login": env.int("THROTTLE_LOGIN_PER_MINUTE", 10, 1),
     "health": env.int("THROTTLE_HEALTH_PER_MINUTE", 120, 1),
     "cart": env.int("THROTTLE_CART_PER_MINUTE", 600, 1),
+    # Orders one customer may place (or try to), whatever the client.
+    "checkout": env.int("THROTTLE_CHECKOUT_PER_MINUTE", 30, 1),
 }
 
 # Carts (DynamoDB-first): an idle cart expires by DynamoDB TTL after CART_IDLE_SECONDS; quantity
@@ -446,3 +449,10 @@ AXES_LOCKOUT_TEMPLATE = "locked_out.html"
 # HEALTH_CACHE_SECONDS; staff and holders of HEALTH_TOKEN (Authorization: Bearer ...) get details.
 HEALTH_CACHE_SECONDS = env.float("HEALTH_CACHE_SECONDS", 5.0, 0.0)
 HEALTH_TOKEN = env.str("HEALTH_TOKEN")
+
+# Checkout: orders are priced in one currency, from Postgres. An Idempotency-Key is remembered in
+# DynamoDB for IDEMPOTENCY_KEY_TTL_SECONDS; a request holding a key that dies without finishing lets
+# go of it after IDEMPOTENCY_LEASE_SECONDS, when a retry may take it over.
+ORDER_CURRENCY = env.str("ORDER_CURRENCY", "EUR")
+IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600, 60)
+IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", 30, 1)

@@ -35,6 +35,7 @@ urlpatterns = [
     path("api/internal/", include("catalog.urls")),
     path("api/internal/", include("drafts.urls")),
     path("api/cart/", include("carts.urls")),
+    path("api/orders/", include("orders.urls")),
     path("api/schema/", SchemaApi.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="redoc"),

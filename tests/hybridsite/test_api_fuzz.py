@@ -18,8 +18,9 @@ from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.config import SchemathesisConfig
 from schemathesis.generation import GenerationMode
 
+from carts.services import cart_line_set
 from catalog import services
-from catalog.models import Category, Warehouse
+from catalog.models import Category, Product, Warehouse
 from hybridsite.wsgi import application
 from projections.cursors import encode_cursor
 from projections.relay import drain
@@ -32,7 +33,8 @@ LISTING = "/api/categories/{slug}/products/"
 # A schema-valid stock adjustment can still be refused by the data it meets: a warehouse code that
 # does not exist, or stock that would go below zero; so can a cart line (a SKU not on sale, a full
 # cart). All are 400 naming the field, by design. A schema-valid If-Match that is not the current
-# ETag is a 412, by design too.
+# ETag is a 412, by design too. A schema-valid checkout meets the customer's cart: empty (400), or
+# holding more than is in stock (409).
 REFUSED_BY_DATA = {
     "positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "409", "412", "429"]},
 }
@@ -43,6 +45,7 @@ CONFIG = SchemathesisConfig.from_dict({
         {"include-path": "/api/cart/items/{sku}/", "include-method": "DELETE", "checks": REFUSED_BY_DATA},
         {"include-path": "/api/cart/", "include-method": "DELETE", "checks": REFUSED_BY_DATA},
         {"include-path": "/api/internal/products/{sku}/draft/", "include-method": "PUT", "checks": REFUSED_BY_DATA},
+        {"include-path": "/api/orders/", "include-method": "POST", "checks": REFUSED_BY_DATA},
     ],
 })
 FUZZ = hypothesis_settings(
@@ -67,7 +70,10 @@ def catalog(dynamodb, redis_clean, settings) -> None:
 
 @pytest.fixture
 def staff_token(catalog) -> str:
+    """A superuser with something in stock in their cart, so that a checkout can succeed."""
     user = get_user_model().objects.create_superuser("fuzzer", password="x")
+    services.stock_adjust(product=Product.objects.get(sku="SKU-0"), warehouse=Warehouse.objects.get(), delta=10)
+    cart_line_set(user_id=user.pk, sku="SKU-0", quantity=2)
     return Token.objects.create(user=user).key
 
 
@@ -121,5 +127,5 @@ def test_public_api_as_anonymous(catalog):
 
 def test_whole_api_with_a_staff_token(staff_token):
     operations, failures = fuzz({"Authorization": f"Token {staff_token}"})
-    assert len(operations) == 13, operations
+    assert len(operations) == 16, operations
     assert failures == [], "\n\n".join(failures)

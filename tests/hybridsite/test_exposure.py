@@ -16,7 +16,8 @@ from rest_framework.authtoken.models import Token
 BASE_DIR = Path(__file__).resolve().parents[2]
 INTERNAL = {"/api/internal/products/{sku}/price/", "/api/internal/products/{sku}/stock/"}
 PUBLIC = {"/api/products/{sku}/", "/api/categories/", "/api/categories/{slug}/products/"}
-CUSTOMER = {"/api/cart/", "/api/cart/items/{sku}/"}  # any authenticated user has a cart
+# Any authenticated user (a customer) has a cart and orders.
+CUSTOMER = {"/api/cart/", "/api/cart/items/{sku}/", "/api/orders/", "/api/orders/{order_id}/"}
 DRAFTS = {"/api/internal/products/{sku}/draft/", "/api/internal/products/{sku}/draft/publish/"}
 
 pytestmark = pytest.mark.django_db
