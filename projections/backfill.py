@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from django.conf import settings
+
 from .models import BackfillCheckpoint
 from .pool import ProjectorPool
 from .projector import project
@@ -40,6 +42,11 @@ def backfill(
     """Returns how many aggregates were projected in this run; ``rate`` caps aggregates per second
     (a backfill beside live traffic should leave DynamoDB and Postgres room)."""
     aggregate = AGGREGATES[aggregate_type]
+    if reshape:
+        # Every process must write the new shape before the rewrite begins: a projection after it
+        # passed an aggregate would otherwise put the old shape back (processes keep a switch's
+        # value this long; saving the switch cleared waffle's cached value).
+        time.sleep(settings.SHAPE_SWITCH_LOCAL_SECONDS)
     checkpoint, _ = BackfillCheckpoint.objects.get_or_create(aggregate_type=aggregate_type)
     if not resume or checkpoint.finished:
         checkpoint.last_id, checkpoint.projected, checkpoint.finished = 0, 0, False

@@ -50,6 +50,7 @@ def test_shapes_convert_both_ways_without_loss():
 def catalog(flags, dynamodb, redis_clean, settings) -> list[Product]:
     settings.SHAPE_SWITCH_LOCAL_SECONDS = 0.1
     settings.THROTTLE_ANON_PER_MINUTE = 10**9  # one test client reads as fast as it can
+    settings.THROTTLE_CACHE_FILLS_PER_MINUTE = 10**9
     category = Category.objects.create(slug="tools", name="Tools")
     products = []
     for n in range(20):
