@@ -20,10 +20,13 @@ from rest_framework.views import APIView
 
 from catalog.apis import StrictInputSerializer
 from hybridsite.authentication import CachedTokenAuthentication
+from hybridsite.conditions import if_match_version
 from projections.readpath import DYNAMODB_ERRORS
 
 from . import products, services
 from .selectors import CartState, cart_get
+
+IF_MATCH_EXAMPLE = 'An ETag of this cart, such as "1763870000000001".'
 
 
 class CartVersionChanged(exceptions.APIException):
@@ -42,19 +45,6 @@ class CartUnavailable(exceptions.APIException):
     status_code = 503
     default_code = "unavailable"
     default_detail = "Carts cannot be reached right now; retry shortly."
-
-
-def expected_version(request: Request) -> int | None:
-    """The version If-Match names (``"<version>"``, as the ETag gave it); None without a condition
-    (absent or ``*``). Anything else is a client error, not a mismatch."""
-    raw = request.headers.get("If-Match")
-    if raw is None or raw.strip() == "*":
-        return None
-    tag = raw.strip().removeprefix("W/")
-    digits = tag[1:-1] if len(tag) > 2 and tag[0] == tag[-1] == '"' else ""
-    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
-        raise exceptions.ValidationError({"If-Match": ['An ETag of this cart, such as "1763870000000001".']})
-    return int(digits)
 
 
 class CartOutputSerializer(serializers.Serializer):
@@ -144,7 +134,8 @@ class CartApi(CartBaseApi):
 
     @extend_schema(operation_id="cart_clear", parameters=[IF_MATCH], responses=CART_RESPONSES)
     def delete(self, request: Request) -> Response:
-        return self.respond(services.cart_clear(user_id=customer_id(request), version=expected_version(request)))
+        version = if_match_version(request, IF_MATCH_EXAMPLE)
+        return self.respond(services.cart_clear(user_id=customer_id(request), version=version))
 
 
 class CartItemApi(CartBaseApi):
@@ -162,11 +153,12 @@ class CartItemApi(CartBaseApi):
         serializer.is_valid(raise_exception=True)
         cart = services.cart_line_set(
             user_id=customer_id(request), sku=sku, quantity=serializer.validated_data["quantity"],
-            expected=expected_version(request),
+            expected=if_match_version(request, IF_MATCH_EXAMPLE),
         )
         return self.respond(cart)
 
     @extend_schema(operation_id="cart_item_remove", parameters=[IF_MATCH], responses=CART_RESPONSES)
     def delete(self, request: Request, sku: str) -> Response:
-        cart = services.cart_line_remove(user_id=customer_id(request), sku=sku, expected=expected_version(request))
+        expected = if_match_version(request, IF_MATCH_EXAMPLE)
+        cart = services.cart_line_remove(user_id=customer_id(request), sku=sku, expected=expected)
         return self.respond(cart)

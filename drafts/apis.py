@@ -15,6 +15,7 @@ from rest_framework.views import APIView
 
 from catalog.apis import StaffWithPermission, StrictInputSerializer
 from catalog.models import Product
+from hybridsite.conditions import if_match_version
 from projections.readpath import DYNAMODB_ERRORS
 
 from . import services
@@ -39,17 +40,6 @@ class DraftsUnavailable(exceptions.APIException):
     status_code = 503
     default_code = "unavailable"
     default_detail = "Drafts cannot be reached right now; retry shortly."
-
-
-def _if_match(request: Request) -> int | None:
-    raw = request.headers.get("If-Match")
-    if raw is None or raw.strip() == "*":
-        return None
-    tag = raw.strip().removeprefix("W/")
-    digits = tag[1:-1] if len(tag) > 2 and tag[0] == tag[-1] == '"' else ""
-    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
-        raise exceptions.ValidationError({"If-Match": ["An ETag of this draft."]})
-    return int(digits)
 
 
 class DraftOutputSerializer(serializers.Serializer):
@@ -118,8 +108,9 @@ class DraftApi(DraftBaseApi):
     def put(self, request: Request, sku: str) -> Response:
         serializer = self.DraftSaveInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
+        expected = if_match_version(request, "An ETag of this draft.")
         draft = services.draft_save(
-            sku=sku, user_id=editor_id(request), changes=serializer.validated_data, expected=_if_match(request)
+            sku=sku, user_id=editor_id(request), changes=serializer.validated_data, expected=expected
         )
         return self.respond(draft)
 

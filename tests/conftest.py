@@ -6,13 +6,17 @@ Celery worker processes."""
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Callable, Iterator
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
 from django_redis import get_redis_connection
 
+from catalog import services
+from catalog.models import Category, Product
 from tests.services import Broker, Listener, TcpProxy, Web, Worker, database_url
 
 
@@ -247,3 +251,26 @@ def closed_breakers() -> None:
     redis_breaker.reset()
     dynamodb_breaker.reset()
     snapshot.clear()
+
+
+@pytest.fixture
+def seed() -> int:
+    """A new random seed each run, shown when the test fails; ``SEED=<n> make test ...`` replays it."""
+    value = int(os.environ.get("SEED") or random.randrange(2**32))
+    print(f"seed {value} (SEED={value} replays this run)")
+    return value
+
+
+@pytest.fixture
+def tools(dynamodb, redis_clean) -> Category:
+    """One category, empty tables and cache."""
+    return Category.objects.create(slug="tools", name="Tools")
+
+
+@pytest.fixture
+def product(tools) -> Product:
+    """SKU-1, a hammer at EUR 9.99, as Postgres holds it now (``version`` included); not projected."""
+    product = services.product_create(sku="SKU-1", name="Hammer", category=tools)
+    services.price_set(product=product, currency="EUR", amount=Decimal("9.99"))
+    product.refresh_from_db()
+    return product

@@ -3,16 +3,12 @@ host's metrics registry."""
 
 from __future__ import annotations
 
-from decimal import Decimal
-
 import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 from rest_framework.authtoken.models import Token
 
-from catalog import services
-from catalog.models import Category, Product
 from ops.instruments import process_registry
 
 
@@ -21,13 +17,6 @@ def _flags(flags) -> None:
     """Read-only mode and the shapes are switches: every test here starts with them unset."""
 
 
-@pytest.fixture
-def product(dynamodb, redis_clean) -> Product:
-    """SKU-1 in "tools", priced; nothing projected yet."""
-    tools = Category.objects.create(slug="tools", name="Tools")
-    product = services.product_create(sku="SKU-1", name="Hammer", category=tools)
-    services.price_set(product=product, currency="EUR", amount=Decimal("9.99"))
-    return product
 
 
 @pytest.fixture

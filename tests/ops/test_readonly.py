@@ -16,8 +16,7 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 from waffle.models import Switch
 
-from catalog import services
-from catalog.models import Category, OutboxEvent, Price, Product
+from catalog.models import OutboxEvent, Price, Product
 from devtools.net import free_port, wait_for
 from ops.readonly import READ_ONLY_SWITCH, is_read_only, read_only_set
 from projections import relay
@@ -26,12 +25,6 @@ from projections.tables import ProductDocument
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def product(dynamodb, redis_clean) -> Product:
-    category = Category.objects.create(slug="tools", name="Tools")
-    product = services.product_create(sku="SKU-1", name="Hammer", category=category)
-    services.price_set(product=product, currency="EUR", amount=Decimal("9.99"))
-    return product
 
 
 @pytest.fixture

@@ -50,9 +50,6 @@ def warehouses() -> tuple[Warehouse, Warehouse]:
     return Warehouse.objects.create(code="AMS1", name="Amsterdam"), Warehouse.objects.create(code="BER1", name="Berlin")
 
 
-@pytest.fixture
-def tools(dynamodb, redis_clean) -> Category:
-    return Category.objects.create(slug="tools", name="Tools")
 
 
 def on_sale(sku: str, name: str, price: str, category: Category, stock: dict[Warehouse, int]) -> Product:

@@ -1,0 +1,19 @@
+"""Conditional requests on versioned resources: their ETag is ``"<version>"``."""
+
+from __future__ import annotations
+
+from rest_framework import exceptions
+from rest_framework.request import Request
+
+
+def if_match_version(request: Request, example: str) -> int | None:
+    """The version If-Match names; None without a condition (absent or ``*``). Anything else is a
+    client error (400 naming ``example``), not a mismatch."""
+    raw = request.headers.get("If-Match")
+    if raw is None or raw.strip() == "*":
+        return None
+    tag = raw.strip().removeprefix("W/")
+    digits = tag[1:-1] if len(tag) > 2 and tag[0] == tag[-1] == '"' else ""
+    if not (digits.isascii() and digits.isdigit()) or len(digits) > 19:
+        raise exceptions.ValidationError({"If-Match": [example]})
+    return int(digits)
