@@ -129,3 +129,20 @@ def test_whole_api_with_a_staff_token(staff_token):
     operations, failures = fuzz({"Authorization": f"Token {staff_token}"})
     assert len(operations) == 16, operations
     assert failures == [], "\n\n".join(failures)
+
+
+@pytest.fixture
+def customer_token(catalog) -> str:
+    """A customer (not staff) with something in stock in their cart, so that a checkout can succeed."""
+    user = get_user_model().objects.create_user("shopper", password="x")
+    services.stock_adjust(product=Product.objects.get(sku="SKU-1"), warehouse=Warehouse.objects.get(), delta=10)
+    cart_line_set(user_id=user.pk, sku="SKU-1", quantity=2)
+    return Token.objects.create(user=user).key
+
+
+def test_customer_api_with_a_customer_token(customer_token):
+    operations, failures = fuzz({"Authorization": f"Token {customer_token}"})
+    assert not [name for name in operations if "/api/internal/" in name]  # the staff API stays unlisted
+    customer = {"GET /api/cart/", "PUT /api/cart/items/{sku}/", "POST /api/orders/", "GET /api/orders/{order_id}/"}
+    assert customer <= set(operations)
+    assert failures == [], "\n\n".join(failures)
