@@ -12,7 +12,6 @@ import logging
 from collections import defaultdict
 
 from django.conf import settings
-from django.db import transaction
 from django.utils import timezone
 
 from catalog.models import OutboxEvent
@@ -71,6 +70,5 @@ def drift_repair(*, run: DriftRun) -> int:
     """Re-project every aggregate the run found drifted; returns how many were repaired."""
     for name, aggregate_id in run.drifted:
         project(name, aggregate_id, repair=True)
-    with transaction.atomic():
-        DriftRun.objects.filter(pk=run.pk).update(repaired_at=timezone.now(), repaired=len(run.drifted))
+    DriftRun.objects.filter(pk=run.pk).update(repaired_at=timezone.now(), repaired=len(run.drifted))
     return len(run.drifted)

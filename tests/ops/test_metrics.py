@@ -91,16 +91,19 @@ def test_a_scraper_asking_for_openmetrics_still_gets_the_text_format(client: Cli
 
 
 def test_every_store_call_is_counted_with_its_op_and_outcome(product: Product, sample) -> None:
-    before = {
-        "pg_select": sample(CALLS, store="postgres", op="select", outcome="ok"),
-        "pg_error": sample(CALLS, store="postgres", op="insert", outcome="IntegrityError"),
-        "redis_get": sample(CALLS, store="redis", op="get", outcome="ok"),
-        "redis_error": sample(CALLS, store="redis", op="incrby", outcome="ResponseError"),
-        "redis_pipeline": sample(CALLS, store="redis", op="pipeline", outcome="ok"),
-        "ddb_put": sample(CALLS, store="dynamodb", op="put", outcome="ok"),
-        "ddb_refused": sample(CALLS, store="dynamodb", op="put", outcome="ConditionalCheckFailedException"),
-        "ddb_get": sample(CALLS, store="dynamodb", op="get", outcome="ok"),
-    }
+    def counts() -> dict[str, float]:
+        return {
+            "pg_select": sample(CALLS, store="postgres", op="select", outcome="ok"),
+            "pg_error": sample(CALLS, store="postgres", op="insert", outcome="IntegrityError"),
+            "redis_get": sample(CALLS, store="redis", op="get", outcome="ok"),
+            "redis_error": sample(CALLS, store="redis", op="incrby", outcome="ResponseError"),
+            "redis_pipeline": sample(CALLS, store="redis", op="pipeline", outcome="ok"),
+            "ddb_put": sample(CALLS, store="dynamodb", op="put", outcome="ok"),
+            "ddb_refused": sample(CALLS, store="dynamodb", op="put", outcome="ConditionalCheckFailedException"),
+            "ddb_get": sample(CALLS, store="dynamodb", op="get", outcome="ok"),
+        }
+
+    before = counts()
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     with pytest.raises(IntegrityError), transaction.atomic():
@@ -119,16 +122,7 @@ def test_every_store_call_is_counted_with_its_op_and_outcome(product: Product, s
         item.save(condition=ProductDocument.version < 5)
     ProductDocument.get("OPS-1", consistent_read=True)
 
-    after = {
-        "pg_select": sample(CALLS, store="postgres", op="select", outcome="ok"),
-        "pg_error": sample(CALLS, store="postgres", op="insert", outcome="IntegrityError"),
-        "redis_get": sample(CALLS, store="redis", op="get", outcome="ok"),
-        "redis_error": sample(CALLS, store="redis", op="incrby", outcome="ResponseError"),
-        "redis_pipeline": sample(CALLS, store="redis", op="pipeline", outcome="ok"),
-        "ddb_put": sample(CALLS, store="dynamodb", op="put", outcome="ok"),
-        "ddb_refused": sample(CALLS, store="dynamodb", op="put", outcome="ConditionalCheckFailedException"),
-        "ddb_get": sample(CALLS, store="dynamodb", op="get", outcome="ok"),
-    }
+    after = counts()
     grew = {key: after[key] - before[key] for key in before}
     assert grew["pg_select"] >= 1 and grew["pg_error"] == 1
     assert grew["redis_get"] == 1 and grew["redis_error"] == 1 and grew["redis_pipeline"] == 1
