@@ -17,8 +17,6 @@ def _flags(flags) -> None:
     """Read-only mode and the shapes are switches: every test here starts with them unset."""
 
 
-
-
 @pytest.fixture
 def staff():
     return get_user_model().objects.create_user("operator", password="a-long-test-password", is_staff=True)

@@ -25,8 +25,6 @@ from projections.tables import ProductDocument
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-
-
 @pytest.fixture
 def clerk() -> Client:
     """A staff API client allowed to change prices."""

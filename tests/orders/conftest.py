@@ -50,8 +50,6 @@ def warehouses() -> tuple[Warehouse, Warehouse]:
     return Warehouse.objects.create(code="AMS1", name="Amsterdam"), Warehouse.objects.create(code="BER1", name="Berlin")
 
 
-
-
 def on_sale(sku: str, name: str, price: str, category: Category, stock: dict[Warehouse, int]) -> Product:
     product = services.product_create(sku=sku, name=name, category=category)
     services.price_set(product=product, currency="EUR", amount=Decimal(price))

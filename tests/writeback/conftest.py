@@ -13,7 +13,6 @@ from carts.models import CartCopy
 from carts.selectors import lines_of
 from carts.tables import Cart
 from catalog import services as catalog_services
-from catalog.models import Category
 from hybridsite.dynamodb import stream_arn, streams_client
 from projections.projector import project
 from writeback.consumer import Consumer
@@ -21,11 +20,10 @@ from writeback.records import normalized
 
 
 @pytest.fixture
-def on_sale(dynamodb, redis_clean):
-    category = Category.objects.create(slug="tools", name="Tools")
+def on_sale(tools):
     skus = []
     for n in range(5):
-        product = catalog_services.product_create(sku=f"SKU-{n}", name=f"Tool {n}", category=category)
+        product = catalog_services.product_create(sku=f"SKU-{n}", name=f"Tool {n}", category=tools)
         project("product", product.pk)
         skus.append(product.sku)
     return skus
