@@ -34,6 +34,11 @@ def _parse(value: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
     return address
 
 
+# The server's REMOTE_ADDR (short, and the same for many requests) parsed once; a client-written
+# X-Forwarded-For is parsed each time, never kept.
+_parse_remote = lru_cache(maxsize=4096)(_parse)
+
+
 def client_ip(request: HttpRequest) -> str | None:
     """The client's address as the trusted proxies saw it (REMOTE_ADDR without proxies); None
     when the request carries no usable address."""
@@ -44,7 +49,7 @@ def client_ip(request: HttpRequest) -> str | None:
             address = _parse(forwarded[-min(hops, len(forwarded))])
             if address is not None:
                 return str(address)
-    address = _parse(request.META.get("REMOTE_ADDR", ""))
+    address = _parse_remote(request.META.get("REMOTE_ADDR", ""))
     return str(address) if address is not None else None
 
 

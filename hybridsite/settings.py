@@ -169,6 +169,9 @@ MIDDLEWARE = [
     # First: a customer read is timed as the client sees it (ops/middleware.py).
     "ops.middleware.ReadMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # A product read whose Redis entry is there is answered here, without the middleware below
+    # (none of which it needs); anything else goes on down (projections/middleware.py).
+    "projections.middleware.HotReadMiddleware",
     # Static files from the app itself (compressed, hashed names cached for a year): gunicorn alone
     # serves none, and the admin and the API docs need their CSS and JS.
     "whitenoise.middleware.WhiteNoiseMiddleware",

@@ -29,6 +29,7 @@ from .registry import category_tree_document, product_document
 JSON = "application/json"
 MAX_PAGE = 100
 MAX_VERSION = 2**63 - 1  # versions are Postgres bigints
+HOT_READ_ATTRIBUTE = "counted_read"  # set on the request by projections.middleware.HotReadMiddleware
 
 
 def _not_modified(request, etag: str) -> bool:
@@ -49,6 +50,42 @@ class MinVersionUnavailable(exceptions.APIException):
     default_detail = "No version of this document at or above min_version exists."
 
 
+def anon_throttle(request) -> Throttle:
+    """The anonymous client's limit, per client bucket; a request that adds an entry to the cache
+    costs as many requests as keep one client within ``THROTTLE_CACHE_FILLS_PER_MINUTE`` new entries."""
+    limit = settings.THROTTLE_ANON_PER_MINUTE
+    fill_cost = max(0, -(-limit // settings.THROTTLE_CACHE_FILLS_PER_MINUTE) - 1)
+    return Throttle("anon", client_bucket(request), limit, fill_cost=fill_cost)
+
+
+def min_version_of(request) -> int:
+    """The ``min_version`` a client asked for (0 when none); 400 when it is not one."""
+    if not request.META.get("QUERY_STRING"):
+        return 0  # the usual read: no query string to parse
+    raw = request.GET.get("min_version")
+    if raw is None:
+        return 0
+    # "²" is a digit but no number; length first: int() refuses over 4,300 digits.
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_VERSION:
+        raise exceptions.ValidationError({"min_version": [f"Must be an integer from 0 to {MAX_VERSION}."]})
+    return int(raw)
+
+
+def document_response(request, result: Result, shape: int | None = None) -> HttpResponse:
+    """A found document's bytes as they are (ETag, 304, Cache-Control), or converted to the product
+    document ``shape`` being served."""
+    etag = f'"{result.version}"' if shape in (None, 1) else f'"{result.version}-s{shape}"'
+    if result.version and _not_modified(request, etag):
+        response = HttpResponse(status=304)
+    else:
+        body = result.body if shape is None else documents.product_in_shape(result.body, shape)
+        response = HttpResponse(body, content_type=JSON)
+    if result.version:
+        response["ETag"] = etag
+    response["Cache-Control"] = settings.API_CACHE_CONTROL
+    return response
+
+
 class PublicApi(APIView):
     authentication_classes: list = []
     permission_classes = [AllowAny]
@@ -62,28 +99,14 @@ class PublicApi(APIView):
         return JSONRenderer(), JSON
 
     def throttle(self, request) -> Throttle:
-        """Per client bucket; a request that adds an entry to the cache costs as many requests as
-        keep one client within ``THROTTLE_CACHE_FILLS_PER_MINUTE`` new entries."""
-        limit = settings.THROTTLE_ANON_PER_MINUTE
-        fill_cost = max(0, -(-limit // settings.THROTTLE_CACHE_FILLS_PER_MINUTE) - 1)
-        return Throttle("anon", client_bucket(request), limit, fill_cost=fill_cost)
+        return anon_throttle(request)
 
     def respond(self, request, result: Result, not_found: str, shape: int | None = None) -> HttpResponse:
-        """A found document's bytes as they are (ETag, 304, Cache-Control), or converted to the
-        product document ``shape`` being served; an absence is an error."""
+        """A found document (see ``document_response``); an absence is an error."""
         self.served_from = result.source
         if not result.found:
             raise exceptions.NotFound(not_found)
-        etag = f'"{result.version}"' if shape in (None, 1) else f'"{result.version}-s{shape}"'
-        if result.version and _not_modified(request, etag):
-            response = HttpResponse(status=304)
-        else:
-            body = result.body if shape is None else documents.product_in_shape(result.body, shape)
-            response = HttpResponse(body, content_type=JSON)
-        if result.version:
-            response["ETag"] = etag
-        response["Cache-Control"] = settings.API_CACHE_CONTROL
-        return response
+        return document_response(request, result, shape)
 
     def handle_exception(self, exc: Exception) -> Response:
         """The read path's errors become the API's exceptions; the project's one handler shapes
@@ -135,15 +158,11 @@ class ProductDetailApi(PublicApi):
         },
     )
     def get(self, request, sku: str) -> HttpResponse:
-        raw = request.GET.get("min_version")
-        min_version = 0
-        if raw is not None:
-            # "²" is a digit but no number; length first: int() refuses over 4,300 digits.
-            if not (raw.isascii() and raw.isdigit()) or len(raw) > 19 or int(raw) > MAX_VERSION:
-                raise exceptions.ValidationError({"min_version": [f"Must be an integer from 0 to {MAX_VERSION}."]})
-            min_version = int(raw)
+        min_version = min_version_of(request)
         throttle = self.throttle(request)
-        result = reader.read_document(product_document(sku), throttle, min_version)
+        # The hot-read middleware's round trip, when it made one and left the answer to this view.
+        counted = getattr(request, HOT_READ_ATTRIBUTE, None)
+        result = reader.read_document(product_document(sku), throttle, min_version, counted)
         if not result.found and result.source != "cache":
             readpath.charge_fill(throttle)  # the absence is cached now: bounded per client
         return self.respond(request, result, "No product with this SKU.", shapes.read_shape())

@@ -39,15 +39,41 @@ from .registry import DocumentAddress
 
 logger = logging.getLogger(__name__)
 
-def read_document(ref: DocumentAddress, throttle: Throttle | None = None, min_version: int = 0) -> Result:
-    """The document, never older than the key's version floor nor than ``min_version`` (a client
-    that wrote version N asks to read at least N)."""
+Counted = tuple[int, bytes | None, int | None]
+"""The hot read's one round trip: the client's requests in this window, the entry (None: a miss)
+and, on a miss, the key's version floor (None: Redis has none)."""
+
+
+def counted_read(ref: DocumentAddress, throttle: Throttle | None) -> Counted:
+    """Count the client's request, read the entry (and on a miss its floor): one Redis round trip.
+    Without Redis the rate limit fails open (reads matter more) and every read is a miss."""
     try:
-        count, raw, floor = redis_breaker.call(
+        return redis_breaker.call(
             lambda: counted_get(cache_keys.document(ref.name), throttle, metered=True, floor=ref.name)
         )
     except (RedisError, CircuitOpen):
-        count, raw, floor = 0, None, None  # without Redis the rate limit fails open: reads matter more
+        return 0, None, None
+
+
+def cached_result(counted: Counted, throttle: Throttle | None, min_version: int = 0) -> Result | None:
+    """The hit as it is: a found entry at or above ``min_version`` for a client within its limit;
+    None for everything ``read_document`` has to decide."""
+    count, raw, _ = counted
+    if raw is None or (throttle is not None and count > throttle.limit):
+        return None
+    entry = cache.decode(raw)
+    if entry.status != 200 or entry.version < min_version:
+        return None
+    return Result.of(entry, "cache")
+
+
+def read_document(
+    ref: DocumentAddress, throttle: Throttle | None = None, min_version: int = 0, counted: Counted | None = None
+) -> Result:
+    """The document, never older than the key's version floor nor than ``min_version`` (a client
+    that wrote version N asks to read at least N). ``counted`` is this request's ``counted_read``
+    when it was already made (the hot-read middleware makes it)."""
+    count, raw, floor = counted_read(ref, throttle) if counted is None else counted
     check_rate(throttle, count)
     if raw is not None:
         entry = cache.decode(raw)

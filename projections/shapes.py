@@ -10,7 +10,10 @@ that a new shape rolls out without a deploy and without a read error:
 
 The hot read asks on every request, so each process keeps a switch's value for
 ``SHAPE_SWITCH_LOCAL_SECONDS`` (after that, waffle's Redis-cached value; Postgres behind it). A
-failure to read a switch keeps the last value known (shape 1 before any).
+failure to read a switch keeps the last value known (shape 1 before any). A read never waits for
+Postgres once its process knows the read switch: when the value is due, a thread of the process
+reads it again and requests go on with the last value meanwhile (a hot read needs no Postgres at
+all). Writers (projections, the shape backfill) read the write switch themselves when it is due.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import threading
 import time
 
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, connections
 from django_redis.exceptions import ConnectionInterrupted
 from redis.exceptions import RedisError
 from waffle import switch_is_active
@@ -31,22 +34,59 @@ WRITE_V2 = "product_document_v2_write"
 READ_V2 = "product_document_v2_read"
 
 _known: dict[str, tuple[float, bool]] = {}
+_refreshing: set[str] = set()
+_generation = 0  # bumped by forget(): a refresh begun before it must not put back what it read
 _lock = threading.Lock()
 
 
-def _switch(name: str) -> bool:
-    now = time.monotonic()
-    known = _known.get(name)
-    if known is not None and now < known[0]:
-        return known[1]
+def _remember(name: str, value: bool, generation: int) -> None:
+    with _lock:
+        if generation == _generation:
+            _known[name] = (time.monotonic() + settings.SHAPE_SWITCH_LOCAL_SECONDS, value)
+
+
+def _read(name: str, last: bool, generation: int) -> bool:
     try:
         value = switch_is_active(name)
     except (RedisError, ConnectionInterrupted, DatabaseError) as exc:
         logger.warning("switch %s unreadable (%s); keeping its last value", name, exc)
-        value = known[1] if known is not None else False
-    with _lock:
-        _known[name] = (now + settings.SHAPE_SWITCH_LOCAL_SECONDS, value)
+        value = last
+    _remember(name, value, generation)
     return value
+
+
+def _switch(name: str) -> bool:
+    known = _known.get(name)
+    if known is not None and time.monotonic() < known[0]:
+        return known[1]
+    return _read(name, known[1] if known is not None else False, _generation)
+
+
+def _switch_without_waiting(name: str) -> bool:
+    """The value this process knows, read again by a thread of its own when it is due; only the
+    first read in a process waits for it."""
+    known = _known.get(name)
+    if known is None:
+        return _switch(name)
+    if time.monotonic() >= known[0]:
+        with _lock:
+            start = name not in _refreshing
+            _refreshing.add(name)
+        if start:
+            threading.Thread(target=_refresh, args=(name, known[1], _generation), daemon=True).start()
+    return known[1]
+
+
+def _refresh(name: str, last: bool, generation: int) -> None:
+    try:
+        _read(name, last, generation)
+    except Exception:  # nothing waits on this thread: say why, keep the last value
+        logger.exception("switch %s not refreshed", name)
+        _remember(name, last, generation)
+    finally:
+        connections.close_all()  # this thread's own connection, if the read opened one
+        with _lock:
+            _refreshing.discard(name)
 
 
 def write_shape() -> int:
@@ -54,10 +94,12 @@ def write_shape() -> int:
 
 
 def read_shape() -> int:
-    return 2 if _switch(READ_V2) else 1
+    return 2 if _switch_without_waiting(READ_V2) else 1
 
 
 def forget() -> None:
     """Drop the values this process keeps (a test flips a switch and reads at once)."""
+    global _generation
     with _lock:
         _known.clear()
+        _generation += 1

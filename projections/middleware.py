@@ -1,0 +1,64 @@
+"""The hot read served before the rest of the middleware stack.
+
+A product read whose Redis entry is there is the customer API's most frequent request, and it needs
+nothing from sessions, authentication, CSRF, messages, static files, read-only mode (reads are never
+refused) or login limits; its view would not use them. This middleware sits right after the read
+metrics and ``SecurityMiddleware`` (so the hit is timed, redirected to HTTPS and given the security
+headers as every answer is) and answers the hit itself: the URL resolved as the handler would, the
+host checked against ``ALLOWED_HOSTS``, then the reader's one Redis round trip (rate limit, entry,
+hit counter). Whatever that round trip cannot answer on its own — a miss, a client over its limit,
+an entry below ``min_version``, a cached absence, Redis unreachable — goes down the whole stack to
+the view with the round trip's outcome attached, so that the view neither counts the request again
+nor reads Redis twice. HEAD, OPTIONS and every other route never stop here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.urls import Resolver404, resolve, reverse
+from rest_framework.exceptions import ValidationError
+
+from . import apis, reader, shapes
+from .registry import product_document
+
+ROUTE = "product-detail"
+
+
+class HotReadMiddleware:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self.prefix = reverse(ROUTE, kwargs={"sku": "x"}).removesuffix("x/")
+        view = apis.ProductDetailApi()
+        view.setup(HttpRequest())  # as Django sets a view up: HEAD answered by GET
+        self.allow = ", ".join(view.allowed_methods)  # DRF's Allow header
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.method != "GET" or not request.path_info.startswith(self.prefix):
+            return self.get_response(request)
+        try:
+            match = resolve(request.path_info)
+        except Resolver404:
+            return self.get_response(request)
+        if match.url_name != ROUTE:
+            return self.get_response(request)
+        try:
+            min_version = apis.min_version_of(request)
+        except ValidationError:
+            return self.get_response(request)  # the view answers 400
+        request.get_host()  # DisallowedHost (400) as CommonMiddleware would raise it
+        request.resolver_match = match
+        throttle = apis.anon_throttle(request)
+        counted = reader.counted_read(product_document(match.kwargs["sku"]), throttle)
+        result = reader.cached_result(counted, throttle, min_version)
+        if result is None:
+            setattr(request, apis.HOT_READ_ATTRIBUTE, counted)
+            return self.get_response(request)
+        response = apis.document_response(request, result, shapes.read_shape())
+        response["Allow"] = self.allow
+        response["X-Served-From"] = result.source
+        response["X-Frame-Options"] = settings.X_FRAME_OPTIONS
+        response["Content-Length"] = str(len(response.content))
+        return response
