@@ -13,7 +13,11 @@ DDB_LOCAL_SHA1 := fd034c221ca3e982990fca04b4bd0e2ed26729fa
 DDB_LOCAL_DIR := .dynamodb-local
 DDB_LOCAL_STAMP := $(DDB_LOCAL_DIR)/.installed-10.3.0
 
-.PHONY: run test lint unit bench install services clean dynamodb-local browser
+# wrk, the HTTP load generator of `make bench` (Debian's package, this release); without it the bench
+# falls back to its own Python generator (bench/loadgen.py), which shares the CPUs it measures.
+WRK_VERSION := 4.1.0-3+b2
+
+.PHONY: run test lint unit bench install services clean dynamodb-local browser wrk
 
 $(STAMP): requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -53,6 +57,15 @@ browser:
 	  || echo "chromium could not be installed: the browser test will be skipped"; \
 	fi
 
+# Installed where it is missing and we may (root with apt-get); otherwise the bench says which
+# generator it used.
+wrk:
+	@if ! command -v wrk >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  echo "installing wrk $(WRK_VERSION) (Debian package) for make bench"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk=$(WRK_VERSION) >/dev/null) \
+	  || echo "wrk could not be installed: make bench uses its Python load generator"; \
+	fi
+
 # The settings need these three to import. Placeholders where nothing connects: mypy's Django plugin
 # and the unit tests (values from the environment are not used there).
 NO_SERVICES := DATABASE_URL=postgresql://none@127.0.0.1:9/none REDIS_URL=redis://127.0.0.1:9/0 SECRET_KEY=none
@@ -70,7 +83,7 @@ test: lint $(STAMP) $(DDB_LOCAL_STAMP) browser
 	$(BIN)/python -m devtools.launcher test $(ARGS)
 
 # `make bench` (full, under 10 minutes) or `make bench QUICK=1` (under 2); see bench/run.py.
-bench: $(BENCH_STAMP) $(DDB_LOCAL_STAMP)
+bench: $(BENCH_STAMP) $(DDB_LOCAL_STAMP) wrk
 	QUICK=$(QUICK) $(BIN)/python -m devtools.launcher bench
 
 clean:

@@ -38,12 +38,14 @@ class Processes:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
 
     def start(self, name: str, command: list[str], **kwargs) -> subprocess.Popen:
+        """``env`` adds to the environment every child gets."""
+        env = {**self.env, **kwargs.pop("env", {})}
         log = None
         if "stdout" not in kwargs:
             log = open(LOG_DIR / f"{name}.log", "wb")
             kwargs.update(stdout=log, stderr=subprocess.STDOUT)
         try:
-            process = subprocess.Popen(command, cwd=BASE_DIR, env=self.env, start_new_session=True, **kwargs)
+            process = subprocess.Popen(command, cwd=BASE_DIR, env=env, start_new_session=True, **kwargs)
         finally:
             if log is not None:
                 log.close()

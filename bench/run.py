@@ -42,7 +42,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
 import django  # noqa: E402
 
-from bench import report  # noqa: E402
+from bench import report, suffering  # noqa: E402
 from bench.procs import LOG_DIR, Processes  # noqa: E402
 
 PATHS = ("floor", "orm", "cachalot", "hit", "dynamodb", "cold")
@@ -282,6 +282,8 @@ def run_wrk(port: int, paths: list[str], seconds: float, concurrency: int) -> di
         "function request()\n  i = i + 1\n"
         "  local n = ((offset or 0) * math.floor(#paths / 2) + i) % #paths + 1\n"
         "  return wrk.format(\"GET\", paths[n])\nend\n"
+        "function done(summary, latency, requests)\n"
+        "  io.write(string.format(\"p95_us %d\\n\", latency:percentile(95)))\nend\n"
     )
     completed = subprocess.run(
         ["wrk", "-t2", f"-c{concurrency}", f"-d{max(1, round(seconds))}s", "--latency", "-s", str(script),
@@ -312,7 +314,9 @@ def run_wrk(port: int, paths: list[str], seconds: float, concurrency: int) -> di
         "requests_per_second": number(r"Requests/sec:\s+([\d.]+)"),
         "status": {"200": requests - non_2xx, **({"non-2xx": non_2xx} if non_2xx else {})},
         "errors": errors,
-        "latency_us": {"p50": duration_us("50"), "p95": float("nan"), "p99": duration_us("99")},
+        "latency_us": {
+            "p50": duration_us("50"), "p95": number(r"p95_us (\d+)", float("nan")), "p99": duration_us("99"),
+        },
         "raw": text,
     }
 
@@ -612,6 +616,9 @@ def main(argv: list[str]) -> int:
         others = [sku for sku in pool if sku not in read_set]
         http = over_http(cfg, procs, hot, others, clock)
         began = time.perf_counter()
+        suffered = suffering.suffering(cfg.quick, procs, hot, others)
+        clock.step("reads while Postgres suffers", began)
+        began = time.perf_counter()
         from django.conf import settings
 
         worker = procs.worker(settings.CELERY_TASK_DEFAULT_QUEUE)
@@ -660,10 +667,11 @@ def main(argv: list[str]) -> int:
         "write_load": write_load,
         "cachalot_staleness": stale,
         "lag": lag,
+        "suffering": suffered,
         "notes": notes,
     }
     report.RESULTS.mkdir(exist_ok=True)
-    table = report.markdown(results)
+    table = report.markdown(results) + "\n" + suffering.markdown(suffered)
     over_time = ["Projection lag over time (per bucket of commit time; every point in lag.png):"]
     for row in lag:
         over_time += report.lag_over_time(row)

@@ -180,14 +180,17 @@ def _pg_require_password(data: Path, port: int, password_file: Path) -> str:
     return password
 
 
-def start_postgres(directory: Path = PG_DIR) -> dict[str, str]:
+def start_postgres(directory: Path = PG_DIR, port: int | None = None) -> dict[str, str]:
+    """Start (or find running) the server on ``directory``; on ``port`` when given (the bench
+    restarts a server it stopped where its clients expect it), else on a free one."""
     from pgserver import _commands as pg
 
     data = directory / "data"
     password_file = directory / "password"
     user = _pg_user(directory)
-    port = _running_postgres_port(data)
-    if port:
+    running = _running_postgres_port(data)
+    if running:
+        port = running
         log(f"postgres: a server already runs on {data} (port {port}); using it")
     else:
         directory.mkdir(parents=True, exist_ok=True)
@@ -196,7 +199,7 @@ def start_postgres(directory: Path = PG_DIR) -> dict[str, str]:
             password = new_password()
             write_private(password_file, password + "\n")
             _pg_initdb(data, directory, user, password)
-        port = free_port()
+        port = port or free_port()
         options = f"-h 127.0.0.1 -p {port} -k {directory} -c fsync=off -c max_connections=200"
         pg.pg_ctl(  # type: ignore[attr-defined]  # pgserver makes its commands at import time
             ["-w", "-o", options, "-l", str(directory / "log"), "start"], pgdata=data, user=user, timeout=60,
