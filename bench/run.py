@@ -42,7 +42,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
 import django  # noqa: E402
 
-from bench import report, suffering  # noqa: E402
+from bench import hotpath, report, suffering  # noqa: E402
 from bench.procs import LOG_DIR, Processes  # noqa: E402
 
 PATHS = ("floor", "orm", "cachalot", "hit", "dynamodb", "cold")
@@ -611,12 +611,15 @@ def main(argv: list[str]) -> int:
         backfilled = prepare(cfg, clock)
         hot, pool = choose_skus(cfg)
         paths, raw = in_process(cfg, hot, clock)
+        began = time.perf_counter()
+        parts = hotpath.breakdown(hot, rounds=10 if cfg.quick else 40)
+        clock.step("hot read breakdown", began)
         orders = checkout(cfg, hot, clock)
         read_set = set(hot)
         others = [sku for sku in pool if sku not in read_set]
         http = over_http(cfg, procs, hot, others, clock)
         began = time.perf_counter()
-        suffered = suffering.suffering(cfg.quick, procs, hot, others)
+        suffered = suffering.suffering(cfg.quick, procs, hot, others[cfg.cold_skus:])  # projected, not cold
         clock.step("reads while Postgres suffers", began)
         began = time.perf_counter()
         from django.conf import settings
@@ -667,11 +670,12 @@ def main(argv: list[str]) -> int:
         "write_load": write_load,
         "cachalot_staleness": stale,
         "lag": lag,
+        "hot_read_breakdown": parts,
         "suffering": suffered,
         "notes": notes,
     }
     report.RESULTS.mkdir(exist_ok=True)
-    table = report.markdown(results) + "\n" + suffering.markdown(suffered)
+    table = report.markdown(results) + "\n" + hotpath.markdown(parts) + "\n" + suffering.markdown(suffered)
     over_time = ["Projection lag over time (per bucket of commit time; every point in lag.png):"]
     for row in lag:
         over_time += report.lag_over_time(row)
