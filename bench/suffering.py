@@ -14,12 +14,14 @@ Django's WSGI handler, as the in-process read paths are (one request after anoth
 Conditions:
 
 - ``normal``: nothing else runs (the reference, measured in the same run);
-- ``saturated``: pgbench's select-only transactions from ``CLIENTS_PER_CORE`` clients per core on a
-  database of its own, Postgres (the server and its backends) and pgbench under ``SCHED_IDLE``: they
-  take every CPU cycle the app leaves, so Postgres is saturated as on a host of its own while the app
-  keeps its CPU. (Postgres shares this host's CPUs with the app: at equal priority the phase would
-  measure the app starved of CPU, not the app waiting for Postgres.) With a Postgres whose processes
-  this bench cannot see, pgbench still runs, at equal priority;
+- ``saturated``: pgbench's select-only transactions from ``CLIENTS_PER_CORE`` clients per Postgres core
+  on a database of its own. Postgres shares this host's CPUs with the app, where it would have a host
+  of its own: at equal footing the phase would measure the app starved of CPU, and woken late by a
+  kernel busy with Postgres's tens of thousands of round trips a second, not the app waiting for
+  Postgres. So, for the embedded server: Postgres (the server, its backends) and pgbench run on every
+  CPU but the first, under ``SCHED_IDLE``; this process and Redis on the first; pgbench talks to the
+  server over its Unix socket, off the loopback TCP path the app's Redis packets take. (With one CPU,
+  only ``SCHED_IDLE``.) With a Postgres whose processes this bench cannot see, pgbench runs as it is;
 - ``stopped``: the embedded server stopped (``pg_ctl stop -m fast``), then started again on its port.
   A Postgres given by ``DATABASE_URL`` is not stopped (not ours to stop): the condition is skipped
   and the table says so.
@@ -122,20 +124,25 @@ IDLE = (os.SCHED_IDLE, os.sched_param(0))
 NORMAL = (os.SCHED_OTHER, os.sched_param(0))
 
 
-def _schedule(data: Path | None, policy: tuple[int, os.sched_param]) -> bool:
-    """Every process of the server under ``policy`` (the backends it starts later inherit it)."""
-    if data is None:
-        return False
-    for pid in _server_pids(data):
+def _place(pids: list[int], cpus: set[int], policy: tuple[int, os.sched_param] | None = None) -> None:
+    for pid in pids:
         try:
-            os.sched_setscheduler(pid, *policy)
+            os.sched_setaffinity(pid, cpus)
+            if policy is not None:
+                os.sched_setscheduler(pid, *policy)
         except (ProcessLookupError, PermissionError):
             pass
-    return True
 
 
-def _idle() -> None:
-    os.sched_setscheduler(0, *IDLE)
+def _redis_pid() -> int | None:
+    """The cache's Redis server, when it runs on this host."""
+    from projections.cache import client
+
+    pid = int(client().info("server")["process_id"])
+    try:
+        return pid if Path(f"/proc/{pid}/comm").read_text().startswith("redis") else None
+    except OSError:
+        return None
 
 
 def _pgbench() -> str | None:
@@ -161,7 +168,12 @@ def saturated(procs: Processes, scale: int) -> Iterator[dict[str, Any]]:
     if pgbench is None:
         raise RuntimeError("pgbench is neither bundled with pgserver nor on PATH")
     env = {"PGPASSWORD": db["PASSWORD"] or ""}
-    target = ["-h", db["HOST"] or "127.0.0.1", "-p", str(db["PORT"] or 5432), "-U", db["USER"] or "postgres"]
+    data = embedded_data_dir()
+    # pgbench's tens of thousands of round trips a second through loopback TCP would queue the app's
+    # own Redis packets behind them in the kernel: the embedded server's Unix socket keeps them off
+    # that path, as a Postgres on another host would.
+    host = str(data.parent) if data is not None else db["HOST"] or "127.0.0.1"
+    target = ["-h", host, "-p", str(db["PORT"] or 5432), "-U", db["USER"] or "postgres"]
     conn = psycopg2.connect(
         dbname="postgres", user=db["USER"] or None, password=db["PASSWORD"] or None,
         host=db["HOST"] or None, port=db["PORT"] or None, connect_timeout=5,
@@ -175,26 +187,41 @@ def saturated(procs: Processes, scale: int) -> Iterator[dict[str, Any]]:
         [pgbench, *target, "-i", "-q", "-s", str(scale), LOAD_DATABASE],
         env={**os.environ, **env}, check=True, capture_output=True, timeout=300,
     )
-    data = embedded_data_dir()
-    idle = _schedule(data, IDLE)
-    cores = os.cpu_count() or 1
-    clients = CLIENTS_PER_CORE * cores
+    cpus = os.sched_getaffinity(0)
+    # Postgres on CPUs of its own, as on a host of its own: the app (this process) and Redis keep one.
+    split = data is not None and len(cpus) > 1
+    app_cpus = {min(cpus)} if split else cpus
+    pg_cpus = cpus - app_cpus if split else cpus
+    redis = _redis_pid()
+    app = [os.getpid(), *([redis] if redis else [])]
+    server = _server_pids(data) if data is not None else []
+    _place(app, app_cpus)
+    _place(server, pg_cpus, IDLE)  # the backends it starts for pgbench inherit both
+
+    def placed() -> None:
+        os.sched_setaffinity(0, pg_cpus)
+        os.sched_setscheduler(0, *IDLE)
+
+    clients = CLIENTS_PER_CORE * len(pg_cpus)
+    threads = len(pg_cpus)
     progress = LOG_DIR / "pgbench.log"
     with open(progress, "wb") as out:
         process = procs.start(
             "pgbench",
-            [pgbench, *target, "-S", "-c", str(clients), "-j", str(cores), "-T", "3600", "-P", "1", LOAD_DATABASE],
-            env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=_idle,
+            [pgbench, *target, "-S", "-c", str(clients), "-j", str(threads), "-T", "3600", "-P", "1", LOAD_DATABASE],
+            env=env, stdout=out, stderr=subprocess.STDOUT, preexec_fn=placed,
         )
     time.sleep(2)  # its clients connected and running
     try:
         yield {
-            "clients": clients, "threads": cores, "scale": scale, "idle": idle,
-            "command": f"pgbench -S -c {clients} -j {cores} (scale {scale})",
+            "clients": clients, "threads": threads, "scale": scale, "embedded": data is not None,
+            "command": f"pgbench -S -c {clients} -j {threads} (scale {scale})",
+            "postgres_cpus": sorted(pg_cpus), "app_cpus": sorted(app_cpus), "redis_placed": redis is not None,
         }
     finally:
         procs.stop(process)
-        _schedule(data, NORMAL)
+        _place(app, cpus)
+        _place(_server_pids(data) if data is not None else [], cpus, NORMAL)
         tps = [float(v) for v in re.findall(r"progress: [\d.]+ s, ([\d.]+) tps", progress.read_text(errors="replace"))]
         log(f"  pgbench ran {len(tps)} s at {sum(tps) / len(tps) if tps else 0:,.0f} transactions/s on average")
 
@@ -305,28 +332,35 @@ def markdown(results: dict[str, Any]) -> str:
         " per path and condition). Saturated: "
         + (
             f"{load.get('command', '?')} on a database of its own"
-            + (", Postgres and pgbench under SCHED_IDLE (saturated as on a host of its own; the app keeps its CPU)"
-               if load.get("idle") else " (Postgres's processes are not on this host: equal priority)")
+            + (
+                f", over the server's Unix socket; Postgres and pgbench on CPUs {load.get('postgres_cpus')} under"
+                f" SCHED_IDLE, the app{' and Redis' if load.get('redis_placed') else ''} on CPUs"
+                f" {load.get('app_cpus')} (Postgres saturated as on a host of its own)"
+                if load.get("embedded") else " (Postgres is not on this host: nothing placed)"
+            )
         )
         + ". Stopped: "
         + (results.get("stopped_skipped") or "the embedded server stopped (`pg_ctl stop -m fast`), then started.")
         + " Errors = 5xx answers.",
         "",
-        "| path | condition | p50 µs | p95 µs | p99 µs | N | errors | p95 vs Postgres well | served from |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---|",
+        "| path | condition | p50 µs | p95 µs | p99 µs | N | errors | p95 vs Postgres well | p95 vs the floor's"
+        " (same condition) | served from |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     normal = results["conditions"].get("normal", {})
     for path, title in PATHS.items():
         for condition, label in CONDITIONS.items():
             row = results["conditions"].get(condition, {}).get(path)
             if row is None:
-                lines.append(f"| {title} | {label} | — | — | — | — | — | — | {results.get('stopped_skipped', '')} |")
+                skipped = results.get("stopped_skipped", "")
+                lines.append(f"| {title} | {label} | — | — | — | — | — | — | — | {skipped} |")
                 continue
             lat = row["latency_us"]
             base = normal.get(path, {}).get("latency_us", {}).get("p95") or float("nan")
+            floor = results["conditions"][condition].get("floor", {}).get("latency_us", {}).get("p95") or float("nan")
             served = ", ".join(f"{k} {v:,}" for k, v in row["served_from"].items())
             lines.append(
                 f"| {title} | {label} | {lat['p50']:,.0f} | {lat['p95']:,.0f} | {lat['p99']:,.0f} | {lat['n']:,} |"
-                f" {row['errors']:,} | {lat['p95'] / base:.2f}x | {served} |"
+                f" {row['errors']:,} | {lat['p95'] / base:.2f}x | {lat['p95'] / floor:.2f}x | {served} |"
             )
     return "\n".join(lines) + "\n"
