@@ -62,7 +62,7 @@ browser:
 wrk:
 	@if ! command -v wrk >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 	  echo "installing wrk $(WRK_VERSION) (Debian package) for make bench"; \
-	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk=$(WRK_VERSION) >/dev/null) \
+	  (apt-get -o DPkg::Lock::Timeout=300 update -qq && DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=300 install -y -qq wrk=$(WRK_VERSION) >/dev/null) \
 	  || echo "wrk could not be installed: make bench uses its Python load generator"; \
 	fi
 
