@@ -9,8 +9,9 @@ DJANGO_SETTINGS_MODULE=bench.settings. Steps, all in one run on the same data:
 1. a fresh ``hybridsite_bench`` database (migrated), ``bench-`` DynamoDB tables, ``hs-bench-`` Redis keys;
 2. ``seed_demo`` and a timed backfill (documents/second);
 3. six read paths in process (latency percentiles, Postgres queries, DynamoDB calls, Redis round trips),
-   then checkout (``POST /api/orders/``) the same way;
+   the hot read's breakdown beside the floor (bench/hotpath.py), then checkout (``POST /api/orders/``);
 4. the same paths over HTTP: gunicorn with 2 sync workers and wrk, or bench/loadgen.py without wrk;
+   then reads while Postgres is saturated and stopped (bench/suffering.py);
 5. hit ratio and p95 of cachalot and Hybridsite while price updates run (a real Celery worker projects);
 6. projection lag at sustained write rates, from the documents' own timestamps.
 
