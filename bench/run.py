@@ -42,7 +42,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
 import django  # noqa: E402
 
-from bench import report  # noqa: E402
+from bench import report, throughput  # noqa: E402
 from bench.procs import LOG_DIR, Processes  # noqa: E402
 
 PATHS = ("floor", "orm", "cachalot", "hit", "dynamodb", "cold")
@@ -621,6 +621,9 @@ def main(argv: list[str]) -> int:
         stale = cachalot_staleness(hot)
         lag = projection_lag(cfg, procs, lag_writers, clock)
         procs.stop(worker)
+        began = time.perf_counter()
+        relay_throughput = throughput.relay_vs_workers(procs, cfg.drain_timeout, log)
+        clock.step("relay throughput", began)
     except KeyboardInterrupt:
         log("interrupted; stopping what the bench started")
         return 130
@@ -660,10 +663,11 @@ def main(argv: list[str]) -> int:
         "write_load": write_load,
         "cachalot_staleness": stale,
         "lag": lag,
+        "relay_throughput": relay_throughput,
         "notes": notes,
     }
     report.RESULTS.mkdir(exist_ok=True)
-    table = report.markdown(results)
+    table = report.markdown(results) + "\n" + throughput.markdown(relay_throughput, dynamodb_description())
     over_time = ["Projection lag over time (per bucket of commit time; every point in lag.png):"]
     for row in lag:
         over_time += report.lag_over_time(row)
