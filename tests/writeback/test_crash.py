@@ -88,6 +88,7 @@ def write_carts(user_ids: list[int], skus: list[str], rng: random.Random, writes
         thread.join()
 
 
+@pytest.mark.proof
 def test_consumer_killed_at_random_during_cart_writes_loses_and_doubles_nothing(
     start_consumer, on_sale, customers, seed
 ):
