@@ -262,6 +262,8 @@ def drain(
                 result.stopped_by = StopReason.EMPTY
                 break
             if backlog is not None and len(rows) == limit:
+                # Now, not on commit: the other relay claims rows committed long ago (it skips
+                # these), and joins while this batch is projected.
                 backlog()
                 backlog = None
             _project_batch(rows, result, inline)
