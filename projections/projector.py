@@ -119,16 +119,16 @@ def aggregate_locks(owners: Sequence[str]) -> Iterator[None]:
     """Session-level advisory locks on several aggregates, taken in one query one after another in
     the order of their lock keys: batches that share aggregates wait for each other, and since each
     takes its locks in the same order, none holds one the other waits for while waiting itself."""
-    with connection.cursor() as cursor:
-        # The aggregate consumes the sorted subquery's rows in order: each lock is taken in turn.
-        cursor.execute(
-            "SELECT count(pg_advisory_lock(k)) FROM"
-            " (SELECT DISTINCT hashtextextended(o, 0) AS k FROM unnest(%s::text[]) AS o ORDER BY k) AS ordered",
-            [list(owners)],
-        )
     try:
+        with connection.cursor() as cursor:
+            # The aggregate consumes the sorted subquery's rows in order: each lock is taken in turn.
+            cursor.execute(
+                "SELECT count(pg_advisory_lock(k)) FROM"
+                " (SELECT DISTINCT hashtextextended(o, 0) AS k FROM unnest(%s::text[]) AS o ORDER BY k) AS ordered",
+                [list(owners)],
+            )
         yield
-    finally:
+    finally:  # also after a failed wait (a statement timeout): the locks it took before are released
         with connection.cursor() as cursor:
             cursor.execute(
                 "SELECT count(pg_advisory_unlock(k)) FROM"

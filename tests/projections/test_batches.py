@@ -9,7 +9,7 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.db import connection, connections
+from django.db import OperationalError, connection, connections
 
 from catalog import services
 from catalog.models import Category, OutboxEvent, Product
@@ -204,6 +204,29 @@ def test_a_batch_takes_its_locks_in_the_order_of_their_keys():
             cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [middle])
         thread.join(10)
         assert taken.is_set()
+    finally:
+        holder.close()
+
+
+def test_a_batch_whose_wait_fails_keeps_none_of_the_locks_it_took():
+    """A statement timeout while waiting for one aggregate: the locks taken before it are released,
+    not left on a session that lives on in the relay's pool."""
+    owners = [f"product#{n}" for n in range(1, 6)]
+    last = max(owners, key=_lock_key)
+    holder = connections.create_connection("default")
+    try:
+        holder.ensure_connection()
+        with holder.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(hashtextextended(%s, 0))", [last])
+        with connection.cursor() as cursor:
+            cursor.execute("SET statement_timeout = 200")
+        try:
+            with pytest.raises(OperationalError), aggregate_locks(owners):
+                pass
+        finally:
+            with connection.cursor() as cursor:
+                cursor.execute("SET statement_timeout = 0")
+        assert _held_by(connection.connection.info.backend_pid) == set()
     finally:
         holder.close()
 
