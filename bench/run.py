@@ -12,7 +12,8 @@ DJANGO_SETTINGS_MODULE=bench.settings. Steps, all in one run on the same data:
    then checkout (``POST /api/orders/``) the same way;
 4. the same paths over HTTP: gunicorn with 2 sync workers and wrk, or bench/loadgen.py without wrk;
 5. hit ratio and p95 of cachalot and Hybridsite while price updates run (a real Celery worker projects);
-6. projection lag at sustained write rates, from the documents' own timestamps.
+6. projection lag at sustained write rates, from the documents' own timestamps;
+7. relay throughput against 1, 2 and 4 worker processes (bench/throughput.py).
 
 It asserts nothing about speed. Results: bench/results/latest.md, latest.json and PNG plots.
 """
