@@ -16,8 +16,9 @@ ROOT_URLCONF = "bench.urls"
 DATABASES = {"default": {**DATABASES["default"], "NAME": "hybridsite_bench"}}
 DYNAMODB_TABLE_PREFIX = f"bench-{DYNAMODB_TABLE_PREFIX}"
 CACHES = {
+    **CACHES,
     "default": {**CACHES["default"], "KEY_PREFIX": f"hs-{DYNAMODB_TABLE_PREFIX}"},
-    "flags": {**CACHES["flags"], "KEY_PREFIX": f"hs-flags-{DYNAMODB_TABLE_PREFIX}"},
+    "flags": {**CACHES["flags"], "KEY_PREFIX": f"hs-{DYNAMODB_TABLE_PREFIX}flags"},
 }
 CELERY_TASK_DEFAULT_QUEUE = f"{DYNAMODB_TABLE_PREFIX}celery"
 
