@@ -9,7 +9,8 @@ DJANGO_SETTINGS_MODULE=bench.settings. Steps, all in one run on the same data:
 1. a fresh ``hybridsite_bench`` database (migrated), ``bench-`` DynamoDB tables, ``hs-bench-`` Redis keys;
 2. ``seed_demo`` and a timed backfill (documents/second);
 3. six read paths in process (latency percentiles, Postgres queries, DynamoDB calls, Redis round trips),
-   then checkout (``POST /api/orders/``) the same way;
+   then checkout (``POST /api/orders/``) the same way; then cart writes and their write-back lag
+   (bench/carts.py);
 4. the same paths over HTTP: gunicorn with 2 sync workers and wrk, or bench/loadgen.py without wrk;
 5. hit ratio and p95 of cachalot and Hybridsite while price updates run (a real Celery worker projects);
 6. projection lag at sustained write rates, from the documents' own timestamps.
@@ -266,6 +267,16 @@ def checkout(cfg: Config, hot: list[str], clock: Clock) -> dict[str, Any]:
         "checkout", began, f"p50 {summary['p50']:,.0f} µs, p99 {summary['p99']:,.0f} µs over {summary['n']:,};"
         f" {result['counts']}; {result['statuses']}",
     )
+    return result
+
+
+def cart_writes(cfg: Config, procs: Processes, hot: list[str], clock: Clock) -> dict[str, Any]:
+    from bench.carts import carts
+
+    began = time.perf_counter()
+    result = carts(quick=cfg.quick, procs=procs, hot=hot, count_requests=cfg.count_requests,
+                   concurrency=cfg.concurrency, log=log)
+    clock.step("carts", began, "cart writes (in process, HTTP) and the write-back lag")
     return result
 
 
@@ -608,6 +619,7 @@ def main(argv: list[str]) -> int:
         hot, pool = choose_skus(cfg)
         paths, raw = in_process(cfg, hot, clock)
         orders = checkout(cfg, hot, clock)
+        cart_results = cart_writes(cfg, procs, hot, clock)
         read_set = set(hot)
         others = [sku for sku in pool if sku not in read_set]
         http = over_http(cfg, procs, hot, others, clock)
@@ -656,6 +668,7 @@ def main(argv: list[str]) -> int:
         "backfill": backfilled,
         "paths": paths,
         "checkout": orders,
+        "carts": cart_results,
         "http": http,
         "write_load": write_load,
         "cachalot_staleness": stale,

@@ -15,7 +15,11 @@ ROOT_URLCONF = "bench.urls"
 # Isolation from `make run` and from test runs: same servers, other names.
 DATABASES = {"default": {**DATABASES["default"], "NAME": "hybridsite_bench"}}
 DYNAMODB_TABLE_PREFIX = f"bench-{DYNAMODB_TABLE_PREFIX}"
-CACHES = {"default": {**CACHES["default"], "KEY_PREFIX": f"hs-{DYNAMODB_TABLE_PREFIX}"}}
+CACHES = {
+    **CACHES,
+    "default": {**CACHES["default"], "KEY_PREFIX": f"hs-{DYNAMODB_TABLE_PREFIX}"},
+    "flags": {**CACHES["flags"], "KEY_PREFIX": f"hs-flags-{DYNAMODB_TABLE_PREFIX}"},
+}
 CELERY_TASK_DEFAULT_QUEUE = f"{DYNAMODB_TABLE_PREFIX}celery"
 
 # Throttling stays on (counted in the reader's one Redis round trip) but never trips.
