@@ -193,11 +193,16 @@ def test_outbox_notification_is_delivered_at_commit(raw_connect) -> None:
         cursor.execute("LISTEN hybridsite_outbox")
     price = PriceFactory()
 
-    def notified() -> bool:
+    def notified(payload: str | None = None) -> bool:
         listener.poll()
-        return bool(listener.notifies)
+        return any(payload in (None, notify.payload) for notify in listener.notifies)
 
-    wait_for(notified, 10, 0.02, "the factory's notification")  # delivered asynchronously
+    # The factory commits several times; a marker committed after it arrives after all of its
+    # notifications (they are delivered in commit order), so none of them is left to come.
+    with writer.cursor() as cursor:
+        cursor.execute("NOTIFY hybridsite_outbox, 'marker'")
+    writer.commit()
+    wait_for(lambda: notified("marker"), 10, 0.02, "the marker after the factory's notifications")
     listener.notifies.clear()
     with writer.cursor() as cursor:
         cursor.execute("UPDATE catalog_price SET amount = 2 WHERE id = %s", [price.pk])

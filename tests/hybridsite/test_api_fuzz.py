@@ -117,6 +117,7 @@ def fuzz(headers: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
     return operations, failures
 
 
+@pytest.mark.proof
 def test_public_api_as_anonymous(catalog):
     operations, failures = fuzz()
     assert sorted(operations) == [
@@ -125,6 +126,7 @@ def test_public_api_as_anonymous(catalog):
     assert failures == [], "\n\n".join(failures)
 
 
+@pytest.mark.proof
 def test_whole_api_with_a_staff_token(staff_token):
     operations, failures = fuzz({"Authorization": f"Token {staff_token}"})
     assert len(operations) == 16, operations
@@ -140,6 +142,7 @@ def customer_token(catalog) -> str:
     return Token.objects.create(user=user).key
 
 
+@pytest.mark.proof
 def test_customer_api_with_a_customer_token(customer_token):
     operations, failures = fuzz({"Authorization": f"Token {customer_token}"})
     assert not [name for name in operations if "/api/internal/" in name]  # the staff API stays unlisted

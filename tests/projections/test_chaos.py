@@ -143,6 +143,7 @@ def restart_empty(proxy: TcpProxy, location: str) -> None:
     proxy.up()
 
 
+@pytest.mark.proof
 def test_chaos(start_worker, settings, redis_proxy, dynamodb_proxy, seed):
     settings.THROTTLE_ANON_PER_MINUTE = 10**9  # one client reading as fast as it can,
     settings.THROTTLE_CACHE_FILLS_PER_MINUTE = 10**9  # deleted SKUs included

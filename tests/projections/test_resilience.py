@@ -48,6 +48,7 @@ def random_write(rng: random.Random, products: list[Product], warehouses: list[W
             cursor.execute("UPDATE catalog_stocklevel SET quantity = quantity + 1 WHERE product_id = %s", [product.pk])
 
 
+@pytest.mark.proof
 def test_worker_sigkilled_during_1000_writes(start_worker, seed):
     # The writes and the kills draw from generators of their own: the killer thread draws while the
     # writer does, so one shared generator would hand out different writes on a replay.

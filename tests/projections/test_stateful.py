@@ -233,6 +233,7 @@ class LifecycleMachine(RuleBasedStateMachine):
         self.redis_restarted_empty()
 
 
+@pytest.mark.proof
 @pytest.mark.usefixtures("transactional_db", "redis_clean")
 def test_lifecycle_never_loses_a_delete_nor_reads_backwards(dynamodb_proxy, settings) -> None:
     settings.OUTBOX_BACKOFF_BASE_SECONDS = 0

@@ -140,6 +140,7 @@ def copies() -> list[tuple]:
     )
 
 
+@pytest.mark.proof
 def test_consumer_killed_at_random_during_cart_writes_loses_and_doubles_nothing(
     start_consumer, on_sale, customers, seed
 ):
