@@ -92,12 +92,13 @@ class Processes:
         wait_started(process, answers, "gunicorn", 60)
         return port
 
-    def worker(self, queue: str) -> subprocess.Popen:
+    def worker(self, queue: str, concurrency: int = 2, beat: bool = True) -> subprocess.Popen:
         log = LOG_DIR / "worker.log"
+        beat_args = ["-B", "--schedule", str(LOG_DIR / "celerybeat-schedule")] if beat else []
         process = self.start("worker", [
-            str(BIN / "celery"), "-A", "hybridsite", "worker", "-B", "--schedule", str(LOG_DIR / "celerybeat-schedule"),
-            "--queues", queue, "--concurrency", "2", "--loglevel", "INFO", "--without-gossip", "--without-mingle",
-            "--hostname", f"bench{os.getpid()}@%h",
+            str(BIN / "celery"), "-A", "hybridsite", "worker", *beat_args,
+            "--queues", queue, "--concurrency", str(concurrency), "--loglevel", "INFO", "--without-gossip",
+            "--without-mingle", "--hostname", f"bench{os.getpid()}@%h",
         ])
         wait_started(process, lambda: b" ready." in log.read_bytes(), "celery worker", 60)
         return process

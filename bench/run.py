@@ -13,7 +13,8 @@ DJANGO_SETTINGS_MODULE=bench.settings. Steps, all in one run on the same data:
    (bench/carts.py);
 4. the same paths over HTTP: gunicorn with 2 sync workers and wrk, or bench/loadgen.py without wrk;
 5. hit ratio and p95 of cachalot and Hybridsite while price updates run (a real Celery worker projects);
-6. projection lag at sustained write rates, from the documents' own timestamps.
+6. projection lag at sustained write rates, from the documents' own timestamps;
+7. relay throughput against 1, 2 and 4 worker processes (bench/throughput.py).
 
 It asserts nothing about speed. Results: bench/results/latest.md, latest.json and PNG plots.
 """
@@ -43,7 +44,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
 import django  # noqa: E402
 
-from bench import report  # noqa: E402
+from bench import report, throughput  # noqa: E402
 from bench.procs import LOG_DIR, Processes  # noqa: E402
 
 PATHS = ("floor", "orm", "cachalot", "hit", "dynamodb", "cold")
@@ -633,6 +634,9 @@ def main(argv: list[str]) -> int:
         stale = cachalot_staleness(hot)
         lag = projection_lag(cfg, procs, lag_writers, clock)
         procs.stop(worker)
+        began = time.perf_counter()
+        relay_throughput = throughput.relay_vs_workers(procs, cfg.drain_timeout, log)
+        clock.step("relay throughput", began)
     except KeyboardInterrupt:
         log("interrupted; stopping what the bench started")
         return 130
@@ -673,10 +677,11 @@ def main(argv: list[str]) -> int:
         "write_load": write_load,
         "cachalot_staleness": stale,
         "lag": lag,
+        "relay_throughput": relay_throughput,
         "notes": notes,
     }
     report.RESULTS.mkdir(exist_ok=True)
-    table = report.markdown(results)
+    table = report.markdown(results) + "\n" + throughput.markdown(relay_throughput, dynamodb_description())
     over_time = ["Projection lag over time (per bucket of commit time; every point in lag.png):"]
     for row in lag:
         over_time += report.lag_over_time(row)

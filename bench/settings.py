@@ -18,7 +18,7 @@ DYNAMODB_TABLE_PREFIX = f"bench-{DYNAMODB_TABLE_PREFIX}"
 CACHES = {
     **CACHES,
     "default": {**CACHES["default"], "KEY_PREFIX": f"hs-{DYNAMODB_TABLE_PREFIX}"},
-    "flags": {**CACHES["flags"], "KEY_PREFIX": f"hs-flags-{DYNAMODB_TABLE_PREFIX}"},
+    "flags": {**CACHES["flags"], "KEY_PREFIX": f"hs-{DYNAMODB_TABLE_PREFIX}flags"},
 }
 CELERY_TASK_DEFAULT_QUEUE = f"{DYNAMODB_TABLE_PREFIX}celery"
 

@@ -4,9 +4,10 @@
 
 ``random`` picks each product uniformly from the SKUs (a write load on the read set); ``distinct``
 writes each SKU at most once, in order (so that every document's own timestamps time exactly one
-write). Writes are scheduled at ``start + i / rate`` and spread over a few threads, each with its own
-database connection, so that one slow commit does not hold the others back. Prints ``READY``, waits
-for a line on stdin, runs, then prints one JSON line.
+write). Writes are scheduled at ``start + i / rate`` and spread over a few processes (one per 100
+writes/s: one process's interpreter lock would cap the rate) of a few threads each, each thread
+with its own database connection, so that one slow commit does not hold the others back. Prints
+``READY``, waits for a line on stdin, runs, then prints one JSON line.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
 import os
 import random
 import sys
@@ -21,6 +23,7 @@ import threading
 import time
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 sys.path[0] = str(Path(__file__).resolve().parent.parent)
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
@@ -55,49 +58,70 @@ def main() -> None:
     else:
         plan = [rng.choice(skus) for _ in range(total)]
     amounts = [Decimal(rng.randint(100, 50_000)) / 100 for _ in range(total)]
-    threads = max(1, min(8, math.ceil(args.rate / 25)))
+    processes = max(1, min(4, math.ceil(args.rate / 100)))
+    threads = max(1, min(8, math.ceil(args.rate / processes / 25)))
 
+    def run(share: int, starts: Any, results: Any) -> None:
+        """Writes ``share``, ``share + processes``, ... on ``threads`` threads, from the start time given."""
+        start = starts.get()
+        mine = list(range(share, total, processes))
+        lock = threading.Lock()
+        state = {"next": 0, "done": 0, "errors": 0, "max_late_ms": 0.0, "last_error": ""}
+
+        def work() -> None:
+            try:
+                while True:
+                    with lock:
+                        n = state["next"]
+                        state["next"] += 1
+                    if n >= len(mine):
+                        return
+                    i = mine[n]
+                    delay = start + i / args.rate - time.perf_counter()
+                    if delay > 0:
+                        time.sleep(delay)
+                    late_ms = -delay * 1000 if delay < 0 else 0.0
+                    try:
+                        price_set(product=products[plan[i]], currency="EUR", amount=amounts[i])
+                        with lock:
+                            state["done"] += 1
+                            state["max_late_ms"] = max(state["max_late_ms"], late_ms)
+                    except Exception as exc:  # counted and reported; the load goes on
+                        with lock:
+                            state["errors"] += 1
+                            state["last_error"] = f"{type(exc).__name__}: {exc}"[:300]
+            finally:
+                connection.close()
+
+        workers = [threading.Thread(target=work) for _ in range(threads)]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+        results.put(state)
+
+    context = multiprocessing.get_context("fork")
+    starts, results = context.Queue(), context.Queue()
+    children = [context.Process(target=run, args=(share, starts, results)) for share in range(processes)]
+    for child in children:
+        child.start()
     print("READY", flush=True)
     sys.stdin.readline()
-    start_wall, start = time.time(), time.perf_counter()
-    lock = threading.Lock()
-    state = {"next": 0, "done": 0, "errors": 0, "max_late_ms": 0.0, "last_error": ""}
-
-    def work() -> None:
-        try:
-            while True:
-                with lock:
-                    i = state["next"]
-                    state["next"] += 1
-                if i >= total:
-                    return
-                delay = start + i / args.rate - time.perf_counter()
-                if delay > 0:
-                    time.sleep(delay)
-                late_ms = -delay * 1000 if delay < 0 else 0.0
-                try:
-                    price_set(product=products[plan[i]], currency="EUR", amount=amounts[i])
-                    with lock:
-                        state["done"] += 1
-                        state["max_late_ms"] = max(state["max_late_ms"], late_ms)
-                except Exception as exc:  # counted and reported; the load goes on
-                    with lock:
-                        state["errors"] += 1
-                        state["last_error"] = f"{type(exc).__name__}: {exc}"[:300]
-        finally:
-            connection.close()
-
-    workers = [threading.Thread(target=work) for _ in range(threads)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join()
+    start_wall, start = time.time(), time.perf_counter() + 0.01  # the clock every process shares
+    for _ in children:
+        starts.put(start)
+    states = [results.get() for _ in children]
+    for child in children:
+        child.join()
     elapsed = time.perf_counter() - start
+    done = sum(state["done"] for state in states)
     print(json.dumps({
-        "mode": args.mode, "target_rate": args.rate, "planned": total, "done": state["done"],
-        "errors": state["errors"], "last_error": state["last_error"], "threads": threads,
-        "seconds": elapsed, "achieved_rate": state["done"] / elapsed if elapsed else 0.0,
-        "max_late_ms": state["max_late_ms"], "start_wall": start_wall,
+        "mode": args.mode, "target_rate": args.rate, "planned": total, "done": done,
+        "errors": sum(state["errors"] for state in states),
+        "last_error": next((state["last_error"] for state in states if state["last_error"]), ""),
+        "processes": processes, "threads": threads, "seconds": elapsed,
+        "achieved_rate": done / elapsed if elapsed else 0.0,
+        "max_late_ms": max(state["max_late_ms"] for state in states), "start_wall": start_wall,
         "skus": plan if args.mode == "distinct" else [],
     }), flush=True)
 

@@ -26,6 +26,34 @@ def product_get_aggregate(*, product_id: int) -> Product | None:
     return product_aggregate_queryset().filter(pk=product_id).first()
 
 
+def products_get_aggregates(*, product_ids: list[int]) -> list[Product]:
+    """Several products with everything their documents need, in the same three queries as one."""
+    return list(product_aggregate_queryset().filter(pk__in=product_ids))
+
+
+def category_paths(*, category_ids: set[int]) -> dict[int, list[Category]]:
+    """Each category's path, root first, with every ancestor of them all read in one query."""
+    found = {
+        category.pk: category
+        for category in Category.objects.raw(
+            "WITH RECURSIVE up AS ("
+            " SELECT * FROM catalog_category WHERE id = ANY(%s)"
+            " UNION SELECT c.* FROM catalog_category c JOIN up ON c.id = up.parent_id"
+            ") SELECT * FROM up",
+            [sorted(category_ids)],
+        )
+    }
+    paths: dict[int, list[Category]] = {}
+    for category_id in category_ids:
+        path: list[Category] = []
+        current = found.get(category_id)
+        while current is not None and current not in path:
+            path.insert(0, current)
+            current = found.get(current.parent_id) if current.parent_id is not None else None
+        paths[category_id] = path
+    return paths
+
+
 def category_path(*, category: Category) -> list[Category]:
     """Root first. Categories are few; each step is a cached FK lookup at most."""
     path = [category]

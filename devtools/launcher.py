@@ -32,6 +32,7 @@ from urllib.parse import urlsplit
 
 from devtools.embedded import (
     BASE_DIR,
+    BENCH_DYNAMODB_DIR,
     BIN,
     POSTGRES,
     REDIS,
@@ -40,6 +41,8 @@ from devtools.embedded import (
     dynamodb_engine,
     log,
     pid_alive,
+    start_dynamodb_local,
+    stop_dynamodb_local,
     write_private,
 )
 from devtools.net import NotReady
@@ -309,12 +312,20 @@ def _main(argv: list[str]) -> int:
         if command == "bench":
             env = {"SECRET_KEY": secrets.token_urlsafe(32), **env, "DJANGO_SETTINGS_MODULE": "bench.settings"}
             env = metrics_env(env, "prometheus-bench")
-            bench = subprocess.Popen(
-                [sys.executable, str(BASE_DIR / "bench" / "run.py"), *argv[1:]], env=env, cwd=BASE_DIR
-            )
-            # Ctrl-C reaches the bench as well: wait while it stops the processes it started.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
-            return bench.wait()
+            in_memory = env.get("DYNAMODB_ENGINE") == "dynamodb-local" and not os.environ.get("DYNAMODB_ENDPOINT")
+            if in_memory:
+                log("dynamodb: starting the bench's own DynamoDB Local, in memory")
+                env = {**env, **start_dynamodb_local(BENCH_DYNAMODB_DIR, in_memory=True)}
+            try:
+                bench = subprocess.Popen(
+                    [sys.executable, str(BASE_DIR / "bench" / "run.py"), *argv[1:]], env=env, cwd=BASE_DIR
+                )
+                # Ctrl-C reaches the bench as well: wait while it stops the processes it started.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                return bench.wait()
+            finally:
+                if in_memory:
+                    stop_dynamodb_local(BENCH_DYNAMODB_DIR)
         env = metrics_env(serving_env(env), "prometheus")
         manage(env, "migrate", "--noinput")
         manage(env, "projections_setup", "--backfill-created")

@@ -31,6 +31,7 @@ def table_meta(name: str, **extra: object) -> MetaProtocol:
         "connect_timeout_seconds": settings.DYNAMODB_TIMEOUT_SECONDS,
         "read_timeout_seconds": settings.DYNAMODB_TIMEOUT_SECONDS,
         "max_retry_attempts": 1,
+        "max_pool_connections": settings.DYNAMODB_MAX_POOL_CONNECTIONS,
         "billing_mode": "PAY_PER_REQUEST",
         **extra,
     }

@@ -138,6 +138,8 @@ DYNAMODB_ENGINE = env.choice(
 AWS_REGION = env.str("AWS_REGION", "eu-west-1")
 DYNAMODB_TABLE_PREFIX = env.str("DYNAMODB_TABLE_PREFIX", "hybridsite-")
 DYNAMODB_TIMEOUT_SECONDS = env.float("DYNAMODB_TIMEOUT_SECONDS", 5.0, minimum=0.05)
+# HTTP connections kept per table client: at least the projectors' writer threads.
+DYNAMODB_MAX_POOL_CONNECTIONS = env.int("DYNAMODB_MAX_POOL_CONNECTIONS", 32, 1)
 # Empty keys mean the standard AWS credential chain; a local emulator accepts any keys.
 AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", "testing" if DYNAMODB_ENDPOINT else "")
 AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", "testing" if DYNAMODB_ENDPOINT else "")
@@ -349,7 +351,9 @@ CACHE_FLOOR_TTL_SECONDS = env.int("CACHE_FLOOR_TTL_SECONDS", 86400, 1)
 
 # Projection relay (see README "Projection pipeline").
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", 200, 1)
-OUTBOX_PROJECT_THREADS = env.int("OUTBOX_PROJECT_THREADS", 8, 1)
+OUTBOX_PROJECT_THREADS = env.int("OUTBOX_PROJECT_THREADS", 2, 1)
+# Threads per process issuing a batch's conditional DynamoDB writes at once.
+PROJECTION_WRITE_THREADS = env.int("PROJECTION_WRITE_THREADS", 16, 1)
 OUTBOX_SWEEP_SECONDS = env.float("OUTBOX_SWEEP_SECONDS", 2.0, 0.1)
 OUTBOX_MAX_ATTEMPTS = env.int("OUTBOX_MAX_ATTEMPTS", 5, 1)
 OUTBOX_BACKOFF_BASE_SECONDS = env.float("OUTBOX_BACKOFF_BASE_SECONDS", 1.0, 0.0)

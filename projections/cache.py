@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import cast
 
@@ -55,6 +55,15 @@ if not leased or below or (v and v >= version) then
   return 0
 end
 redis.call('SET', KEYS[1], ARGV[3], 'PX', ARGV[4])
+return 1
+"""
+
+
+# KEYS: entry, fill lease. A key DynamoDB never held: its entry goes and a running fill's lease is
+# revoked, in one step (the floor stays).
+_FORGET = """
+redis.call('DEL', KEYS[1])
+redis.call('SET', KEYS[2], 'revoked', 'XX', 'KEEPTTL')
 return 1
 """
 
@@ -128,33 +137,58 @@ def refresh_after_projection(name: str, version: int, body: bytes | None) -> boo
         return False
 
 
-def forget(name: str) -> bool:
-    """Drop a document's entry and revoke a running fill's lease (the floor stays); False when Redis
-    could not be reached."""
-    try:
-        pipe = client().pipeline(transaction=True)
-        pipe.delete(cache_keys.document(name))
-        pipe.set(cache_keys.fill_lock(name), "revoked", xx=True, keepttl=True)
-        pipe.execute()
-        return True
-    except RedisError as exc:
-        metrics.incr("cache.refresh_failed")
-        logger.warning("cache forget of %s failed: %s", name, exc)
-        return False
+@dataclass
+class Refreshes:
+    """What one projection changes in Redis: documents stored (body None: absent), entries of keys
+    DynamoDB never held dropped, listings moved to a new generation."""
+
+    stored: list[tuple[str, int, bytes | None]] = field(default_factory=list)
+    forgotten: list[str] = field(default_factory=list)
+    listings: set[str] = field(default_factory=set)
 
 
-def bump_listings(listings: set[str]) -> bool:
-    """Move the listings to a new generation (their cached pages become unreachable); False when
-    Redis could not be reached."""
-    if not listings:
-        return True
-    try:
-        pipe = client().pipeline(transaction=False)
-        for listing in sorted(listings):
+def refresh_after_projections(batch: list[Refreshes]) -> list[bool]:
+    """Every projection's refreshes in one pipelined round trip; for each, whether all of its own
+    reached Redis (when one did not, that projection is retried, as after
+    :func:`refresh_after_projection`).
+
+    A stored entry goes through the compare-and-set script (never an older version; a reader's
+    fill lease revoked); a forgotten one is dropped and its fill lease revoked in one script, so
+    that no fill lands in between; a listing's generation is counted up.
+    """
+    if not any(r.stored or r.forgotten or r.listings for r in batch):
+        return [True] * len(batch)
+    redis = client()
+    pipe = redis.pipeline(transaction=False)
+    store_script, forget_script = script(redis, _STORE), script(redis, _FORGET)
+    floor_ttl = settings.CACHE_FLOOR_TTL_SECONDS * 1000
+    senders: list[int] = []
+    for index, refreshes in enumerate(batch):
+        for name, version, body in refreshes.stored:
+            payload = encode(version, 404 if body is None else 200, body or b"")
+            store_script(
+                keys=[cache_keys.document(name), cache_keys.floor(name), cache_keys.fill_lock(name)],
+                args=["", version, payload, ttl_ms(negative=body is None), floor_ttl],
+                client=pipe,
+            )
+            senders.append(index)
+        for name in refreshes.forgotten:
+            forget_script(keys=[cache_keys.document(name), cache_keys.fill_lock(name)], client=pipe)
+            senders.append(index)
+        for listing in sorted(refreshes.listings):
             pipe.incr(cache_keys.listing_generation(listing))
-        pipe.execute()
-        return True
+            senders.append(index)
+    refreshed = [True] * len(batch)
+    try:
+        answers = pipe.execute(raise_on_error=False)
     except RedisError as exc:
-        metrics.incr("cache.refresh_failed")
-        logger.warning("listing generation bump failed for %s: %s", sorted(listings), exc)
-        return False
+        answers = [exc] * len(senders)
+    for index, answer in zip(senders, answers):
+        if isinstance(answer, Exception):
+            refreshed[index] = False
+    if not all(refreshed):
+        failed = refreshed.count(False)
+        metrics.incr("cache.refresh_failed", failed)
+        logger.warning("cache refresh failed for %d of %d projections: %s", failed, len(batch),
+                       next(a for a in answers if isinstance(a, Exception)))
+    return refreshed

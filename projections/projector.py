@@ -16,17 +16,26 @@ version of it.
 A duplicate delivery still refreshes the cache (the projection before it may have died between
 DynamoDB and Redis); a failed cache refresh is reported in the outcome, and the relay retries it.
 Before each table's writes the projector checks that its session still holds the lock (fencing).
+
+Aggregates are projected in batches (:func:`project_many`): their locks are taken in one query in
+a stable order (so two batches that share aggregates wait for each other, never deadlock), their
+snapshots and manifests are read with a few queries for the whole batch, their DynamoDB writes go
+out concurrently (each still conditioned on its own version) and their cache refreshes in one
+pipelined round trip. Each aggregate keeps its own outcome: one that fails does not fail the others.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import orjson
 from django.conf import settings
@@ -42,6 +51,9 @@ from .registry import AGGREGATES, Aggregate, Item, Projection, Snapshot
 from .tables import ProjectedItem
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 MAX_ITEM_BYTES = 400 * 1024
 ENVELOPE_BYTES = 1024  # key, owner, version and timestamps, generously
@@ -62,6 +74,17 @@ class Outcome:
     lag_ms: list[float] = field(default_factory=list)
     cache_failed: bool = False
     """A cache refresh failed: the relay retries the projection so that Redis catches up."""
+    refreshes: cache.Refreshes = field(default_factory=cache.Refreshes)
+    """What Redis must learn of this projection's writes, sent once all of the batch's are done."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """One aggregate to project; ``deleted_version`` as in :func:`project`."""
+
+    aggregate_type: str
+    aggregate_id: int
+    deleted_version: int | None = None
 
 
 class LockBusy(Exception):
@@ -91,14 +114,58 @@ def aggregate_lock(owner: str, wait_ms: int | None = None) -> Iterator[None]:
             cursor.execute("SELECT pg_advisory_unlock(hashtextextended(%s, 0))", [owner])
 
 
-def read_snapshot(aggregate: Aggregate, aggregate_id: int) -> Snapshot:
+@contextmanager
+def aggregate_locks(owners: Sequence[str]) -> Iterator[None]:
+    """Session-level advisory locks on several aggregates, taken in one query one after another in
+    the order of their lock keys: batches that share aggregates wait for each other, and since each
+    takes its locks in the same order, none holds one the other waits for while waiting itself."""
+    try:
+        with connection.cursor() as cursor:
+            # The aggregate consumes the sorted subquery's rows in order: each lock is taken in turn.
+            cursor.execute(
+                "SELECT count(pg_advisory_lock(k)) FROM"
+                " (SELECT DISTINCT hashtextextended(o, 0) AS k FROM unnest(%s::text[]) AS o ORDER BY k) AS ordered",
+                [list(owners)],
+            )
+        yield
+    finally:  # also after a failed wait (a statement timeout): the locks it took before are released
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_advisory_unlock(k)) FROM"
+                " (SELECT DISTINCT hashtextextended(o, 0) AS k FROM unnest(%s::text[]) AS o) AS held",
+                [list(owners)],
+            )
+
+
+def _in_snapshot(load: Callable[[], T]) -> T:
+    """``load()`` in one REPEATABLE READ, read-only transaction: every query sees the same state."""
     if connection.in_atomic_block:
         # Inside a caller's transaction (a test, a management shell): its snapshot is the one we get.
-        return aggregate.load(aggregate_id)
+        return load()
     with transaction.atomic():
         with connection.cursor() as cursor:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
-        return aggregate.load(aggregate_id)
+        return load()
+
+
+def read_snapshot(aggregate: Aggregate, aggregate_id: int) -> Snapshot:
+    return _in_snapshot(lambda: aggregate.load(aggregate_id))
+
+
+def read_snapshots(requests: Sequence[Request]) -> dict[tuple[str, int], Snapshot]:
+    """The aggregates' snapshots, all from one consistent read, a few queries per aggregate type."""
+    by_type: dict[str, list[int]] = {}
+    for request in requests:
+        by_type.setdefault(request.aggregate_type, []).append(request.aggregate_id)
+
+    def load() -> dict[tuple[str, int], Snapshot]:
+        return {
+            (name, aggregate_id): snapshot
+            for name, ids in by_type.items()
+            for aggregate_id, snapshot in AGGREGATES[name].load_many(ids).items()
+        }
+
+    return _in_snapshot(load)
 
 
 def render(item: Item, owner: str) -> bytes:
@@ -143,29 +210,38 @@ class Manifest:
     keys: dict[str, set[tuple[str, ...]]]
 
     @classmethod
-    def read(cls, owner: str) -> Manifest:
-        stored = OwnerManifest.objects.filter(owner=owner).values_list("version", "keys").first()
-        if stored is None:
-            return cls(version=0, keys={})
-        version, keys = stored
-        return cls(version=version, keys={table: {tuple(k) for k in ks} for table, ks in keys.items()})
+    def read_many(cls, owners: Sequence[str]) -> dict[str, Manifest]:
+        """The owners' manifests in one query (an owner without one gets an empty manifest)."""
+        stored = OwnerManifest.objects.filter(owner__in=owners).values_list("owner", "version", "keys")
+        found = {
+            owner: cls(version=version, keys={table: {tuple(k) for k in ks} for table, ks in keys.items()})
+            for owner, version, keys in stored
+        }
+        return {owner: found.get(owner) or cls(version=0, keys={}) for owner in owners}
 
     def grown(self, planned: dict[str, set[tuple[str, ...]]]) -> dict[str, set[tuple[str, ...]]]:
         """The keys to track before writing: those known and those about to be written, per table
         of the plan (a table no projection writes any more is dropped, and so is an empty one)."""
         return _nonempty({table: self.keys.get(table, set()) | keys for table, keys in planned.items()})
 
-    def write(self, owner: str) -> None:
-        """Store unless a newer projection already stored its manifest."""
-        encoded = orjson.dumps({table: sorted(keys) for table, keys in sorted(self.keys.items())}).decode()
+    def encoded(self) -> str:
+        return orjson.dumps({table: sorted(keys) for table, keys in sorted(self.keys.items())}).decode()
+
+    @staticmethod
+    def write_many(manifests: dict[str, Manifest]) -> None:
+        """Store each in one statement, unless a newer projection already stored its manifest."""
+        if not manifests:
+            return
+        table = OwnerManifest._meta.db_table
+        owners = sorted(manifests)  # rows in one order: concurrent statements never deadlock on them
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
-                INSERT INTO {OwnerManifest._meta.db_table} (owner, version, keys) VALUES (%s, %s, %s)
+                INSERT INTO {table} (owner, version, keys) VALUES {", ".join(["(%s, %s, %s)"] * len(owners))}
                 ON CONFLICT (owner) DO UPDATE SET version = EXCLUDED.version, keys = EXCLUDED.keys
-                WHERE {OwnerManifest._meta.db_table}.version <= EXCLUDED.version
+                WHERE {table}.version <= EXCLUDED.version
                 """,
-                [owner, self.version, encoded],
+                [value for owner in owners for value in (owner, manifests[owner].version, manifests[owner].encoded())],
             )
 
 
@@ -179,17 +255,22 @@ class Fenced(Exception):
     A session that died fails the check with a connection error instead (transient as well)."""
 
 
-def _fence(owner: str) -> None:
-    """Check, on the session that took it, that the aggregate's lock is still held."""
+def _unfenced(owners: Sequence[str]) -> set[str]:
+    """Those of the owners whose lock the session that took it no longer holds (one query)."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
-            " AND pid = pg_backend_pid() AND objsubid = 1"
-            " AND ((classid::bigint << 32) | objid::bigint) = hashtextextended(%s, 0))",
-            [owner],
+            "SELECT o FROM unnest(%s::text[]) AS o WHERE hashtextextended(o, 0) NOT IN"
+            " (SELECT (classid::bigint << 32) | objid::bigint FROM pg_locks WHERE locktype = 'advisory'"
+            " AND granted AND pid = pg_backend_pid() AND objsubid = 1)",
+            [list(owners)],
         )
-        if not cursor.fetchone()[0]:
-            raise Fenced(f"{owner}: the projection lock is no longer held")
+        return {row[0] for row in cursor.fetchall()}
+
+
+def _fence(owner: str) -> None:
+    """Check, on the session that took it, that the aggregate's lock is still held."""
+    if _unfenced([owner]):
+        raise Fenced(f"{owner}: the projection lock is no longer held")
 
 
 def project(
@@ -205,43 +286,168 @@ def project(
     replaces documents of the same version, whose content is wrong (newer ones stay protected),
     and tombstones items of this owner that its manifest does not know, found through the index.
     ``lock_wait_ms`` bounds the wait for another projector of the same aggregate (a reader)."""
-    aggregate = AGGREGATES[aggregate_type]
-    owner = aggregate.owner(aggregate_id)
-    with aggregate_lock(owner, lock_wait_ms):
-        snapshot = read_snapshot(aggregate, aggregate_id)
-        projected_at = timezone.now()
-        plans = [_Plan(projection, snapshot, owner, projected_at) for projection in aggregate.projections]
-        manifest = Manifest.read(owner)
-        indexed = _indexed_items(plans, owner) if repair else {}
-        gone = snapshot.state is None
-        newest_known = max([manifest.version, *(i.version for items in indexed.values() for i in items)])
-        version = max(deleted_version or 0, newest_known + 1) if gone else snapshot.version
-        outcome = Outcome(version=version)
-        grown = manifest.grown({plan.table: plan.keys for plan in plans})
-        if grown != manifest.keys:
-            Manifest(version=manifest.version, keys=grown).write(owner)
-        kept: dict[str, set[tuple[str, ...]]] = {}
-        for plan in plans:
-            previous = manifest.keys.get(plan.table, set()) | {
-                key_of(i, plan.projection.model) for i in indexed.get(plan.table, [])
-            }
-            _fence(owner)
-            still_live = _apply(plan, owner, snapshot, version, projected_at, outcome, previous, repair)
-            kept[plan.table] = plan.keys | still_live
-        wanted = _nonempty(kept)
-        # The same keys: nothing to record. A failed cache refresh keeps the keys, so that the
-        # retried projection still finds what it has to refresh (a tombstone it already wrote).
-        if wanted != manifest.keys and not outcome.cache_failed:
-            Manifest(version=max(version, outcome.version), keys=wanted).write(owner)
-    if outcome.written and snapshot.committed_at:
-        lag = projected_at - datetime.fromisoformat(snapshot.committed_at)
-        outcome.lag_ms.append(lag.total_seconds() * 1000)
+    result = project_many(
+        [Request(aggregate_type, aggregate_id, deleted_version)], repair=repair, lock_wait_ms=lock_wait_ms
+    )[0]
+    if isinstance(result, Exception):
+        raise result
+    return result
+
+
+def project_many(
+    requests: Sequence[Request], *, repair: bool = False, lock_wait_ms: int | None = None
+) -> list[Outcome | Exception]:
+    """Project several distinct aggregates as one batch (see :func:`project` for the arguments;
+    ``lock_wait_ms`` only for a batch of one). Returns each one's outcome, or the error that stopped
+    it, in order: an aggregate that fails does not stop the others, and a failure of a step the
+    batch shares (its locks, its snapshot) is every aggregate's."""
+    results: dict[int, Outcome | Exception] = {}
+    jobs: list[_Job] = []
+    for index, request in enumerate(requests):
+        aggregate = AGGREGATES.get(request.aggregate_type)
+        if aggregate is None:
+            results[index] = PermanentProjectionError(f"no projection is registered for {request.aggregate_type!r}")
+        else:
+            jobs.append(_Job(index, request, aggregate, aggregate.owner(request.aggregate_id)))
+    owners = [job.owner for job in jobs]
+    if len(set(owners)) != len(owners):
+        raise ValueError("a batch projects each aggregate once")
+    if jobs:
+        locks: AbstractContextManager[None]
+        if lock_wait_ms is not None:
+            if len(jobs) > 1:
+                raise ValueError("lock_wait_ms bounds the wait of a batch of one")
+            locks = aggregate_lock(owners[0], lock_wait_ms)
+        else:
+            locks = aggregate_locks(owners)
+        try:
+            with locks:
+                _project_jobs(jobs, results, repair)
+        except Exception as exc:
+            for job in jobs:
+                results.setdefault(job.index, exc)
+    outcomes = [result for result in results.values() if isinstance(result, Outcome)]
     metrics.incr_many({
-        "projector.written": outcome.written,
-        "projector.skipped": outcome.skipped,
-        "projector.tombstoned": outcome.tombstoned,
+        "projector.written": sum(outcome.written for outcome in outcomes),
+        "projector.skipped": sum(outcome.skipped for outcome in outcomes),
+        "projector.tombstoned": sum(outcome.tombstoned for outcome in outcomes),
     })
-    return outcome
+    return [results[index] for index in range(len(requests))]
+
+
+@dataclass
+class _Job:
+    """One aggregate of a batch, from its request to its outcome."""
+
+    index: int
+    request: Request
+    aggregate: Aggregate
+    owner: str
+    snapshot: Snapshot = field(init=False)
+    plans: list[_Plan] = field(init=False)
+    manifest: Manifest = field(init=False)
+    indexed: dict[str, list[ProjectedItem]] = field(init=False)
+    version: int = field(init=False)
+    """The version this projection writes (its tombstones may go above it: ``outcome.version``)."""
+    outcome: Outcome = field(init=False)
+    kept: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)
+
+    def plan(self, snapshot: Snapshot, manifest: Manifest, projected_at: datetime, repair: bool) -> None:
+        """Render every document and settle the version, before anything is written."""
+        self.snapshot, self.manifest = snapshot, manifest
+        self.plans = [_Plan(p, snapshot, self.owner, projected_at) for p in self.aggregate.projections]
+        self.indexed = _indexed_items(self.plans, self.owner) if repair else {}
+        newest_known = max([manifest.version, *(i.version for items in self.indexed.values() for i in items)])
+        gone = snapshot.state is None
+        self.version = max(self.request.deleted_version or 0, newest_known + 1) if gone else snapshot.version
+        self.outcome = Outcome(version=self.version)
+
+    def grown(self) -> dict[str, set[tuple[str, ...]]]:
+        return self.manifest.grown({plan.table: plan.keys for plan in self.plans})
+
+    def apply(self, table: int, projected_at: datetime, repair: bool) -> None:
+        """Write the documents of the aggregate's ``table``-th view and tombstone what it left."""
+        plan = self.plans[table]
+        previous = self.manifest.keys.get(plan.table, set()) | {
+            key_of(i, plan.projection.model) for i in self.indexed.get(plan.table, [])
+        }
+        still_live = _apply(
+            plan, self.owner, self.snapshot, self.version, projected_at, self.outcome, previous, repair
+        )
+        self.kept[plan.table] = plan.keys | still_live
+
+    def shrunk(self) -> Manifest | None:
+        """The manifest to store once every write is done, or None when it stays as it is. The same
+        keys: nothing to record. A failed cache refresh keeps the keys, so that the retried
+        projection still finds what it has to refresh (a tombstone it already wrote)."""
+        wanted = _nonempty(self.kept)
+        if wanted == self.manifest.keys or self.outcome.cache_failed:
+            return None
+        return Manifest(version=self.outcome.version, keys=wanted)
+
+
+def _project_jobs(jobs: list[_Job], results: dict[int, Outcome | Exception], repair: bool) -> None:
+    """The batch's steps, under its locks; each job that fails gets its error in ``results``."""
+    snapshots = read_snapshots([job.request for job in jobs])
+    manifests = Manifest.read_many([job.owner for job in jobs])
+    projected_at = timezone.now()
+    live: list[_Job] = []
+    for job in jobs:
+        try:
+            snapshot = snapshots[job.request.aggregate_type, job.request.aggregate_id]
+            job.plan(snapshot, manifests[job.owner], projected_at, repair)
+            live.append(job)
+        except Exception as exc:  # a document over the size limit: this aggregate only
+            results[job.index] = exc
+    Manifest.write_many({
+        job.owner: Manifest(version=job.manifest.version, keys=grown)
+        for job in live
+        if (grown := job.grown()) != job.manifest.keys
+    })
+    for table in range(max((len(job.plans) for job in live), default=0)):
+        unfenced = _unfenced([job.owner for job in live])
+        for job in live:
+            if job.owner in unfenced:
+                results[job.index] = Fenced(f"{job.owner}: the projection lock is no longer held")
+        live = [job for job in live if job.owner not in unfenced]
+        writing = [job for job in live if table < len(job.plans)]
+        write = partial(_Job.apply, table=table, projected_at=projected_at, repair=repair)
+        for job, error in zip(writing, concurrently(write, writing)):
+            if isinstance(error, Exception):
+                results[job.index] = error
+        live = [job for job in live if job.index not in results]
+    for job, refreshed in zip(live, cache.refresh_after_projections([job.outcome.refreshes for job in live])):
+        job.outcome.cache_failed |= not refreshed
+    Manifest.write_many({job.owner: manifest for job in live if (manifest := job.shrunk()) is not None})
+    for job in live:
+        outcome = job.outcome
+        if outcome.written and job.snapshot.committed_at:
+            lag = projected_at - datetime.fromisoformat(job.snapshot.committed_at)
+            outcome.lag_ms.append(lag.total_seconds() * 1000)
+        results[job.index] = outcome
+
+
+_writers: ThreadPoolExecutor | None = None
+_writers_lock = threading.Lock()
+
+
+def concurrently(func: Callable[[T], R], items: Sequence[T]) -> list[R | Exception]:
+    """``func`` of each item on the projectors' DynamoDB writer threads (they never touch
+    Postgres), in order; an error is returned in its place, not raised."""
+    global _writers
+    if len(items) <= 1:
+        return [_call(func, item) for item in items]
+    with _writers_lock:
+        if _writers is None:
+            _writers = ThreadPoolExecutor(settings.PROJECTION_WRITE_THREADS, thread_name_prefix="projection-writes")
+    return list(_writers.map(lambda item: _call(func, item), items))
+
+
+def _call(func: Callable[[T], R], item: T) -> R | Exception:
+    try:
+        return func(item)
+    except Exception as exc:
+        return exc
 
 
 def _nonempty(keys: dict[str, set[tuple[str, ...]]]) -> dict[str, set[tuple[str, ...]]]:
@@ -344,16 +550,15 @@ def _apply(
         elif tombstone_version is not None:  # written now or before: the cache learns it either way
             outcome.version = max(outcome.version, tombstone_version)
             _after_write(projection, key, tombstone_version, None, outcome, listings)
-    if not cache.bump_listings(listings):
-        outcome.cache_failed = True
+    outcome.refreshes.listings |= listings
     return live
 
 
 def _forget(projection: Projection, key: dict[str, str], outcome: Outcome, listings: set[str]) -> None:
     """Drop whatever the cache holds for a key DynamoDB never held: the next read fills it from
     DynamoDB or Postgres, never below the key's floor."""
-    if projection.cache_name and not cache.forget(projection.cache_name(key)):
-        outcome.cache_failed = True
+    if projection.cache_name:
+        outcome.refreshes.forgotten.append(projection.cache_name(key))
     if projection.listing:
         listings.add(projection.listing(key))
 
@@ -364,8 +569,7 @@ def _after_write(
     if projection.cache_name:
         name = projection.cache_name(key)
         outcome.documents[name] = body
-        if not cache.refresh_after_projection(name, version, body):
-            outcome.cache_failed = True
+        outcome.refreshes.stored.append((name, version, body))
     if projection.listing:
         listings.add(projection.listing(key))
 

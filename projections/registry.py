@@ -55,12 +55,17 @@ class Projection:
 @dataclass(frozen=True)
 class Aggregate:
     name: str
-    load: Callable[[int], Snapshot]
+    load_many: Callable[[list[int]], dict[int, Snapshot]]
+    """Snapshots of several aggregates by id, in a few queries whatever their number (the caller
+    holds the transaction that makes them one consistent read)."""
     owner: Callable[[int], str]
     """The owner written on every item of an aggregate (``owner_id`` reads it back)."""
     owner_id: Callable[[str], int | None]
     ids: Callable[[int, int], Iterator[list[int]]]
     projections: tuple[Projection, ...]
+
+    def load(self, aggregate_id: int) -> Snapshot:
+        return self.load_many([aggregate_id])[aggregate_id]
 
 
 # --- identities: one function (or constant) per data set, never a key built at a call site -------
@@ -136,12 +141,18 @@ class ProductState:
     category_path: list[Category]
 
 
-def load_product(product_id: int) -> Snapshot:
-    product = selectors.product_get_aggregate(product_id=product_id)
-    if product is None:
-        return Snapshot(state=None, version=0, committed_at=None)
-    state = ProductState(product=product, category_path=selectors.category_path(category=product.category))
-    return Snapshot(state=state, version=product.version, committed_at=product.updated_at.isoformat())
+GONE = Snapshot(state=None, version=0, committed_at=None)
+
+
+def load_products(product_ids: list[int]) -> dict[int, Snapshot]:
+    products = selectors.products_get_aggregates(product_ids=product_ids)
+    paths = selectors.category_paths(category_ids={product.category_id for product in products})
+    snapshots = dict.fromkeys(product_ids, GONE)
+    for product in products:
+        state = ProductState(product=product, category_path=paths[product.category_id])
+        committed_at = product.updated_at.isoformat()
+        snapshots[product.pk] = Snapshot(state=state, version=product.version, committed_at=committed_at)
+    return snapshots
 
 
 def _visible(snapshot: Snapshot) -> ProductState | None:
@@ -177,10 +188,11 @@ def product_ids(chunk: int, after: int = 0) -> Iterator[list[int]]:
 # --- category tree (one document for all categories) ------------------------------------------
 
 
-def load_category_tree(_: int) -> Snapshot:
+def load_category_tree(ids: list[int]) -> dict[int, Snapshot]:
     """The tree's version is counted in Postgres by the category triggers, in commit order."""
     version = CategoryTreeVersion.objects.values_list("version", flat=True).first() or 0
-    return Snapshot(state=list(Category.objects.all()), version=version, committed_at=None)
+    snapshot = Snapshot(state=list(Category.objects.all()), version=version, committed_at=None)
+    return dict.fromkeys(ids, snapshot)
 
 
 def build_category_tree(snapshot: Snapshot, projected_at: datetime) -> list[Item]:
@@ -197,7 +209,7 @@ def _tree_ids(chunk: int, after: int = 0) -> Iterator[list[int]]:
 AGGREGATES: dict[str, Aggregate] = {
     "product": Aggregate(
         name="product",
-        load=load_product,
+        load_many=load_products,
         owner=product_owner,
         owner_id=product_owner_id,
         ids=product_ids,
@@ -208,7 +220,7 @@ AGGREGATES: dict[str, Aggregate] = {
     ),
     "category": Aggregate(
         name="category",
-        load=load_category_tree,
+        load_many=load_category_tree,
         owner=lambda _: TREE_OWNER,
         owner_id=lambda owner: 0 if owner == TREE_OWNER else None,
         ids=_tree_ids,

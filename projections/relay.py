@@ -15,6 +15,7 @@ import logging
 import random
 import time
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -36,7 +37,7 @@ from catalog.models import OutboxEvent
 from . import metrics
 from .models import ReadFloor
 from .pool import ProjectorPool
-from .projector import Fenced, Outcome, PermanentProjectionError, project
+from .projector import Fenced, Outcome, Request, project_many
 from .registry import AGGREGATES
 
 logger = logging.getLogger(__name__)
@@ -171,33 +172,41 @@ def retry_dead(ids: list[int] | None = None) -> int:
 _pool: ProjectorPool | None = None
 
 
-def _project_group(group: list[OutboxRow]) -> Outcome:
-    """Project the aggregate of a group of rows."""
-    aggregate_type, aggregate_id = group[-1].aggregate_type, group[-1].aggregate_id
-    if aggregate_type not in AGGREGATES:
-        raise PermanentProjectionError(f"no projection is registered for {aggregate_type!r}")
-    outcome = project(aggregate_type, aggregate_id, deleted_version=max(row.version for row in group))
-    if outcome.cache_failed:
-        raise CacheRefreshFailed(f"{aggregate_type}#{aggregate_id}: projected, but the cache was not refreshed")
-    return outcome
+def _requests(groups: list[list[OutboxRow]]) -> list[Request]:
+    """One projection per aggregate: the last row names it, the highest version is what a gone
+    aggregate's tombstones carry at least."""
+    return [
+        Request(group[-1].aggregate_type, group[-1].aggregate_id, max(row.version for row in group))
+        for group in groups
+    ]
+
+
+def _project(requests: list[Request]) -> list[Outcome | Exception]:
+    """A batch of projections; a failed cache refresh fails its projection (it is retried)."""
+    results = project_many(requests)
+    return [
+        CacheRefreshFailed(f"{r.aggregate_type}#{r.aggregate_id}: projected, but the cache was not refreshed")
+        if isinstance(result, Outcome) and result.cache_failed else result
+        for r, result in zip(requests, results)
+    ]
 
 
 def _project_groups(groups: list[list[OutboxRow]], inline: bool) -> list[Outcome | Exception]:
-    """On the relay's pool, apart from the connection that holds the claim. ``inline``: in the
+    """The groups' aggregates, split into ``OUTBOX_PROJECT_THREADS`` batches projected at once on
+    the relay's pool, apart from the connection that holds the claim. ``inline``: one batch in the
     caller's own transaction, whose data only its connection can see."""
     global _pool
+    requests = _requests(groups)
     if inline:
-        return [_inline(group) for group in groups]
+        return _project(requests)
     if _pool is None:
         _pool = ProjectorPool(settings.OUTBOX_PROJECT_THREADS, "relay")
-    return _pool.map(_project_group, groups)
-
-
-def _inline(group: list[OutboxRow]) -> Outcome | Exception:
-    try:
-        return _project_group(group)
-    except Exception as exc:
-        return exc
+    size = -(-len(requests) // _pool.size)  # ceiling: at most one batch per thread
+    batches = [requests[start:start + size] for start in range(0, len(requests), size)]
+    results: list[Outcome | Exception] = []
+    for batch, answer in zip(batches, _pool.map(_project, batches)):
+        results += [answer] * len(batch) if isinstance(answer, Exception) else answer
+    return results
 
 
 def stop_projector_threads() -> None:
@@ -236,17 +245,27 @@ def _project_batch(rows: list[OutboxRow], result: DrainResult, inline: bool) -> 
     complete(done)
 
 
-def drain(max_seconds: float | None = None, batch_size: int | None = None) -> DrainResult:
-    """Project pending rows until none are left, time is up, or a dependency is down."""
+def drain(
+    max_seconds: float | None = None, batch_size: int | None = None, backlog: Callable[[], object] | None = None
+) -> DrainResult:
+    """Project pending rows until none are left, time is up, or a dependency is down. ``backlog``
+    is called once when a claim comes back full (more rows wait than one relay claims at a time),
+    so that the caller can start another relay beside this one."""
     deadline = time.monotonic() + (max_seconds if max_seconds is not None else settings.OUTBOX_DRAIN_SECONDS)
     result = DrainResult()
     inline = connection.in_atomic_block
+    limit = batch_size or settings.OUTBOX_BATCH_SIZE
     while time.monotonic() < deadline:
         with transaction.atomic():  # the claim: it ends with this transaction, or with its connection
-            rows = claim(batch_size or settings.OUTBOX_BATCH_SIZE)
+            rows = claim(limit)
             if not rows:
                 result.stopped_by = StopReason.EMPTY
                 break
+            if backlog is not None and len(rows) == limit:
+                # Now, not on commit: the other relay claims rows committed long ago (it skips
+                # these), and joins while this batch is projected.
+                backlog()
+                backlog = None
             _project_batch(rows, result, inline)
         if result.stopped_by:
             break

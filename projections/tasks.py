@@ -31,7 +31,7 @@ def relay_outbox() -> None:
         get_redis_connection("default").delete(cache_keys.relay_kick())
     except RedisError:
         pass
-    result = relay.drain()
+    result = relay.drain(backlog=kick_relay)  # a backlog: an idle worker process joins in
     if result.stopped_by is relay.StopReason.EMPTY:
         relay.forget_old_floors()
     if result.rows:

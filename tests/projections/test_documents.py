@@ -12,10 +12,11 @@ from catalog import selectors
 from catalog.models import Category, Product
 from projections import documents
 from projections.registry import (
+    GONE,
     Snapshot,
     build_listing_item,
     build_product_document,
-    load_product,
+    load_products,
 )
 from tests.factories import (
     CategoryFactory,
@@ -91,9 +92,29 @@ def test_listing_item_is_the_summary(hammer: Product) -> None:
     }
 
 
+def test_products_loaded_together_are_loaded_as_one_at_a_time(hammer: Product) -> None:
+    """A batch reads its products and every category above them in a few queries; each snapshot
+    holds what a read of its product alone holds, and a product that is gone is gone."""
+    mallets = CategoryFactory(slug="mallets", name="Mallets", parent=hammer.category)
+    mallet = ProductFactory(sku="MAL-1", name="Mallet", category=mallets)
+    PriceFactory(product=mallet, currency="EUR", amount=Decimal("7"))
+    top = ProductFactory(sku="TOP-1", name="Toolbox", category=hammer.category.parent)
+    missing = max(hammer.pk, mallet.pk, top.pk) + 1
+
+    snapshots = load_products([hammer.pk, mallet.pk, top.pk, missing])
+
+    assert snapshots[missing] == GONE
+    for product in (hammer, mallet, top):
+        alone = selectors.product_get_aggregate(product_id=product.pk)
+        state = snapshots[product.pk].state
+        assert state.category_path == selectors.category_path(category=alone.category)
+        assert build_product_document(snapshots[product.pk], PROJECTED_AT)[0].body == _document(alone)
+    assert [c.slug for c in snapshots[mallet.pk].state.category_path] == ["tools", "hammers", "mallets"]
+
+
 def test_registry_keys_and_inactive_products(hammer: Product) -> None:
     """Inactive products are absent from the public views, so the projector tombstones them."""
-    snapshot = load_product(hammer.pk)
+    [snapshot] = load_products([hammer.pk]).values()
     [document] = build_product_document(snapshot, PROJECTED_AT)
     [listing] = build_listing_item(snapshot, PROJECTED_AT)
     assert document.key == {"pk": "HAM-1"}
@@ -101,7 +122,7 @@ def test_registry_keys_and_inactive_products(hammer: Product) -> None:
     assert listing.key == {"pk": "CATEGORY#hammers", "sk": "HAM-1"}
 
     Product.objects.filter(pk=hammer.pk).update(is_active=False)
-    inactive = load_product(hammer.pk)
+    [inactive] = load_products([hammer.pk]).values()
     assert build_product_document(inactive, PROJECTED_AT) == []
     assert build_listing_item(inactive, PROJECTED_AT) == []
     gone = Snapshot(state=None, version=0, committed_at=None)

@@ -27,9 +27,8 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.aws_engine(re
 
 CUSTOMERS = 20
 WRITES = int(os.environ.get("CART_CRASH_WRITES", "2000"))
-# Writer threads, each writing for every tenth customer in turn: as many as the DynamoDB client's
-# connection pool holds (more would open and drop a connection per call), and with 2 CPUs more
-# threads write no faster.
+# Writer threads, each writing for every tenth customer in turn: DynamoDB Local serves requests one
+# at a time, so more threads write no faster (20 wrote no faster than 10 here).
 WRITERS = 10
 
 
