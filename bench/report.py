@@ -196,7 +196,42 @@ def markdown(results: dict[str, Any]) -> str:
         f" {_per_request(counts['redis_round_trips'])} | {c['statuses']} |",
         "",
     ]
+    lines += _carts(results["carts"])
     return "\n".join(lines)
+
+
+def _carts(results: dict[str, Any]) -> list[str]:
+    """Cart writes (in process and over HTTP) and the write-back lag (bench/carts.py)."""
+    write, http, lag = results["write"], results["http"], results["writeback"]
+    lat, counts, wb = write["latency_us"], write["counts"], lag["lag_ms"]
+    non_ok = sum(v for k, v in http["status"].items() if k != "200") + sum(http["errors"].values())
+    lines = [
+        "## Cart writes and write-back",
+        "",
+        "`PUT /api/cart/items/<sku>/` in process, one after another, spread over 200 customers (each request changes"
+        " its cart: another quantity of one of its five products); over HTTP the same requests through gunicorn"
+        f" (2 sync workers), {http['generator']}.",
+        "",
+        "| path | p50 µs | p95 µs | p99 µs | N | PG queries/req | DynamoDB calls/req | Redis round trips/req"
+        " | HTTP req/s | HTTP p50 ms | HTTP p99 ms | HTTP non-200 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| cart write | {_us(lat['p50'])} | {_us(lat['p95'])} | {_us(lat['p99'])} | {lat['n']:,} |"
+        f" {_per_request(counts['queries'])} | {_per_request(counts['dynamodb_calls'])} |"
+        f" {_per_request(counts['redis_round_trips'])} | {http['requests_per_second']:,.0f} |"
+        f" {http['latency_us']['p50'] / 1000:,.1f} | {http['latency_us']['p99'] / 1000:,.1f} | {non_ok} |",
+        "",
+        f"Write-back lag: cart writes at {lag['target_rate']:g}/s through the cart services ({lag['writer_threads']}"
+        " threads, open loop), each a new cart, with a `manage.py streams_consume` process running; lag = DynamoDB's"
+        f" acknowledgement of the write → its row committed in Postgres, seen by a poll every {lag['poll_ms']:g} ms"
+        " (so up to one poll high).",
+        "",
+        "| writes/s target (achieved) | writes | copied | p50 ms | p95 ms | p99 ms | max ms | write errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+        f"| {lag['target_rate']:g} ({lag['achieved_rate']:.1f}) | {lag['writes']:,} | {wb['n']:,} | {_ms(wb['p50'])} |"
+        f" {_ms(wb['p95'])} | {_ms(wb['p99'])} | {_ms(wb['max'])} | {lag['errors'] or 'none'} |",
+        "",
+    ]
+    return lines
 
 
 def _behind(rows: list[dict[str, Any]]) -> list[str]:

@@ -9,7 +9,8 @@ DJANGO_SETTINGS_MODULE=bench.settings. Steps, all in one run on the same data:
 1. a fresh ``hybridsite_bench`` database (migrated), ``bench-`` DynamoDB tables, ``hs-bench-`` Redis keys;
 2. ``seed_demo`` and a timed backfill (documents/second);
 3. six read paths in process (latency percentiles, Postgres queries, DynamoDB calls, Redis round trips),
-   the hot read's breakdown beside the floor (bench/hotpath.py), then checkout (``POST /api/orders/``);
+   the hot read's breakdown beside the floor (bench/hotpath.py), then checkout (``POST /api/orders/``)
+   the same way; then cart writes and their write-back lag (bench/carts.py);
 4. the same paths over HTTP: gunicorn with 2 sync workers and wrk, or bench/loadgen.py without wrk;
    then reads while Postgres is saturated and stopped (bench/suffering.py);
 5. hit ratio and p95 of cachalot and Hybridsite while price updates run (a real Celery worker projects);
@@ -268,6 +269,16 @@ def checkout(cfg: Config, hot: list[str], clock: Clock) -> dict[str, Any]:
         "checkout", began, f"p50 {summary['p50']:,.0f} µs, p99 {summary['p99']:,.0f} µs over {summary['n']:,};"
         f" {result['counts']}; {result['statuses']}",
     )
+    return result
+
+
+def cart_writes(cfg: Config, procs: Processes, hot: list[str], clock: Clock) -> dict[str, Any]:
+    from bench.carts import carts
+
+    began = time.perf_counter()
+    result = carts(quick=cfg.quick, procs=procs, hot=hot, count_requests=cfg.count_requests,
+                   concurrency=cfg.concurrency, log=log)
+    clock.step("carts", began, "cart writes (in process, HTTP) and the write-back lag")
     return result
 
 
@@ -633,6 +644,7 @@ def main(argv: list[str]) -> int:
         parts = hotpath.breakdown(hot, rounds=10 if cfg.quick else 40)
         clock.step("hot read breakdown", began)
         orders = checkout(cfg, hot, clock)
+        cart_results = cart_writes(cfg, procs, hot, clock)
         read_set = set(hot)
         others = [sku for sku in pool if sku not in read_set]
         http = over_http(cfg, procs, hot, others, clock)
@@ -687,6 +699,7 @@ def main(argv: list[str]) -> int:
         "backfill": backfilled,
         "paths": paths,
         "checkout": orders,
+        "carts": cart_results,
         "http": http,
         "write_load": write_load,
         "cachalot_staleness": stale,

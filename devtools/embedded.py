@@ -418,10 +418,6 @@ def stop_dynamodb_local(directory: Path = DYNAMODB_DIR) -> None:
     (directory / "server.pid").unlink(missing_ok=True)
 
 
-# The bench's own DynamoDB Local, in memory: its tables start empty every run, and on disk each
-# write waits for SQLite to sync (about 100 writes/s here), which measures the disk, not the code.
-BENCH_DYNAMODB_DIR = VAR / "dynamodb-bench"
-
 MOTO_DIR = VAR / "moto"
 
 

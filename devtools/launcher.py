@@ -32,8 +32,8 @@ from urllib.parse import urlsplit
 
 from devtools.embedded import (
     BASE_DIR,
-    BENCH_DYNAMODB_DIR,
     BIN,
+    DYNAMODB_LOCAL,
     POSTGRES,
     REDIS,
     VAR,
@@ -71,11 +71,18 @@ def reusable(service: Embedded, recorded: dict[str, str]) -> dict[str, str] | No
 
 
 class Services:
-    """Context manager: ensures every service, writes var/services.env, stops what it owns."""
+    """Context manager: ensures every service, writes var/services.env, stops what it owns.
 
-    def __init__(self) -> None:
+    With ``private_dynamodb`` (a directory), an embedded DynamoDB Local is this launcher's own, in
+    memory, neither reused nor recorded: the suite and the bench start from empty tables, and do not
+    wait for SQLite to sync every write to disk (about 100 writes/s here), nor read stream records
+    that earlier runs left in it."""
+
+    def __init__(self, private_dynamodb: Path | None = None) -> None:
         self.owned: list[Embedded] = []
         self.env: dict[str, str] = {}
+        self.private_dynamodb = private_dynamodb
+        self.private_started = False
 
     def _wanted(self) -> tuple[list[Embedded], dict[str, str]]:
         """The embedded servers to ensure, and what children get for the services given by env."""
@@ -86,7 +93,13 @@ class Services:
             # never what var/services.env recorded for an embedded server.
             given["DYNAMODB_ENGINE"] = os.environ.get("DYNAMODB_ENGINE", "")
         else:
-            wanted.append(dynamodb_engine(os.environ.get("DYNAMODB_ENGINE", "").strip()))
+            engine = dynamodb_engine(os.environ.get("DYNAMODB_ENGINE", "").strip())
+            if engine is DYNAMODB_LOCAL and self.private_dynamodb is not None:
+                log(f"dynamodb: starting this run's own DynamoDB Local, in memory ({_relative(self.private_dynamodb)})")
+                given.update(start_dynamodb_local(self.private_dynamodb, in_memory=True))
+                self.private_started = True
+            else:
+                wanted.append(engine)
         return wanted, given
 
     def __enter__(self) -> dict[str, str]:
@@ -136,6 +149,10 @@ class Services:
         return self.env
 
     def stop(self) -> None:
+        if self.private_started and self.private_dynamodb is not None:
+            log("dynamodb: stopping this run's own DynamoDB Local")
+            stop_dynamodb_local(self.private_dynamodb)
+            self.private_started = False
         for service in reversed(self.owned):
             log(f"{service.name}: stopping")
             try:
@@ -148,6 +165,10 @@ class Services:
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def _relative(path: Path) -> str:
+    return str(path.relative_to(BASE_DIR)) if path.is_relative_to(BASE_DIR) else str(path)
 
 
 def _describe(service: Embedded) -> str:
@@ -295,7 +316,8 @@ def _main(argv: list[str]) -> int:
     refusal = debug_refusal(dict(os.environ)) if command == "run" else None
     if refusal:
         raise SystemExit(refusal)
-    with Services() as env:
+    private = VAR / f"dynamodb-{command}" if command in {"test", "bench"} else None
+    with Services(private_dynamodb=private) as env:
         if command == "services":
             for key in ("DATABASE_URL", "REDIS_URL", "DYNAMODB_ENDPOINT", "DYNAMODB_ENGINE"):
                 print(f"{key}={env.get(key, '')}")
@@ -312,20 +334,12 @@ def _main(argv: list[str]) -> int:
         if command == "bench":
             env = {"SECRET_KEY": secrets.token_urlsafe(32), **env, "DJANGO_SETTINGS_MODULE": "bench.settings"}
             env = metrics_env(env, "prometheus-bench")
-            in_memory = env.get("DYNAMODB_ENGINE") == "dynamodb-local" and not os.environ.get("DYNAMODB_ENDPOINT")
-            if in_memory:
-                log("dynamodb: starting the bench's own DynamoDB Local, in memory")
-                env = {**env, **start_dynamodb_local(BENCH_DYNAMODB_DIR, in_memory=True)}
-            try:
-                bench = subprocess.Popen(
-                    [sys.executable, str(BASE_DIR / "bench" / "run.py"), *argv[1:]], env=env, cwd=BASE_DIR
-                )
-                # Ctrl-C reaches the bench as well: wait while it stops the processes it started.
-                signal.signal(signal.SIGINT, signal.SIG_IGN)
-                return bench.wait()
-            finally:
-                if in_memory:
-                    stop_dynamodb_local(BENCH_DYNAMODB_DIR)
+            bench = subprocess.Popen(
+                [sys.executable, str(BASE_DIR / "bench" / "run.py"), *argv[1:]], env=env, cwd=BASE_DIR
+            )
+            # Ctrl-C reaches the bench as well: wait while it stops the processes it started.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            return bench.wait()
         env = metrics_env(serving_env(env), "prometheus")
         manage(env, "migrate", "--noinput")
         manage(env, "projections_setup", "--backfill-created")

@@ -428,6 +428,9 @@ THROTTLE_RATES = {
 CART_IDLE_SECONDS = env.int("CART_IDLE_SECONDS", 14 * 24 * 3600, 60)
 CART_MAX_QUANTITY = env.int("CART_MAX_QUANTITY", 99, 1)
 CART_MAX_LINES = env.int("CART_MAX_LINES", 50, 1)
+# The admin's abandoned-carts report lists carts unchanged for longer than this (the page's ?hours=
+# overrides it).
+ABANDONED_CART_HOURS = env.int("ABANDONED_CART_HOURS", 24, 1)
 # Write-back (DynamoDB Streams -> Postgres): a consumer's shard lease lapses after
 # WRITEBACK_LEASE_SECONDS without a heartbeat (renewed every third of it), so a killed consumer's
 # shards move within seconds; records per GetRecords; pause when a pass found nothing; how often

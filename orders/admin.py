@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, TypedDict
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
 from django.db.models import Count, Prefetch, QuerySet
 from django.http import HttpRequest
 from django.template.response import TemplateResponse
@@ -80,7 +81,10 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
         return [report, *super().get_urls()]
 
     def report_view(self, request: HttpRequest) -> TemplateResponse:
-        """What sold, day by day, and what customers are about to buy against what is in stock."""
+        """What sold, day by day, and what customers are about to buy against what is in stock;
+        for those who may view orders."""
+        if not self.has_view_permission(request):
+            raise PermissionDenied
         context = {
             **self.admin_site.each_context(request),
             "title": "Orders report",

@@ -13,12 +13,17 @@ TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 
 
 def normalized(record: dict[str, Any], stream_arn: str) -> dict[str, Any]:
-    """A GetRecords record (boto3 decodes the creation time to a datetime) in the Lambda shape."""
+    """A GetRecords record in the Lambda shape: boto3 decodes the creation time to a datetime, and
+    GetRecords names the identity's fields ``Type`` and ``PrincipalId`` where a Lambda event has
+    ``type`` and ``principalId``."""
     dynamodb = dict(record["dynamodb"])
     created = dynamodb.get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
         dynamodb["ApproximateCreationDateTime"] = created.timestamp()
-    return {**record, "dynamodb": dynamodb, "eventSourceARN": record.get("eventSourceARN", stream_arn)}
+    shaped = {**record, "dynamodb": dynamodb, "eventSourceARN": record.get("eventSourceARN", stream_arn)}
+    if record.get("userIdentity"):
+        shaped["userIdentity"] = {name[:1].lower() + name[1:]: value for name, value in record["userIdentity"].items()}
+    return shaped
 
 
 def table_of(record: dict[str, Any]) -> str:

@@ -1,9 +1,9 @@
 """A real browser (Debian's chromium, headless) through what a new user does first: log in to the
-admin, open the product list, a product, the report and the SLO page, then the API docs. Every
-stylesheet, script and image must load and the console must stay free of errors. Screenshots go to
-the test's temp folder (printed), to look at; with ``UPDATE_SCREENSHOTS=1``, those of the report,
-the SLO page and the drift runs also to ``docs/screenshots/``, which the README shows (a plain run
-leaves the repository as it is)."""
+admin, open the product list, a product, the reports (stock and catalog, orders, abandoned carts,
+pending drafts) and the SLO page, then the API docs. Every stylesheet, script and image must load
+and the console must stay free of errors. Screenshots go to the test's temp folder (printed), to
+look at; with ``UPDATE_SCREENSHOTS=1``, those of the report, the SLO page and the drift runs also
+to ``docs/screenshots/``, which the README shows (a plain run leaves the repository as it is)."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 from prometheus_client.utils import floatToGoString
 
+from carts.models import CartCopy
+from drafts.models import DraftCopy
 from ops import slo
 from ops.drift_watch import drift_watch_run
 from ops.instruments import READ_BUCKETS
@@ -84,7 +86,14 @@ def catalog() -> dict[str, str]:
         product = ProductFactory(sku=f"ITEM-{n:03d}", name=f"{category.name} item {n}", category=category)
         for w, warehouse in enumerate(warehouses):
             StockLevelFactory(product=product, warehouse=warehouse, quantity=(n * 7 + w * 13) % (40 if n % 5 else 3))
-    get_user_model().objects.create_superuser("admin", password="a-long-test-password")
+    admin = get_user_model().objects.create_superuser("admin", password="a-long-test-password")
+    # What the write-back consumer copies: a customer's cart left for two days, a draft being edited.
+    now = timezone.now()
+    customer = get_user_model().objects.create_user("ann", email="ann@example.com")
+    CartCopy.objects.create(user=customer, version=1, lines={"KETTLE-1": 2},
+                            updated_at=now - timedelta(days=2), expires_at=now + timedelta(days=12))
+    DraftCopy.objects.create(sku="KETTLE-1", user=admin, version=3, base_version=kettle.version,
+                             changes={"name": "Steel kettle, 1.7 l"}, updated_at=now - timedelta(minutes=3))
     return {"product_id": str(kettle.pk)}
 
 
@@ -170,6 +179,15 @@ def test_a_new_user_walks_through_admin_and_docs(web, catalog, tmp_path, redis_c
             assert page.locator("svg.bar-chart").count() == 3
             assert page.locator("#products-per-category svg rect.bar").count() == 3  # Home, Garden, Tools
             keep("report")
+
+            visit("orders-report", "/admin/orders/order/report/")
+            assert page.locator("#orders-per-day").is_visible() and page.locator("#demand").is_visible()
+
+            visit("abandoned-carts", "/admin/carts/cartcopy/abandoned/")
+            assert "39.98 EUR" in page.locator("#abandoned-carts").inner_text()  # 2 kettles, idle for 2 days
+
+            visit("pending-drafts", "/admin/drafts/draftcopy/pending/")
+            assert page.locator("#pending-drafts tbody tr").count() == 1
 
             visit("slo", "/admin/ops/slosample/")
             assert page.locator(".slo").count() == 4

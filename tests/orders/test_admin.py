@@ -7,6 +7,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
@@ -55,9 +56,16 @@ def test_an_order_is_shown_with_its_lines_and_warehouses_and_cannot_be_changed(a
     assert {o.pk for o in changelist.result_list} == {orders[1].pk, orders[2].pk}
 
 
-def test_the_report_is_for_staff_only(client: Client, orders):
+def test_the_report_is_for_staff_who_may_view_orders(client: Client, orders):
     response = client.get(reverse("admin:orders_report"))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+    staff = get_user_model().objects.create_user("staff", password="x", is_staff=True)
+    client.force_login(staff)
+    assert client.get(reverse("admin:orders_report")).status_code == 403
+    assert reverse("admin:orders_report") not in client.get(reverse("admin:index")).content.decode()
+    staff.user_permissions.add(Permission.objects.get(content_type__app_label="orders", codename="view_order"))
+    assert client.get(reverse("admin:orders_report")).status_code == 200
+    assert reverse("admin:orders_report") in client.get(reverse("admin:index")).content.decode()
 
 
 def test_demand_counts_active_carts_against_stock(admin_client: Client, hammer, saw, alice, bob):
