@@ -25,12 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import connection, connections
-from django.test.utils import CaptureQueriesContext
+from django.db import connections
 from rest_framework.authtoken.models import Token
 
 from bench import report
-from bench.inprocess import Counts, Driver, counting
+from bench.inprocess import Driver, count_each
 from bench.loadgen import _worker as http_worker
 from bench.procs import LOG_DIR, Processes, wait_started
 from carts.models import CartCopy
@@ -78,17 +77,11 @@ def in_process(customers: Customers, requests: int, count_requests: int) -> dict
     for i in range(n):  # each token once: its owner is then cached in Redis, as for any returning customer
         if (status := _put(driver, *customers.request(i))) != 200:
             raise RuntimeError(f"cart write answered {status}")
-    counts = Counts()
-    with counting(counts):
-        for k in range(count_requests):
-            counts.active = True
-            with CaptureQueriesContext(connection) as captured:
-                status = _put(driver, *customers.request(k % n))
-            counts.active = False
-            counts.queries += len(captured.captured_queries)
-            counts.requests += 1
-            if status != 200:
-                raise RuntimeError(f"cart write answered {status}")
+    def write_once(k: int) -> None:
+        if (status := _put(driver, *customers.request(k % n))) != 200:
+            raise RuntimeError(f"cart write answered {status}")
+
+    counts = count_each(range(count_requests), write_once)
     gc.collect()
     latencies: list[float] = []
     statuses: Counter[int] = Counter()

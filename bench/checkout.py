@@ -10,13 +10,11 @@ import time
 from typing import Any
 
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.db.models import Sum
-from django.test.utils import CaptureQueriesContext
 from rest_framework.authtoken.models import Token
 
 from bench import report
-from bench.inprocess import Counts, Driver, counting
+from bench.inprocess import Driver, count_each
 from carts.services import cart_line_set
 from catalog.models import Product
 
@@ -50,17 +48,11 @@ def checkout(n: int, count_requests: int, hot: list[str]) -> dict[str, Any]:
             HTTP_AUTHORIZATION=f"Token {token}", HTTP_IDEMPOTENCY_KEY=key, CONTENT_TYPE="application/json",
         ).status
 
-    counts = Counts()
-    with counting(counts):
-        for token, key in customers[:count_requests]:
-            counts.active = True
-            with CaptureQueriesContext(connection) as captured:
-                status = place(token, key)
-            counts.active = False
-            counts.queries += len(captured.captured_queries)
-            counts.requests += 1
-            if status != 201:
-                raise RuntimeError(f"checkout answered {status}")
+    def place_once(customer: tuple[str, str]) -> None:
+        if (status := place(*customer)) != 201:
+            raise RuntimeError(f"checkout answered {status}")
+
+    counts = count_each(customers[:count_requests], place_once)
     gc.collect()
     latencies: list[float] = []
     statuses: dict[int, int] = {}

@@ -8,9 +8,10 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from typing import TypeVar
 
 import redis.connection
 from django.core.handlers.wsgi import WSGIHandler
@@ -18,6 +19,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from hybridsite import dynamodb
+
+T = TypeVar("T")
 
 
 @dataclass
@@ -137,23 +140,32 @@ def counting(counts: Counts) -> Iterator[None]:
         yield
 
 
-def count_calls(
-    driver: Driver, requests: Sequence[tuple[str, str]], before: Callable[[str], None] | None = None
+def count_each(
+    items: Iterable[T], call: Callable[[T], object], before: Callable[[T], object] | None = None
 ) -> Counts:
     """Not timed: Postgres queries (as Django sees them), DynamoDB calls and Redis round trips of
-    each (sku, path) request; what ``before(sku)`` does is not counted."""
+    ``call(item)`` for each item; what ``before(item)`` does is not counted."""
     counts = Counts()
     with counting(counts):
-        for sku, path in requests:
+        for item in items:
             if before:
-                before(sku)
+                before(item)
             counts.active = True
             with CaptureQueriesContext(connection) as captured:
-                driver.get(path)
+                call(item)
             counts.active = False
             counts.queries += len(captured.captured_queries)
             counts.requests += 1
     return counts
+
+
+def count_calls(
+    driver: Driver, requests: Sequence[tuple[str, str]], before: Callable[[str], None] | None = None
+) -> Counts:
+    """``count_each`` of each (sku, path) request through ``driver``; ``before(sku)`` not counted."""
+    return count_each(
+        requests, lambda request: driver.get(request[1]), (lambda request: before(request[0])) if before else None
+    )
 
 
 class QueryCounter:

@@ -46,17 +46,9 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 import django  # noqa: E402
 
 from bench import hotpath, report, suffering, throughput  # noqa: E402
+from bench.paths import PATHS, URLS  # noqa: E402
 from bench.procs import LOG_DIR, Processes  # noqa: E402
 
-PATHS = ("floor", "orm", "cachalot", "hit", "dynamodb", "cold")
-URLS = {
-    "floor": lambda sku: "/bench/floor/",
-    "orm": lambda sku: f"/bench/orm/{sku}/",
-    "cachalot": lambda sku: f"/bench/cachalot/{sku}/",
-    "hit": lambda sku: f"/api/products/{sku}/",
-    "dynamodb": lambda sku: f"/api/products/{sku}/",
-    "cold": lambda sku: f"/api/products/{sku}/",
-}
 EXPECTED_SOURCE = {"hit": "cache", "dynamodb": "dynamodb", "cold": "postgres"}
 
 

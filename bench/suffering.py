@@ -46,6 +46,7 @@ from pathlib import Path
 from typing import Any
 
 from bench import report
+from bench.paths import URLS
 from bench.procs import LOG_DIR, Processes
 
 CLIENTS_PER_CORE = 8
@@ -55,12 +56,6 @@ PATHS = {
     "hit": "Hybridsite, Redis hit",
     "dynamodb": "Hybridsite, Redis miss, DynamoDB hit",
     "orm": "ORM + DRF serializer (path 2)",
-}
-URLS: dict[str, Callable[[str], str]] = {
-    "floor": lambda sku: "/bench/floor/",
-    "hit": lambda sku: f"/api/products/{sku}/",
-    "dynamodb": lambda sku: f"/api/products/{sku}/",
-    "orm": lambda sku: f"/bench/orm/{sku}/",
 }
 CONDITIONS = {"normal": "Postgres well", "saturated": "Postgres saturated", "stopped": "Postgres stopped"}
 
