@@ -68,13 +68,17 @@ def catalog(dynamodb, redis_clean, settings) -> None:
     drain(5)
 
 
+def _token_with_a_cart(user, sku: str) -> str:
+    """The user's token; their cart holds two of ``sku``, in stock, so that a checkout can succeed."""
+    services.stock_adjust(product=Product.objects.get(sku=sku), warehouse=Warehouse.objects.get(), delta=10)
+    cart_line_set(user_id=user.pk, sku=sku, quantity=2)
+    return Token.objects.create(user=user).key
+
+
 @pytest.fixture
 def staff_token(catalog) -> str:
-    """A superuser with something in stock in their cart, so that a checkout can succeed."""
-    user = get_user_model().objects.create_superuser("fuzzer", password="x")
-    services.stock_adjust(product=Product.objects.get(sku="SKU-0"), warehouse=Warehouse.objects.get(), delta=10)
-    cart_line_set(user_id=user.pk, sku="SKU-0", quantity=2)
-    return Token.objects.create(user=user).key
+    """A superuser with something in stock in their cart."""
+    return _token_with_a_cart(get_user_model().objects.create_superuser("fuzzer", password="x"), "SKU-0")
 
 
 def _fuzz_test(strategy, name: str, calls: Counter[str], headers: dict[str, str] | None):
@@ -135,11 +139,8 @@ def test_whole_api_with_a_staff_token(staff_token):
 
 @pytest.fixture
 def customer_token(catalog) -> str:
-    """A customer (not staff) with something in stock in their cart, so that a checkout can succeed."""
-    user = get_user_model().objects.create_user("shopper", password="x")
-    services.stock_adjust(product=Product.objects.get(sku="SKU-1"), warehouse=Warehouse.objects.get(), delta=10)
-    cart_line_set(user_id=user.pk, sku="SKU-1", quantity=2)
-    return Token.objects.create(user=user).key
+    """A customer (not staff) with something in stock in their cart."""
+    return _token_with_a_cart(get_user_model().objects.create_user("shopper", password="x"), "SKU-1")
 
 
 @pytest.mark.proof

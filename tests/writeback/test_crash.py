@@ -33,13 +33,6 @@ WRITERS = 10
 
 
 @pytest.fixture
-def seed() -> int:
-    value = int(os.environ.get("SEED") or random.randrange(2**32))
-    print(f"seed {value} (SEED={value} replays this run)")
-    return value
-
-
-@pytest.fixture
 def start_consumer(request, fresh_streams, tmp_path) -> Iterator[Callable[[], StreamsConsumer]]:
     started: list[StreamsConsumer] = []
 
