@@ -109,23 +109,6 @@ class Clock:
 # --- 1. isolated state --------------------------------------------------------------------------
 
 
-def fresh_database() -> None:
-    """Drop and create the bench database: same products, same ids, whatever ran before."""
-    import psycopg2
-    from django.conf import settings
-
-    db = settings.DATABASES["default"]
-    conn = psycopg2.connect(
-        dbname="postgres", user=db["USER"] or None, password=db["PASSWORD"] or None,
-        host=db["HOST"] or None, port=db["PORT"] or None, connect_timeout=5,
-    )
-    conn.autocommit = True
-    with conn.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{db["NAME"]}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{db["NAME"]}"')
-    conn.close()
-
-
 def fresh_redis_and_queue() -> None:
     from django.conf import settings
     from django_redis import get_redis_connection
@@ -148,7 +131,11 @@ def prepare(cfg: Config, clock: Clock) -> dict[str, Any]:
     from django.core.management import call_command
 
     began = time.perf_counter()
-    fresh_database()
+    from django.conf import settings
+
+    from bench.database import fresh_database
+
+    fresh_database(settings.DATABASES["default"]["NAME"])  # same products, same ids, whatever ran before
     django.setup()
     call_command("migrate", interactive=False, verbosity=0)
     fresh_redis_and_queue()

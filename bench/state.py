@@ -61,3 +61,4 @@ class Unprojector:
                 pending.setdefault(table, []).append({"DeleteRequest": {"Key": key}})
             while pending:
                 pending = self.client.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+

@@ -156,7 +156,7 @@ def _pgbench() -> str | None:
 @contextmanager
 def saturated(procs: Processes, scale: int) -> Iterator[dict[str, Any]]:
     """pgbench running select-only transactions on every core until the block ends."""
-    import psycopg2
+    from bench.database import fresh_database
 
     db = _database()
     pgbench = _pgbench()
@@ -169,15 +169,7 @@ def saturated(procs: Processes, scale: int) -> Iterator[dict[str, Any]]:
     # that path, as a Postgres on another host would.
     host = str(data.parent) if data is not None else db["HOST"] or "127.0.0.1"
     target = ["-h", host, "-p", str(db["PORT"] or 5432), "-U", db["USER"] or "postgres"]
-    conn = psycopg2.connect(
-        dbname="postgres", user=db["USER"] or None, password=db["PASSWORD"] or None,
-        host=db["HOST"] or None, port=db["PORT"] or None, connect_timeout=5,
-    )
-    conn.autocommit = True
-    with conn.cursor() as cursor:
-        cursor.execute(f'DROP DATABASE IF EXISTS "{LOAD_DATABASE}" WITH (FORCE)')
-        cursor.execute(f'CREATE DATABASE "{LOAD_DATABASE}"')
-    conn.close()
+    fresh_database(LOAD_DATABASE)
     subprocess.run(
         [pgbench, *target, "-i", "-q", "-s", str(scale), LOAD_DATABASE],
         env={**os.environ, **env}, check=True, capture_output=True, timeout=300,
