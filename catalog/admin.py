@@ -157,6 +157,7 @@ class ProductAdmin(ReadOnlyModeAware, admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": "Stock and catalog report",
+            "opts": self.model._meta,
             "totals": catalog_totals(threshold=threshold),
             "warehouses": warehouses,
             "threshold": threshold,

@@ -88,6 +88,7 @@ class OrderAdmin(ReadOnlyMixin, admin.ModelAdmin):
         context = {
             **self.admin_site.each_context(request),
             "title": "Orders report",
+            "opts": self.model._meta,
             "days": REPORT_DAYS,
             "orders_per_day": orders_per_day(days=REPORT_DAYS),
             "demand_limit": DEMAND_LIMIT,

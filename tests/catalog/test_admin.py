@@ -268,3 +268,22 @@ def test_report_totals_roll_up_subcategories_and_draw_charts(admin_client: Clien
     assert 'width="400"' in chart  # AMS1, the largest, is a full bar; BER1 (5 of 12) 167
     assert 'width="167"' in chart
     assert '<td class="total-count">3</td>' in content.split('id="products-per-category"')[1]
+
+
+@pytest.mark.parametrize(
+    ("page", "app_label", "app_name"),
+    [
+        ("admin:catalog_report", "catalog", "Catalog"),
+        ("admin:orders_report", "orders", "Orders"),
+        ("admin:carts_abandoned", "carts", "Carts"),
+        ("admin:drafts_pending", "drafts", "Drafts"),
+        ("admin:ops_slosample_changelist", "ops", "Operations"),
+    ],
+)
+def test_every_report_leads_back_to_its_app(admin_client: Client, page: str, app_label: str, app_name: str) -> None:
+    """The reports share one base template: its breadcrumbs name the page's own app."""
+    response = admin_client.get(reverse(page))
+    assert response.status_code == 200
+    crumbs = response.content.decode().split('<div class="breadcrumbs">', 1)[1].split("</div>", 1)[0]
+    assert f'<a href="{reverse("admin:app_list", args=[app_label])}">{app_name}</a>' in crumbs
+    assert response.context["title"] in crumbs
