@@ -73,10 +73,10 @@ def reusable(service: Embedded, recorded: dict[str, str]) -> dict[str, str] | No
 class Services:
     """Context manager: ensures every service, writes var/services.env, stops what it owns.
 
-    With ``private_dynamodb`` (a directory), an embedded DynamoDB Local is this launcher's own, in
-    memory, neither reused nor recorded: the suite and the bench start from empty tables, and do not
-    wait for SQLite to sync every write to disk (about 100 writes/s here), nor read stream records
-    that earlier runs left in it."""
+    With ``private_dynamodb`` (a directory of this launcher's own), an embedded DynamoDB Local is
+    this launcher's, in memory, neither shared nor recorded, and removed with its directory at
+    exit: the suite and the bench start from empty tables, and do not wait for SQLite to sync every
+    write to disk (about 100 writes/s here), nor read stream records that earlier runs left in it."""
 
     def __init__(self, private_dynamodb: Path | None = None) -> None:
         self.owned: list[Embedded] = []
@@ -84,8 +84,9 @@ class Services:
         self.private_dynamodb = private_dynamodb
         self.private_started = False
 
-    def _wanted(self) -> tuple[list[Embedded], dict[str, str]]:
-        """The embedded servers to ensure, and what children get for the services given by env."""
+    def _wanted(self) -> tuple[list[Embedded], dict[str, str], bool]:
+        """The embedded servers to ensure, what children get for the services given by env, and
+        whether this launcher runs a DynamoDB Local of its own."""
         wanted = [service for service in (POSTGRES, REDIS) if not os.environ.get(service.env_var)]
         given: dict[str, str] = {}
         if os.environ.get("DYNAMODB_ENDPOINT"):
@@ -95,12 +96,9 @@ class Services:
         else:
             engine = dynamodb_engine(os.environ.get("DYNAMODB_ENGINE", "").strip())
             if engine is DYNAMODB_LOCAL and self.private_dynamodb is not None:
-                log(f"dynamodb: starting this run's own DynamoDB Local, in memory ({_relative(self.private_dynamodb)})")
-                given.update(start_dynamodb_local(self.private_dynamodb, in_memory=True))
-                self.private_started = True
-            else:
-                wanted.append(engine)
-        return wanted, given
+                return wanted, given, True
+            wanted.append(engine)
+        return wanted, given, False
 
     def __enter__(self) -> dict[str, str]:
         VAR.mkdir(exist_ok=True)
@@ -108,11 +106,15 @@ class Services:
         owner_pid = int(recorded.get("LAUNCHER_PID", "0") or 0)
         owner_alive = owner_pid not in (0, os.getpid()) and pid_alive(owner_pid)
         written: dict[str, str] = {}
-        wanted, given = self._wanted()
+        wanted, given, private = self._wanted()
         for name, var in (("postgres", "DATABASE_URL"), ("redis", "REDIS_URL"), ("dynamodb", "DYNAMODB_ENDPOINT")):
             if os.environ.get(var):
                 log(f"{name}: using {var} from the environment")
         try:
+            if private and self.private_dynamodb is not None:
+                log(f"dynamodb: starting this run's own DynamoDB Local, in memory ({_relative(self.private_dynamodb)})")
+                self.private_started = True  # stop() stops it, even if it fails to come up
+                given.update(start_dynamodb_local(self.private_dynamodb, in_memory=True))
             for service in wanted:
                 previous = recorded.get(service.env_var, "")
                 values = reusable(service, recorded)
@@ -152,6 +154,7 @@ class Services:
         if self.private_started and self.private_dynamodb is not None:
             log("dynamodb: stopping this run's own DynamoDB Local")
             stop_dynamodb_local(self.private_dynamodb)
+            shutil.rmtree(self.private_dynamodb, ignore_errors=True)  # in memory: only its pid file and log
             self.private_started = False
         for service in reversed(self.owned):
             log(f"{service.name}: stopping")
@@ -316,7 +319,8 @@ def _main(argv: list[str]) -> int:
     refusal = debug_refusal(dict(os.environ)) if command == "run" else None
     if refusal:
         raise SystemExit(refusal)
-    private = VAR / f"dynamodb-{command}" if command in {"test", "bench"} else None
+    # Per launcher: two runs in one checkout must neither share nor stop each other's server.
+    private = VAR / f"dynamodb-{command}" / str(os.getpid()) if command in {"test", "bench"} else None
     with Services(private_dynamodb=private) as env:
         if command == "services":
             for key in ("DATABASE_URL", "REDIS_URL", "DYNAMODB_ENDPOINT", "DYNAMODB_ENGINE"):
