@@ -97,20 +97,23 @@ class Counts:
 
 @contextmanager
 def count_dynamodb(counts: Counts) -> Iterator[None]:
-    """Every DynamoDB API call of the projection models' botocore clients (one per model)."""
+    """Every DynamoDB API call: those of the models' botocore clients (one per model) and the
+    projector's puts, which the adapter sends itself."""
     unique_id = f"bench-count-{uuid.uuid4()}"
     lock = threading.Lock()  # the backfill calls from several threads
 
-    def before_call(**_: object) -> None:
+    def before_call(*_: object, **__: object) -> None:
         with lock:
             counts.dynamodb += counts.active
 
     clients = {id(c): c for c in (dynamodb.client(model) for model in dynamodb.all_tables())}.values()
     for client in clients:
         client.meta.events.register("before-call.dynamodb", before_call, unique_id=unique_id)
+    dynamodb.call_observer_add(before_call)  # the projector's puts, which pass no botocore hook
     try:
         yield
     finally:
+        dynamodb.call_observer_remove(before_call)
         for client in clients:
             client.meta.events.unregister("before-call.dynamodb", unique_id=unique_id)
 

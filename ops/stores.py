@@ -88,11 +88,17 @@ def _dynamodb_error(exception: BaseException, context: dict, event_name: str, **
     _dynamodb_observe(event_name, context, type(exception).__name__)
 
 
+def _dynamodb_call(operation: str, outcome: str, seconds: float) -> None:
+    """A call the adapter makes itself (the projector's puts), past botocore's hooks."""
+    store_call_observe("dynamodb", dynamodb_op(operation), outcome, seconds)
+
+
 def dynamodb_install() -> None:
     for service in ("dynamodb", "dynamodb-streams"):
         dynamodb.client_hook_add(f"before-call.{service}", _dynamodb_before)
         dynamodb.client_hook_add(f"after-call.{service}", _dynamodb_after)
         dynamodb.client_hook_add(f"after-call-error.{service}", _dynamodb_error)
+    dynamodb.call_observer_add(_dynamodb_call)
 
 
 # --- Redis --------------------------------------------------------------------------------------

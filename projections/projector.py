@@ -41,8 +41,8 @@ import orjson
 from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
-from pynamodb.exceptions import PutError
 
+from hybridsite import dynamodb
 from hybridsite.dynamodb import get_item, hash_key_attribute, key_names
 
 from . import cache, metrics
@@ -185,13 +185,7 @@ def key_of(item: ProjectedItem | Item, model: type[ProjectedItem]) -> tuple[str,
 
 
 def _put(item: ProjectedItem, condition: Any) -> bool:
-    try:
-        item.save(condition=condition)
-        return True
-    except PutError as exc:
-        if exc.cause_response_code == "ConditionalCheckFailedException":
-            return False
-        raise
+    return dynamodb.put(item, condition)
 
 
 class _Plan:

@@ -19,6 +19,7 @@ from catalog import services
 from catalog.models import Category, OutboxEvent, Product
 from devtools.net import wait_for
 from projections import readpath
+from projections.projector import project
 from projections.tables import ProductDocument
 
 pytestmark = pytest.mark.django_db
@@ -127,6 +128,18 @@ def test_every_store_call_is_counted_with_its_op_and_outcome(product: Product, s
     assert grew["pg_select"] >= 1 and grew["pg_error"] == 1
     assert grew["redis_get"] == 1 and grew["redis_error"] == 1 and grew["redis_pipeline"] == 1
     assert grew["ddb_put"] == 1 and grew["ddb_refused"] == 1 and grew["ddb_get"] == 1
+
+
+def test_the_projectors_puts_are_counted_as_every_other_call(product: Product, sample) -> None:
+    """The projector's puts pass no botocore hook (the adapter sends them itself)."""
+
+    def puts(outcome: str) -> float:
+        return sample(CALLS, store="dynamodb", op="put", outcome=outcome)
+
+    before = (puts("ok"), puts("ConditionalCheckFailedException"))
+    project("product", product.pk)  # the product document and its listing item
+    project("product", product.pk)  # the same version again: both refused by their condition
+    assert (puts("ok"), puts("ConditionalCheckFailedException")) == (before[0] + 2, before[1] + 2)
 
 
 def test_an_unreachable_dynamodb_is_counted_as_a_connection_error(product: Product, dynamodb_proxy, sample) -> None:

@@ -1,0 +1,129 @@
+"""The projector's conditional puts (``hybridsite.dynamodb.put``), sent without botocore's client:
+signed over exactly what is sent, refused conditions told apart from failures, failures raised as
+``Model.save`` raises them, every call observed."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import orjson
+import pytest
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+from botocore.exceptions import ClientError, EndpointConnectionError
+from django.conf import settings
+from pynamodb.exceptions import PutError
+
+from hybridsite import dynamodb as adapter
+from projections.relay import is_transient
+from projections.tables import ProductDocument
+
+
+def document(sku: str, version: int, body: str = "{}") -> ProductDocument:
+    return ProductDocument(pk=sku, owner=f"product#{sku}", version=version, body=body)
+
+
+@pytest.fixture
+def calls() -> Iterator[list[tuple[str, str]]]:
+    seen: list[tuple[str, str]] = []
+
+    def observe(operation: str, outcome: str, seconds: float) -> None:
+        assert seconds >= 0
+        seen.append((operation, outcome))
+
+    adapter.call_observer_add(observe)
+    yield seen
+    adapter.call_observer_remove(observe)
+
+
+def test_a_put_writes_and_a_refused_condition_is_false(dynamodb, calls):
+    assert adapter.put(document("PUT-1", 5), ProductDocument.pk.does_not_exist() | (ProductDocument.version < 5))
+    stored = ProductDocument.get("PUT-1", consistent_read=True)
+    assert (stored.version, stored.owner, stored.body, stored.deleted) == (5, "product#PUT-1", "{}", False)
+    assert not adapter.put(document("PUT-1", 5, body="changed"), ProductDocument.version < 5)
+    assert ProductDocument.get("PUT-1", consistent_read=True).body == "{}"
+    assert calls == [("PutItem", "ok"), ("PutItem", "ConditionalCheckFailedException")]
+
+
+def test_dynamodb_refusing_the_request_raises_put_error_with_its_code(dynamodb, calls):
+    with pytest.raises(PutError) as refused:
+        adapter.put(document("PUT-2", 1, body="x" * 410_000), ProductDocument.pk.does_not_exist())
+    assert isinstance(refused.value.cause, ClientError)
+    assert adapter.error_code(refused.value) == "ValidationException"
+    assert not is_transient(refused.value)
+    assert calls == [("PutItem", "ValidationException")]
+
+
+def test_an_unreachable_dynamodb_raises_a_transient_put_error(dynamodb_proxy, calls):
+    dynamodb_proxy.down()
+    with pytest.raises(PutError) as failed:
+        adapter.put(document("PUT-3", 1), ProductDocument.pk.does_not_exist())
+    assert isinstance(failed.value.cause, EndpointConnectionError)
+    assert is_transient(failed.value)
+    assert calls == [("PutItem", "EndpointConnectionError")]
+
+
+class Recorder(BaseHTTPRequestHandler):
+    """Answers every request as DynamoDB answers a put, and keeps what it received."""
+
+    received: list[tuple[str, str, dict[str, str], bytes]] = []
+
+    def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        Recorder.received.append((self.command, self.path, dict(self.headers.items()), body))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-amz-json-1.0")
+        self.send_header("Content-Length", "2")
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def recorder(monkeypatch) -> Iterator[str]:
+    """ProductDocument's endpoint is a server that records what it receives."""
+    Recorder.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setattr(ProductDocument.Meta, "host", f"http://127.0.0.1:{server.server_port}")
+    adapter.reset_connection(ProductDocument)
+    yield f"127.0.0.1:{server.server_port}"
+    server.shutdown()
+    adapter.reset_connection(ProductDocument)
+
+
+def test_a_put_is_signed_over_exactly_what_it_sends(recorder):
+    """Neither engine here checks signatures, AWS does: the signature is recomputed, with botocore's
+    signer and the same credentials, from the request as the server received it."""
+    assert adapter.put(document("PUT-4", 3), ProductDocument.version < 3)
+    [(method, path, headers, body)] = Recorder.received
+    assert (method, path, headers["Host"]) == ("POST", "/", recorder)
+    assert headers["X-Amz-Target"] == "DynamoDB_20120810.PutItem"
+    sent = orjson.loads(body)
+    assert sent["TableName"] == ProductDocument.Meta.table_name
+    assert sent["Item"]["pk"] == {"S": "PUT-4"} and sent["Item"]["version"] == {"N": "3"}
+    [(placeholder, name)] = sent["ExpressionAttributeNames"].items()
+    [(value_name, value)] = sent["ExpressionAttributeValues"].items()
+    assert (sent["ConditionExpression"], name, value) == (f"{placeholder} < {value_name}", "version", {"N": "3"})
+
+    authorization = headers["Authorization"]
+    credential = authorization.split("Credential=", 1)[1].split(",", 1)[0]
+    key_id, day, region, service, _ = credential.split("/")
+    assert (key_id, region, service) == (settings.AWS_ACCESS_KEY_ID, settings.AWS_REGION, "dynamodb")
+    signed = authorization.split("SignedHeaders=", 1)[1].split(",", 1)[0].split(";")
+    assert {"host", "x-amz-date", "x-amz-target", "content-type"} <= set(signed)
+    assert headers["X-Amz-Date"].startswith(day) and datetime.strptime(headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
+
+    request = AWSRequest(method=method, url=f"http://{headers['Host']}{path}", data=body, headers={
+        name: headers[next(h for h in headers if h.lower() == name)] for name in signed if name != "host"
+    })
+    request.context["timestamp"] = headers["X-Amz-Date"]
+    signer = SigV4Auth(Credentials(settings.AWS_ACCESS_KEY_ID, settings.AWS_SECRET_ACCESS_KEY), service, region)
+    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    assert authorization.endswith(f"Signature={expected}")
