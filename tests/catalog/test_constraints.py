@@ -7,7 +7,8 @@ from decimal import Decimal
 
 import pytest
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Category, OutboxEvent, Price, Product, StockLevel
 from catalog.services import price_set, product_create, product_update, stock_adjust
@@ -120,12 +121,25 @@ class TestServicesRefuseBadInput:
         assert not Price.objects.filter(product=product).exists()
         assert OutboxEvent.objects.count() == outbox_before
 
-    def test_price_set_refusal_keeps_existing_price(self) -> None:
+    @pytest.mark.parametrize("amount", [Decimal("-4.50"), Decimal("1.005"), Decimal("10000000000")])
+    def test_price_set_refusal_keeps_existing_price(self, amount: Decimal) -> None:
         price = PriceFactory(currency="EUR", amount=Decimal("4.50"))
-        with pytest.raises(ValidationError):
-            price_set(product=price.product, currency="EUR", amount=Decimal("-4.50"))
+        with pytest.raises(ValidationError) as error:
+            price_set(product=price.product, currency="EUR", amount=amount)
+        assert set(error.value.message_dict) == {"amount"}
         price.refresh_from_db()
         assert price.amount == Decimal("4.50")
+
+    def test_replacing_a_price_locks_and_updates_its_row_and_queries_nothing_else(self) -> None:
+        price = PriceFactory(currency="EUR", amount=Decimal("4.50"))
+        with CaptureQueriesContext(connection) as queries:
+            replaced = price_set(product=price.product, currency="EUR", amount=Decimal("5.25"))
+        statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
+        assert len(statements) == 2, statements
+        assert statements[0].startswith("SELECT") and statements[0].endswith("FOR UPDATE")
+        assert statements[1].startswith('UPDATE "catalog_price" SET "amount" = ')
+        price.refresh_from_db()
+        assert replaced.pk == price.pk and price.amount == Decimal("5.25")
 
     @pytest.mark.parametrize("sku", ["has space", "-leading-dash", "TAKEN-1"])
     def test_product_create_refuses_bad_sku(self, sku: str) -> None:
