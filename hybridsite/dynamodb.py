@@ -8,21 +8,24 @@ An app declares its tables on its ``AppConfig`` as ``dynamodb_tables = "<module>
 
 from __future__ import annotations
 
+import base64
 import os
+import random
 import threading
-import urllib.request
+import time
 from collections.abc import Callable
 from time import perf_counter
 from typing import Any, TypeVar, cast
+from urllib.parse import urlsplit
 
 import botocore.exceptions
 import botocore.handlers
-import botocore.session
 import orjson
 import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
 from botocore.httpsession import get_cert_path
+from botocore.utils import get_environ_proxies
 from django.apps import apps
 from django.conf import settings
 from django.utils.module_loading import import_string
@@ -51,6 +54,7 @@ def table_meta(name: str, **extra: object) -> MetaProtocol:
     if settings.AWS_ACCESS_KEY_ID:
         attrs["aws_access_key_id"] = settings.AWS_ACCESS_KEY_ID
         attrs["aws_secret_access_key"] = settings.AWS_SECRET_ACCESS_KEY
+        attrs["aws_session_token"] = settings.AWS_SESSION_TOKEN or None
     return cast(MetaProtocol, type("Meta", (), attrs))  # a class with these attributes, as Model.Meta is
 
 
@@ -206,24 +210,31 @@ def call_observer_remove(observer: CallObserver) -> None:
         _call_observers.remove(observer)
 
 
+RETRIED_CODES = frozenset({
+    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+    "InternalServerError", "InternalFailure", "ServiceUnavailable", "TransactionConflictException",
+})
+"""What botocore's standard retry mode retries once more (the models' clients make two attempts)."""
+
+
 class _Sender:
-    """One process's pool of connections for :func:`put` and the credentials it signs with."""
+    """One process's connections for :func:`put`: a pooled urllib3 manager, and whether botocore
+    would send to an endpoint through an HTTP proxy (then ``save`` is used, which does)."""
 
     def __init__(self) -> None:
-        self.pid = os.getpid()
         self.pool = urllib3.PoolManager(
             maxsize=settings.DYNAMODB_MAX_POOL_CONNECTIONS,
-            timeout=urllib3.Timeout(connect=settings.DYNAMODB_TIMEOUT_SECONDS, read=settings.DYNAMODB_TIMEOUT_SECONDS),
-            # One more attempt when a connection fails or a kept-alive one was closed, as botocore's
-            # standard mode makes: a repeated put is refused by its own version condition.
+            # A connection that fails, or a kept-alive one the server closed, is tried once more
+            # (a repeated put is refused by its own version condition).
             retries=urllib3.Retry(total=1, connect=1, read=1, status=0, other=0, allowed_methods=None, redirect=0),
-            ca_certs=get_cert_path(True),
+            ca_certs=os.environ.get("AWS_CA_BUNDLE") or get_cert_path(True),
         )
-        session = botocore.session.get_session()
-        if settings.AWS_ACCESS_KEY_ID:
-            session.set_credentials(settings.AWS_ACCESS_KEY_ID, settings.AWS_SECRET_ACCESS_KEY)
-        self.credentials = session.get_credentials()  # refreshed as they near expiry (a role's)
-        self.proxied = bool(urllib.request.getproxies())
+        self.proxied: dict[str, bool] = {}
+
+    def through_proxy(self, url: str) -> bool:
+        if url not in self.proxied:
+            self.proxied[url] = urlsplit(url).scheme in get_environ_proxies(url)
+        return self.proxied[url]
 
 
 _sender: _Sender | None = None
@@ -231,25 +242,35 @@ _sender_lock = threading.Lock()
 
 
 def _sender_here() -> _Sender:
-    """This process's sender (a forked worker builds its own: connections are not shared)."""
     global _sender
     with _sender_lock:
-        if _sender is None or _sender.pid != os.getpid():
+        if _sender is None:
             _sender = _Sender()
         return _sender
 
 
+def _forget_sender() -> None:
+    """In a forked child (a Celery pool process): its own connections, and a lock no thread holds."""
+    global _sender, _sender_lock
+    _sender, _sender_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_sender)
+
+
 def put(item: Model, condition: Condition) -> bool:
     """``item.save(condition=condition)``, sent directly: one JSON body signed with botocore's
-    SigV4 signer on a pooled urllib3 connection. The projector writes two items per aggregate,
-    and PynamoDB with botocore spend three to four times the CPU on each call (user agent, some
-    ten event hooks, endpoint rules, serializer and parser). False when the condition refused the
-    write; any other failure raises PynamoDB's ``PutError``, its cause botocore's ``ClientError``
-    or connection error, as ``save`` does. Behind an HTTP proxy (which botocore honours), ``save``."""
+    SigV4 signer and the model's client's own credentials, on a pooled urllib3 connection, with
+    the model's timeouts. The projector writes two items per aggregate, and PynamoDB with botocore
+    spend three to four times the CPU on each call (user agent, some ten event hooks, endpoint
+    rules, serializer and parser). False when the condition refused the write; any other failure
+    raises PynamoDB's ``PutError``, its cause botocore's ``ClientError`` or connection error, as
+    ``save`` does; throttling and server errors are tried once more, as botocore does."""
     model = type(item)
     dynamodb = client(model)
+    url = dynamodb.meta.endpoint_url.rstrip("/") + "/"
     sender = _sender_here()
-    if sender.proxied:
+    if sender.through_proxy(url):
         try:
             item.save(condition=condition)
             return True
@@ -259,44 +280,70 @@ def put(item: Model, condition: Condition) -> bool:
             raise
     names: dict[str, str] = {}
     values: dict[str, Any] = {}
-    expression = condition.serialize(names, values)
-    body = orjson.dumps({
-        "TableName": model.Meta.table_name, "Item": item.to_dynamodb_dict(), "ConditionExpression": expression,
-        "ExpressionAttributeNames": {placeholder: name for name, placeholder in names.items()},
-        "ExpressionAttributeValues": values,
-    })
-    url = dynamodb.meta.endpoint_url.rstrip("/") + "/"
-    request = AWSRequest(method="POST", url=url, data=body, headers={
-        "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "DynamoDB_20120810.PutItem",
-    })
-    if sender.credentials is None:
-        raise PutError("Failed to put item", botocore.exceptions.NoCredentialsError())
-    SigV4Auth(sender.credentials.get_frozen_credentials(), "dynamodb", dynamodb.meta.region_name).add_auth(request)
-    started = perf_counter()
-    try:
-        response = sender.pool.request("POST", url, body=body, headers=dict(request.headers.items()))
-    except urllib3.exceptions.HTTPError as exc:
-        error = _connection_error(exc, url)
-        _observed("PutItem", type(error).__name__, started)
-        raise PutError("Failed to put item", error) from exc
-    if response.status == 200:
-        _observed("PutItem", "ok", started)
-        return True
-    code, message = _error_of(response)
-    _observed("PutItem", code, started)
-    if code == "ConditionalCheckFailedException":
-        return False
-    raise PutError(f"Failed to put item: {code}: {message}", botocore.exceptions.ClientError({
-        "Error": {"Code": code, "Message": message},
-        "ResponseMetadata": {
-            "HTTPStatusCode": response.status, "RequestId": response.headers.get("x-amzn-RequestId", ""),
-            "HTTPHeaders": dict(response.headers), "HostId": "", "RetryAttempts": 0,
-        },
-    }, "PutItem"))
+    request: dict[str, Any] = {
+        "TableName": model.Meta.table_name, "Item": item.serialize(),
+        "ConditionExpression": condition.serialize(names, values),
+    }
+    if names:
+        request["ExpressionAttributeNames"] = {placeholder: name for name, placeholder in names.items()}
+    if values:
+        request["ExpressionAttributeValues"] = values
+    body = orjson.dumps(request, default=_base64)
+    table = connection(model)
+    timeout = urllib3.Timeout(connect=table._connect_timeout_seconds, read=table._read_timeout_seconds)
+    for attempt in (1, 2):
+        started = perf_counter()
+        credentials = dynamodb._request_signer._credentials  # PynamoDB rebuilds a client that has none
+        if credentials is None:
+            _observed("PutItem", "NoCredentialsError", started)
+            raise PutError("Failed to put item", botocore.exceptions.NoCredentialsError())
+        signed = AWSRequest(method="POST", url=url, data=body, headers={
+            "Content-Type": "application/x-amz-json-1.0", "X-Amz-Target": "DynamoDB_20120810.PutItem",
+        })
+        SigV4Auth(credentials.get_frozen_credentials(), "dynamodb", dynamodb.meta.region_name).add_auth(signed)
+        try:
+            response = sender.pool.request(
+                "POST", url, body=body, headers=dict(signed.headers.items()), timeout=timeout
+            )
+        except urllib3.exceptions.HTTPError as exc:
+            error = _connection_error(exc, url)
+            _observed("PutItem", type(error).__name__, started)
+            raise PutError(f"Failed to put item in {model.Meta.table_name}", error) from exc
+        if response.status == 200:
+            _observed("PutItem", "ok", started)
+            return True
+        code, message = _error_of(response)
+        _observed("PutItem", code, started)
+        if code == "ConditionalCheckFailedException":
+            return False
+        if attempt == 1 and code in RETRIED_CODES:
+            time.sleep(random.uniform(0, 1))  # botocore's first backoff: full jitter, base one second
+            continue
+        request_id = response.headers.get("x-amzn-RequestId", "")
+        raise PutError(
+            f"Failed to put item in {model.Meta.table_name}: {code}: {message} (request {request_id})",
+            botocore.exceptions.ClientError({
+                "Error": {"Code": code, "Message": message},
+                "ResponseMetadata": {
+                    "HTTPStatusCode": response.status, "RequestId": request_id, "HostId": "",
+                    "RetryAttempts": attempt - 1,
+                    "HTTPHeaders": {name.lower(): value for name, value in response.headers.items()},
+                },
+            }, "PutItem"),
+        )
+    raise AssertionError("unreachable: the second attempt returns or raises")
+
+
+def _base64(value: object) -> str:
+    """A binary attribute value (bytes) as DynamoDB JSON writes it."""
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode()
+    raise TypeError(f"{type(value).__name__} is not DynamoDB JSON")
 
 
 def _error_of(response: urllib3.BaseHTTPResponse) -> tuple[str, str]:
-    """DynamoDB's error code and message (``{"__type": "...#Code", "message": ...}``)."""
+    """DynamoDB's error code and message (``{"__type": "...#Code", "message": ...}``, as botocore
+    reads them)."""
     try:
         answer = orjson.loads(response.data)
     except orjson.JSONDecodeError:
@@ -306,7 +353,8 @@ def _error_of(response: urllib3.BaseHTTPResponse) -> tuple[str, str]:
         return ("InternalFailure" if response.status >= 500 else f"http_{response.status}"), response.data[:200].decode(
             errors="replace"
         )
-    return str(answer["__type"]).rsplit("#", 1)[-1], str(answer.get("message") or answer.get("Message") or "")
+    code = str(answer["__type"]).split(":", 1)[0].rsplit("#", 1)[-1]
+    return code, str(answer.get("message") or answer.get("Message") or "")
 
 
 def _connection_error(exc: urllib3.exceptions.HTTPError, url: str) -> botocore.exceptions.BotoCoreError:
@@ -338,7 +386,10 @@ def streams_client() -> Any:
     from botocore.config import Config
 
     credentials = (
-        {"aws_access_key_id": settings.AWS_ACCESS_KEY_ID, "aws_secret_access_key": settings.AWS_SECRET_ACCESS_KEY}
+        {
+            "aws_access_key_id": settings.AWS_ACCESS_KEY_ID, "aws_secret_access_key": settings.AWS_SECRET_ACCESS_KEY,
+            "aws_session_token": settings.AWS_SESSION_TOKEN or None,
+        }
         if settings.AWS_ACCESS_KEY_ID else {}
     )
     return boto3.client(

@@ -49,11 +49,19 @@ def test_a_put_writes_and_a_refused_condition_is_false(dynamodb, calls):
     assert calls == [("PutItem", "ok"), ("PutItem", "ConditionalCheckFailedException")]
 
 
+def test_a_condition_without_values_is_sent_without_the_empty_map_dynamodb_refuses(dynamodb, calls):
+    assert adapter.put(document("PUT-5", 1), ProductDocument.pk.does_not_exist())
+    assert not adapter.put(document("PUT-5", 2), ProductDocument.pk.does_not_exist())
+    assert ProductDocument.get("PUT-5", consistent_read=True).version == 1
+    assert calls == [("PutItem", "ok"), ("PutItem", "ConditionalCheckFailedException")]
+
+
 def test_dynamodb_refusing_the_request_raises_put_error_with_its_code(dynamodb, calls):
     with pytest.raises(PutError) as refused:
-        adapter.put(document("PUT-2", 1, body="x" * 410_000), ProductDocument.pk.does_not_exist())
+        adapter.put(document("PUT-2", 1, body="x" * 410_000), ProductDocument.version < 1)
     assert isinstance(refused.value.cause, ClientError)
     assert adapter.error_code(refused.value) == "ValidationException"
+    assert "size" in str(refused.value) and ProductDocument.Meta.table_name in str(refused.value)
     assert not is_transient(refused.value)
     assert calls == [("PutItem", "ValidationException")]
 
@@ -68,18 +76,21 @@ def test_an_unreachable_dynamodb_raises_a_transient_put_error(dynamodb_proxy, ca
 
 
 class Recorder(BaseHTTPRequestHandler):
-    """Answers every request as DynamoDB answers a put, and keeps what it received."""
+    """Keeps what it receives; answers with the next of ``answers`` (status, body), then as
+    DynamoDB answers a put that was written."""
 
     received: list[tuple[str, str, dict[str, str], bytes]] = []
+    answers: list[tuple[int, bytes]] = []
 
     def do_POST(self) -> None:  # noqa: N802 (http.server's name)
         body = self.rfile.read(int(self.headers["Content-Length"]))
         Recorder.received.append((self.command, self.path, dict(self.headers.items()), body))
-        self.send_response(200)
+        status, answer = Recorder.answers.pop(0) if Recorder.answers else (200, b"{}")
+        self.send_response(status)
         self.send_header("Content-Type", "application/x-amz-json-1.0")
-        self.send_header("Content-Length", "2")
+        self.send_header("Content-Length", str(len(answer)))
         self.end_headers()
-        self.wfile.write(b"{}")
+        self.wfile.write(answer)
 
     def log_message(self, *args: object) -> None:
         pass
@@ -88,7 +99,7 @@ class Recorder(BaseHTTPRequestHandler):
 @pytest.fixture
 def recorder(monkeypatch) -> Iterator[str]:
     """ProductDocument's endpoint is a server that records what it receives."""
-    Recorder.received = []
+    Recorder.received, Recorder.answers = [], []
     server = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     monkeypatch.setattr(ProductDocument.Meta, "host", f"http://127.0.0.1:{server.server_port}")
@@ -98,9 +109,30 @@ def recorder(monkeypatch) -> Iterator[str]:
     adapter.reset_connection(ProductDocument)
 
 
+def received_signature_is_valid(credentials: Credentials) -> dict[str, str]:
+    """The one request received, its signature recomputed with botocore's signer and
+    ``credentials`` from the request as the server received it; returns its headers."""
+    [(method, path, headers, body)] = Recorder.received
+    authorization = headers["Authorization"]
+    credential = authorization.split("Credential=", 1)[1].split(",", 1)[0]
+    key_id, day, region, service, _ = credential.split("/")
+    assert (key_id, region, service) == (credentials.access_key, settings.AWS_REGION, "dynamodb")
+    signed = authorization.split("SignedHeaders=", 1)[1].split(",", 1)[0].split(";")
+    assert {"host", "x-amz-date", "x-amz-target", "content-type"} <= set(signed)
+    assert headers["X-Amz-Date"].startswith(day) and datetime.strptime(headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
+    request = AWSRequest(method=method, url=f"http://{headers['Host']}{path}", data=body, headers={
+        name: headers[next(h for h in headers if h.lower() == name)] for name in signed if name != "host"
+    })
+    request.context["timestamp"] = headers["X-Amz-Date"]
+    signer = SigV4Auth(credentials, service, region)
+    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
+    assert authorization.endswith(f"Signature={expected}")
+    return {name.lower(): value for name, value in headers.items()} | {"signed": ";".join(signed)}
+
+
 def test_a_put_is_signed_over_exactly_what_it_sends(recorder):
     """Neither engine here checks signatures, AWS does: the signature is recomputed, with botocore's
-    signer and the same credentials, from the request as the server received it."""
+    signer and the client's credentials, from the request as the server received it."""
     assert adapter.put(document("PUT-4", 3), ProductDocument.version < 3)
     [(method, path, headers, body)] = Recorder.received
     assert (method, path, headers["Host"]) == ("POST", "/", recorder)
@@ -111,19 +143,31 @@ def test_a_put_is_signed_over_exactly_what_it_sends(recorder):
     [(placeholder, name)] = sent["ExpressionAttributeNames"].items()
     [(value_name, value)] = sent["ExpressionAttributeValues"].items()
     assert (sent["ConditionExpression"], name, value) == (f"{placeholder} < {value_name}", "version", {"N": "3"})
+    credentials = adapter.client(ProductDocument)._request_signer._credentials.get_frozen_credentials()
+    assert "x-amz-security-token" not in received_signature_is_valid(credentials)
 
-    authorization = headers["Authorization"]
-    credential = authorization.split("Credential=", 1)[1].split(",", 1)[0]
-    key_id, day, region, service, _ = credential.split("/")
-    assert (key_id, region, service) == (settings.AWS_ACCESS_KEY_ID, settings.AWS_REGION, "dynamodb")
-    signed = authorization.split("SignedHeaders=", 1)[1].split(",", 1)[0].split(";")
-    assert {"host", "x-amz-date", "x-amz-target", "content-type"} <= set(signed)
-    assert headers["X-Amz-Date"].startswith(day) and datetime.strptime(headers["X-Amz-Date"], "%Y%m%dT%H%M%SZ")
 
-    request = AWSRequest(method=method, url=f"http://{headers['Host']}{path}", data=body, headers={
-        name: headers[next(h for h in headers if h.lower() == name)] for name in signed if name != "host"
-    })
-    request.context["timestamp"] = headers["X-Amz-Date"]
-    signer = SigV4Auth(Credentials(settings.AWS_ACCESS_KEY_ID, settings.AWS_SECRET_ACCESS_KEY), service, region)
-    expected = signer.signature(signer.string_to_sign(request, signer.canonical_request(request)), request)
-    assert authorization.endswith(f"Signature={expected}")
+def test_temporary_credentials_send_and_sign_their_session_token(recorder, monkeypatch):
+    for name, value in {"aws_access_key_id": "ASIATEMPORARY", "aws_secret_access_key": "s3cret",
+                        "aws_session_token": "the-session-token"}.items():
+        monkeypatch.setattr(ProductDocument.Meta, name, value, raising=False)
+    adapter.reset_connection(ProductDocument)
+    assert adapter.put(document("PUT-6", 1), ProductDocument.version < 1)
+    headers = received_signature_is_valid(Credentials("ASIATEMPORARY", "s3cret", "the-session-token"))
+    assert headers["x-amz-security-token"] == "the-session-token"
+    assert "x-amz-security-token" in headers["signed"].split(";")
+
+
+def test_throttling_is_tried_once_more_then_raised_as_transient(recorder, calls):
+    throttled = (400, orjson.dumps({
+        "__type": "com.amazonaws.dynamodb.v20120810#ThrottlingException", "message": "Rate exceeded",
+    }))
+    Recorder.answers = [throttled]
+    assert adapter.put(document("PUT-7", 1), ProductDocument.version < 1)
+    assert len(Recorder.received) == 2
+    Recorder.answers = [throttled, (503, b"<html>Service Unavailable</html>")]
+    with pytest.raises(PutError) as failed:
+        adapter.put(document("PUT-7", 2), ProductDocument.version < 2)
+    assert adapter.error_code(failed.value) == "InternalFailure" and is_transient(failed.value)
+    assert calls == [("PutItem", "ThrottlingException"), ("PutItem", "ok"),
+                     ("PutItem", "ThrottlingException"), ("PutItem", "InternalFailure")]
