@@ -143,6 +143,7 @@ DYNAMODB_MAX_POOL_CONNECTIONS = env.int("DYNAMODB_MAX_POOL_CONNECTIONS", 32, 1)
 # Empty keys mean the standard AWS credential chain; a local emulator accepts any keys.
 AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", "testing" if DYNAMODB_ENDPOINT else "")
 AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", "testing" if DYNAMODB_ENDPOINT else "")
+AWS_SESSION_TOKEN = env.str("AWS_SESSION_TOKEN", "")  # with temporary keys (an assumed role, Lambda)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
