@@ -55,16 +55,16 @@ def product_update(*, product: Product, **changes: Any) -> Product:
 def price_set(*, product: Product, currency: str, amount: Decimal) -> Price:
     """Set the one current price of ``product`` in ``currency`` (insert or replace).
 
-    A replacement validates and writes the amount alone: the row was found by its product and
-    currency and is locked, so neither changes, and the checks that would query for them (the
-    product exists, no other row has both, the currency constraint) have nothing to learn; the
-    amount's own validators say what its constraint says. Two statements, where a full clean and
-    save made ten: prices are the catalog's most frequent write."""
+    A replacement writes the amount alone: the row was found by its product and currency and is
+    locked, so the checks that would query for them (the product exists, no other row has both,
+    the check constraints) have nothing to learn; the fields' own validators say what the
+    constraints say. Two statements, where a full clean and save made ten: prices are the
+    catalog's most frequent write."""
     price = Price.objects.select_for_update().filter(product=product, currency=currency).first()
     if price is None:
         return _validated(Price(product=product, currency=currency, amount=amount))
     price.amount = amount
-    price.full_clean(exclude=["product", "currency"], validate_unique=False, validate_constraints=False)
+    price.full_clean(exclude=["product"], validate_unique=False, validate_constraints=False)
     price.save(update_fields=["amount"])
     return price
 
