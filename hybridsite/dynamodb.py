@@ -76,9 +76,18 @@ def connection(model: type[Model]) -> Any:
     return model._get_connection().connection
 
 
+_client_lock = threading.Lock()
+
+
 def client(model: type[Model]) -> Any:
-    """The botocore DynamoDB client a table's calls go through."""
-    return connection(model).client
+    """The botocore DynamoDB client a table's calls go through. PynamoDB builds it on first use
+    without a lock: the projector's sixteen writer threads would each build one (loading
+    botocore's service model, tens of milliseconds of CPU apiece) and all but one be thrown away."""
+    table = connection(model)
+    if table._client is None:
+        with _client_lock:
+            return table.client
+    return table.client
 
 
 def reset_connection(model: type[Model]) -> None:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -171,3 +172,16 @@ def test_throttling_is_tried_once_more_then_raised_as_transient(recorder, calls)
     assert adapter.error_code(failed.value) == "InternalFailure" and is_transient(failed.value)
     assert calls == [("PutItem", "ThrottlingException"), ("PutItem", "ok"),
                      ("PutItem", "ThrottlingException"), ("PutItem", "InternalFailure")]
+
+
+def test_threads_that_first_use_a_table_at_once_share_one_client(dynamodb):
+    """The projector's writer threads all start with a table's first put."""
+    adapter.reset_connection(ProductDocument)
+    everyone = threading.Barrier(16)
+
+    def first_use(_: int) -> int:
+        everyone.wait()
+        return id(adapter.client(ProductDocument))
+
+    with ThreadPoolExecutor(16) as pool:
+        assert len(set(pool.map(first_use, range(16)))) == 1
