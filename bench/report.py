@@ -10,6 +10,8 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+from bench import cpu
+
 RESULTS = Path(__file__).resolve().parent / "results"
 
 PATH_TITLES = {
@@ -166,6 +168,11 @@ def markdown(results: dict[str, Any]) -> str:
             f" | {_ms(lag['max'])} |"
             f" {row['drain_seconds']:.1f} |"
         )
+    lines += ["", *cpu.table(
+        "CPU milliseconds per write, by process (read from /proc while each phase ran, writes and their"
+        " projections; `projector`: the Celery worker, `writer`: the write load, `dynamodb`: the DynamoDB engine):",
+        [(f"{row['writer']['target_rate']:g} writes/s", row.get("cpu_ms_per_write", {})) for row in results["lag"]],
+    )]
     lines += _behind(results["lag"])
     b = results["backfill"]
     lines += [

@@ -7,7 +7,7 @@ Run by ``python -m devtools.launcher bench``, which provides the services' URLs,
 DJANGO_SETTINGS_MODULE=bench.settings. Steps, all in one run on the same data:
 
 1. a fresh ``hybridsite_bench`` database (migrated), ``bench-`` DynamoDB tables, ``hs-bench-`` Redis keys;
-2. ``seed_demo`` and a timed backfill (documents/second);
+2. ``seed_demo``, DynamoDB Local warmed up (its JVM compiles as it serves), a timed backfill (documents/second);
 3. six read paths in process (latency percentiles, Postgres queries, DynamoDB calls, Redis round trips),
    the hot read's breakdown beside the floor (bench/hotpath.py), then checkout (``POST /api/orders/``)
    the same way; then cart writes and their write-back lag (bench/carts.py);
@@ -16,6 +16,8 @@ DJANGO_SETTINGS_MODULE=bench.settings. Steps, all in one run on the same data:
 5. hit ratio and p95 of cachalot and Hybridsite while price updates run (a real Celery worker projects);
 6. projection lag at sustained write rates, from the documents' own timestamps;
 7. relay throughput against 1, 2 and 4 worker processes (bench/throughput.py).
+
+Phases 6 and 7 also say how much CPU each kind of process spent per write (bench/cpu.py).
 
 It asserts nothing about speed. Results: bench/results/latest.md, latest.json and PNG plots.
 """
@@ -45,7 +47,7 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "bench.settings")
 
 import django  # noqa: E402
 
-from bench import hotpath, report, suffering, throughput  # noqa: E402
+from bench import cpu, hotpath, report, suffering, throughput  # noqa: E402
 from bench.paths import PATHS, URLS  # noqa: E402
 from bench.procs import LOG_DIR, Processes  # noqa: E402
 
@@ -71,6 +73,7 @@ class Config:
     backfill_chunk: int = 500
     concurrency: int = 16
     checkouts: int = 300
+    warmup_puts: int = 20_000
 
     @classmethod
     def full(cls) -> Config:
@@ -89,6 +92,7 @@ class Config:
             warmup={"floor": 100, "orm": 20, "cachalot": 200, "hit": 100, "dynamodb": 10, "cold": 5},
             count_requests=10, http_seconds=3.0, http_warmup_seconds=0.3,
             load_seconds=3.0, lag_seconds={50: 3.0, 200: 2.0}, drain_timeout=60.0, cold_skus=300, checkouts=60,
+            warmup_puts=10_000,
         )
 
 
@@ -152,7 +156,45 @@ def prepare(cfg: Config, clock: Clock) -> dict[str, Any]:
     tables_drop()
     tables_ensure()
     clock.step("tables", began, "DynamoDB tables (bench- prefix) created")
+    warm_dynamodb_local(cfg.warmup_puts, clock)
     return backfill(cfg, clock)
+
+
+def warm_dynamodb_local(puts: int, clock: Clock) -> None:
+    """A new DynamoDB Local compiles its code as it serves: its first ~20,000 puts cost its JVM
+    three to five times the CPU of later ones. It first serves these many conditional puts to a
+    throwaway table of the projection tables' shape, so that the figures measure the projector
+    against a DynamoDB in its stride, as AWS always is. (moto compiles nothing: not warmed.)"""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.conf import settings
+    from pynamodb.attributes import UnicodeAttribute
+
+    from hybridsite.dynamodb import put, table_meta
+    from projections.tables import ProjectedItem
+
+    if settings.DYNAMODB_ENGINE != "dynamodb-local":
+        return
+
+    class Warmup(ProjectedItem):
+        Meta = table_meta("warmup")
+        pk = UnicodeAttribute(hash_key=True)
+
+    began = time.perf_counter()
+    if Warmup.exists():
+        Warmup.delete_table()
+    Warmup.create_table(wait=True, billing_mode="PAY_PER_REQUEST")
+    body = "x" * 600  # about a product document's size
+
+    def write(i: int) -> None:
+        version = i // 2_000 + 1  # each key written again and again, a newer version each time
+        put(Warmup(pk=f"W{i % 2_000}", owner=f"warmup#{i % 2_000}", version=version, body=body),
+            Warmup.pk.does_not_exist() | (Warmup.version < version))
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(puts)))
+    Warmup.delete_table()
+    clock.step("DynamoDB Local warm-up", began, f"{puts:,} conditional puts to a throwaway table")
 
 
 def backfill(cfg: Config, clock: Clock) -> dict[str, Any]:
@@ -535,7 +577,9 @@ def spawn_lag_writers(cfg: Config, procs: Processes, pool: list[str]) -> dict[in
     return writers
 
 
-def projection_lag(cfg: Config, procs: Processes, writers: dict[int, Any], clock: Clock) -> list[dict[str, Any]]:
+def projection_lag(
+    cfg: Config, procs: Processes, writers: dict[int, Any], worker: subprocess.Popen, clock: Clock
+) -> list[dict[str, Any]]:
     from projections import metrics
     from projections.tables import ProductDocument
 
@@ -543,9 +587,10 @@ def projection_lag(cfg: Config, procs: Processes, writers: dict[int, Any], clock
     for rate, writer in writers.items():
         began = time.perf_counter()
         metrics.reset()
-        go(procs, writer)
-        written = finish_writer(procs, writer, cfg.lag_seconds[rate] + 120)
-        drain, left, dead = wait_for_outbox(cfg.drain_timeout)
+        with cpu.CpuByKind({"projector": worker.pid, "writer": writer.pid}) as used:
+            go(procs, writer)
+            written = finish_writer(procs, writer, cfg.lag_seconds[rate] + 120)
+            drain, left, dead = wait_for_outbox(cfg.drain_timeout)
         start_wall = written["start_wall"]
         points: list[tuple[float, float]] = []
         missing = 0
@@ -568,6 +613,7 @@ def projection_lag(cfg: Config, procs: Processes, writers: dict[int, Any], clock
             "drain_seconds": drain,
             "outbox": {"pending_left": left, "dead": dead},
             "relay_lag_samples": report.summarize(relay_samples),
+            "cpu_ms_per_write": cpu.per_unit_ms(used.seconds, written["done"]),
             "points": points,
         }
         rows.append(row)
@@ -638,7 +684,7 @@ def main(argv: list[str]) -> int:
         lag_writers = spawn_lag_writers(cfg, procs, others + hot)
         write_load = under_write_load(cfg, procs, hot, clock)
         stale = cachalot_staleness(hot)
-        lag = projection_lag(cfg, procs, lag_writers, clock)
+        lag = projection_lag(cfg, procs, lag_writers, worker, clock)
         procs.stop(worker)
         began = time.perf_counter()
         relay_throughput = throughput.relay_vs_workers(procs, cfg.drain_timeout, log)

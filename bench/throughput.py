@@ -13,6 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
+from bench import cpu
+
 WORKER_COUNTS = (1, 2, 4)
 
 
@@ -43,14 +45,16 @@ def relay_vs_workers(procs: Any, timeout: float, log: Any) -> list[dict[str, Any
         worker = procs.worker(settings.CELERY_TASK_DEFAULT_QUEUE, concurrency=workers, beat=False)
         metrics.reset()
         began = time.perf_counter()
-        relay_outbox.delay()
-        seconds, left, dead = wait_for_outbox(timeout)
+        with cpu.CpuByKind({"projector": worker.pid}) as used:
+            relay_outbox.delay()
+            seconds, left, dead = wait_for_outbox(timeout)
         procs.stop(worker)
         projected = pending - left
         row = {
             "workers": workers, "rows": pending, "seconds": seconds, "left": left, "dead": dead,
             "projections_per_second": projected / seconds if seconds else 0.0,
             "relay_lag_ms": _summary(metrics.lag_samples()),
+            "cpu_ms_per_projection": cpu.per_unit_ms(used.seconds, projected),
         }
         rows.append(row)
         log(f"relay throughput, {workers} worker process(es): {pending:,} rows in {seconds:.1f}s,"
@@ -79,4 +83,8 @@ def markdown(rows: list[dict[str, Any]], engine: str) -> str:
             f"| {row['workers']} | {row['rows']:,} | {row['seconds']:.1f} | {row['projections_per_second']:,.0f}"
             f" | {row['left']:,} | {row['dead']:,} |"
         )
+    lines += ["", *cpu.table(
+        "CPU milliseconds per projection, by process (read from /proc while the backlog drained):",
+        [(f"{row['workers']} process(es)", row.get("cpu_ms_per_projection", {})) for row in rows],
+    )]
     return "\n".join(lines) + "\n"
