@@ -28,9 +28,16 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo) -> Itera
     return report
 
 
+DYNAMODB_FIXTURES = frozenset({"dynamodb", "dynamodb_tables"})
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests marked ``aws_engine(reason=...)`` are skipped on moto, which lacks what they need."""
+    """Tests marked ``aws_engine(reason=...)`` are skipped on moto, which lacks what they need.
+    A test that needs DynamoDB's tables (directly or through another fixture) is marked
+    ``dynamodb``: CI runs those on the second engine, where the others would repeat themselves."""
     for item in items:
+        if DYNAMODB_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.dynamodb)
         marker = item.get_closest_marker("aws_engine")
         if marker is None:
             continue

@@ -24,6 +24,7 @@ from django.conf import settings
 from devtools import embedded, launcher, net
 
 BASE_DIR = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.dynamodb  # the launcher picks, starts and reuses the run's DynamoDB engine
 
 
 def mode(path: Path) -> int:
