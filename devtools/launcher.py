@@ -78,10 +78,11 @@ class Services:
     exit: the suite and the bench start from empty tables, and do not wait for SQLite to sync every
     write to disk (about 100 writes/s here), nor read stream records that earlier runs left in it."""
 
-    def __init__(self, private_dynamodb: Path | None = None) -> None:
+    def __init__(self, private_dynamodb: Path | None = None, short_lived: bool = False) -> None:
         self.owned: list[Embedded] = []
         self.env: dict[str, str] = {}
         self.private_dynamodb = private_dynamodb
+        self.short_lived = short_lived  # the private DynamoDB Local serves one test run
         self.private_started = False
 
     def _wanted(self) -> tuple[list[Embedded], dict[str, str], bool]:
@@ -114,7 +115,7 @@ class Services:
             if private and self.private_dynamodb is not None:
                 log(f"dynamodb: starting this run's own DynamoDB Local, in memory ({_relative(self.private_dynamodb)})")
                 self.private_started = True  # stop() stops it, even if it fails to come up
-                given.update(start_dynamodb_local(self.private_dynamodb, in_memory=True))
+                given.update(start_dynamodb_local(self.private_dynamodb, in_memory=True, short_lived=self.short_lived))
             for service in wanted:
                 previous = recorded.get(service.env_var, "")
                 values = reusable(service, recorded)
@@ -321,7 +322,7 @@ def _main(argv: list[str]) -> int:
         raise SystemExit(refusal)
     # Per launcher: two runs in one checkout must neither share nor stop each other's server.
     private = VAR / f"dynamodb-{command}" / str(os.getpid()) if command in {"test", "bench"} else None
-    with Services(private_dynamodb=private) as env:
+    with Services(private_dynamodb=private, short_lived=command == "test") as env:
         if command == "services":
             for key in ("DATABASE_URL", "REDIS_URL", "DYNAMODB_ENDPOINT", "DYNAMODB_ENGINE"):
                 print(f"{key}={env.get(key, '')}")
