@@ -219,11 +219,12 @@ def call_observer_remove(observer: CallObserver) -> None:
         _call_observers.remove(observer)
 
 
-RETRIED_CODES = frozenset({
+TRANSIENT_CODES = frozenset({
     "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
     "InternalServerError", "InternalFailure", "ServiceUnavailable", "TransactionConflictException",
 })
-"""What botocore's standard retry mode retries once more (the models' clients make two attempts)."""
+"""DynamoDB's error codes that pass by themselves (throttling, server trouble): botocore's standard
+retry mode tries those once more (the models' clients make two attempts), and so does :func:`put`."""
 
 
 class _Sender:
@@ -325,7 +326,7 @@ def put(item: Model, condition: Condition) -> bool:
         _observed("PutItem", code, started)
         if code == "ConditionalCheckFailedException":
             return False
-        if attempt == 1 and code in RETRIED_CODES:
+        if attempt == 1 and code in TRANSIENT_CODES:
             time.sleep(random.uniform(0, 1))  # botocore's first backoff: full jitter, base one second
             continue
         request_id = response.headers.get("x-amzn-RequestId", "")

@@ -33,6 +33,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from catalog.models import OutboxEvent
+from hybridsite import dynamodb
 
 from . import metrics
 from .models import ReadFloor
@@ -42,10 +43,6 @@ from .registry import AGGREGATES
 
 logger = logging.getLogger(__name__)
 
-TRANSIENT_AWS_CODES = {
-    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
-    "InternalServerError", "ServiceUnavailable", "InternalFailure", "TransactionConflictException",
-}
 
 
 class CacheRefreshFailed(Exception):
@@ -68,7 +65,7 @@ def is_transient(exc: BaseException) -> bool:
         if isinstance(seen, TRANSIENT_ERRORS):
             return True
         if isinstance(seen, botocore.exceptions.ClientError):
-            return seen.response.get("Error", {}).get("Code") in TRANSIENT_AWS_CODES
+            return seen.response.get("Error", {}).get("Code") in dynamodb.TRANSIENT_CODES
         seen = getattr(seen, "cause", None) or seen.__cause__ or seen.__context__
     return False
 
