@@ -19,13 +19,21 @@ WRK_VERSION := 4.1.0-3+b2
 
 .PHONY: run test lint unit bench install services clean dynamodb-local browser wrk
 
-$(STAMP): requirements.txt requirements-dev.txt
+# The venv's packages are installed by uv (this release, itself installed into the venv by pip):
+# the same pinned requirements, in seconds where pip takes a minute and a half.
+UV_VERSION := 0.13.9
+UV := $(BIN)/uv pip install --quiet --python $(BIN)/python
+
+$(BIN)/uv:
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(BIN)/pip install --quiet --disable-pip-version-check uv==$(UV_VERSION)
+
+$(STAMP): requirements.txt requirements-dev.txt $(BIN)/uv
+	$(UV) -r requirements-dev.txt
 	touch $(STAMP)
 
 $(BENCH_STAMP): $(STAMP) requirements-bench.txt
-	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-bench.txt
+	$(UV) -r requirements-bench.txt
 	touch $(BENCH_STAMP)
 
 # Best effort: a machine without npm (or the registry) runs on moto server; the launcher says so.

@@ -20,6 +20,8 @@ import psycopg2
 import pytest
 import redis
 from django.conf import settings
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from devtools import embedded, launcher, net
 
@@ -132,10 +134,12 @@ def test_embedded_redis_requires_its_generated_password(tmp_path: Path) -> None:
         url = url["REDIS_URL"]
         password = url.split(":", 2)[2].split("@")[0]
         port = int(url.rsplit(":", 1)[1].split("/")[0])
+        # One attempt each: redis-py retries an AuthenticationError (a ConnectionError) with backoff.
+        once = Retry(NoBackoff(), 0)
         with pytest.raises(redis.AuthenticationError):
-            redis.Redis(port=port, socket_timeout=2, protocol=2).ping()
+            redis.Redis(port=port, socket_timeout=2, protocol=2, retry=once).ping()
         with pytest.raises(redis.AuthenticationError):
-            redis.Redis(port=port, password="wrong", socket_timeout=2).ping()
+            redis.Redis(port=port, password="wrong", socket_timeout=2, retry=once).ping()
         client = redis.Redis.from_url(url, socket_timeout=2)
         assert client.ping()
         # Bounded, and evicting only keys with a TTL: the broker's queues are never evicted.
