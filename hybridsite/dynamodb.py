@@ -93,6 +93,7 @@ def _session() -> botocore.session.Session:
 
 
 pynamodb.connection.base.get_session = _session  # type: ignore[assignment]
+
 _client_lock = threading.Lock()
 
 

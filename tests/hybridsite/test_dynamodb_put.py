@@ -187,7 +187,6 @@ def test_threads_that_first_use_a_table_at_once_share_one_client(dynamodb):
         assert len(set(pool.map(first_use, range(16)))) == 1
 
 
-
 def test_every_new_client_reads_botocores_data_files_through_one_loader(dynamodb):
     """PynamoDB makes a botocore session for each connection that builds a client; each parsed
     botocore's endpoint rules and service model again (190 ms of CPU per client)."""
