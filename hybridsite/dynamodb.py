@@ -79,16 +79,20 @@ def connection(model: type[Model]) -> Any:
     return model._get_connection().connection
 
 
-_loader = botocore.loaders.create_loader()
+_loader: botocore.loaders.Loader | None = None
 
 
 def _session() -> botocore.session.Session:
     """A new botocore session, as PynamoDB makes one for each connection (and thread) that builds
-    a client, but reading botocore's data files through the process's one loader, which keeps what
-    it read: a client then costs 30 ms of CPU instead of 190 (the endpoint rules and the service
-    model, some megabytes of JSON, parsed again by every new session)."""
+    a client, but reading botocore's data files through the first session's loader, which keeps
+    what it read: a client then costs 30 ms of CPU instead of 190 (the endpoint rules and the
+    service model, some megabytes of JSON, parsed again by every new session)."""
+    global _loader
     session = botocore.session.get_session()
-    session.register_component("data_loader", _loader)
+    if _loader is None:
+        _loader = session.get_component("data_loader")
+    else:
+        session.register_component("data_loader", _loader)
     return session
 
 
