@@ -281,13 +281,20 @@ def _sender_here() -> _Sender:
         return _sender
 
 
-def _forget_sender() -> None:
-    """In a forked child (a Celery pool process): its own connections, and a lock no thread holds."""
-    global _sender, _sender_lock
-    _sender, _sender_lock = None, threading.Lock()
+def _forget_connections() -> None:
+    """In a forked child (a Celery pool process, a backfill process): connections of its own (two
+    processes on one socket would read each other's answers), and locks no thread holds."""
+    global _sender, _sender_lock, _client_lock
+    _sender, _sender_lock, _client_lock = None, threading.Lock(), threading.Lock()
+    tables: list[type[Model]] = [Model]
+    while tables:
+        table = tables.pop()
+        tables.extend(table.__subclasses__())
+        if table.__dict__.get("_connection") is not None:
+            table._connection = None
 
 
-os.register_at_fork(after_in_child=_forget_sender)
+os.register_at_fork(after_in_child=_forget_connections)
 
 
 def put(item: Model, condition: Condition) -> bool:

@@ -27,6 +27,7 @@ pipelined round trip. Each aggregate keeps its own outcome: one that fails does 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -423,6 +424,15 @@ def _project_jobs(jobs: list[_Job], results: dict[int, Outcome | Exception], rep
 
 _writers: ThreadPoolExecutor | None = None
 _writers_lock = threading.Lock()
+
+
+def _forget_writers() -> None:
+    """In a forked child: the parent's writer threads are not there to run what it submits."""
+    global _writers, _writers_lock
+    _writers, _writers_lock = None, threading.Lock()
+
+
+os.register_at_fork(after_in_child=_forget_writers)
 
 
 def concurrently(func: Callable[[T], R], items: Sequence[T]) -> list[R | Exception]:

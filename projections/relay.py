@@ -12,6 +12,7 @@ cannot fix) that persists for ``OUTBOX_MAX_ATTEMPTS`` makes a row ``dead``; tran
 from __future__ import annotations
 
 import logging
+import os
 import random
 import time
 from collections import defaultdict
@@ -167,6 +168,15 @@ def retry_dead(ids: list[int] | None = None) -> int:
 
 
 _pool: ProjectorPool | None = None
+
+
+def _forget_pool() -> None:
+    """In a forked child: the parent's projector threads are not there."""
+    global _pool
+    _pool = None
+
+
+os.register_at_fork(after_in_child=_forget_pool)
 
 
 def _requests(groups: list[list[OutboxRow]]) -> list[Request]:

@@ -197,3 +197,4 @@ def test_every_new_client_reads_botocores_data_files_through_one_loader(dynamodb
     sessions = [adapter.connection(model).session for model in models]
     assert sessions[0] is not sessions[1]
     assert sessions[0].get_component("data_loader") is sessions[1].get_component("data_loader")
+
