@@ -179,9 +179,10 @@ def markdown(results: dict[str, Any]) -> str:
         "",
         "## Backfill",
         "",
-        f"{b['documents']:,} products projected by `projections.backfill.backfill('product')` ({b['workers']} threads,"
-        f" chunk {b['chunk']}) in {b['seconds']:.1f} s: **{b['docs_per_second']:,.0f} documents/s**"
-        f" ({b['dynamodb_calls_per_product']:.1f} DynamoDB calls per product)."
+        f"{b['documents']:,} products projected by `projections.backfill.backfill('product')`"
+        f" ({b.get('processes', 1)} process(es) of {b['workers']} threads, chunk {b['chunk']}) in {b['seconds']:.1f} s:"
+        f" **{b['docs_per_second']:,.0f} documents/s**"
+        + (f" ({calls:.1f} DynamoDB calls per product)." if (calls := b.get("dynamodb_calls_per_product")) else ".")
         + ("" if not cfg["quick"] else f" QUICK run: {b['documents']:,} products, not 10,000."),
         "",
     ]

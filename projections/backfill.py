@@ -8,10 +8,14 @@ is stored in the shape being written now (projections/shapes.py).
 
 from __future__ import annotations
 
+import multiprocessing
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
 
 from django.conf import settings
+from django.db import connections
 
 from .models import BackfillCheckpoint
 from .pool import ProjectorPool
@@ -30,18 +34,80 @@ def _project_all(aggregate_type: str, ids: list[int], pool: ProjectorPool, resha
             raise errors[0]
 
 
+class BackfillFailed(Exception):
+    """A chunk failed in a backfill process (its error, as text: not every error survives pickling)."""
+
+
+_process_pool: ProjectorPool | None = None
+
+
+def _start_process(workers: int) -> None:
+    global _process_pool
+    _process_pool = ProjectorPool(workers, "backfill")
+
+
+def _project_chunk(aggregate_type: str, ids: list[int], reshape: bool) -> None:
+    """In a backfill process: one chunk, on that process's threads."""
+    assert _process_pool is not None
+    try:
+        _project_all(aggregate_type, ids, _process_pool, reshape)
+    except Exception as exc:
+        raise BackfillFailed(f"{aggregate_type} ids {ids[0]}..{ids[-1]}: {type(exc).__name__}: {exc}") from None
+
+
+def _projected(
+    aggregate_type: str, chunks: Iterable[list[int]], *, processes: int, workers: int, reshape: bool
+) -> Iterator[list[int]]:
+    """Each chunk, once it and every chunk before it are projected: in this process on ``workers``
+    threads, or spread over ``processes`` forked processes of ``workers`` threads each (one
+    process's threads share one interpreter lock, which a backfill's CPU outgrows on two cores)."""
+    if processes == 1:
+        pool = ProjectorPool(workers, "backfill")
+        try:
+            for ids in chunks:
+                _project_all(aggregate_type, ids, pool, reshape)
+                yield ids
+        finally:
+            pool.close()
+        return
+    # The processes are forked while this one holds no database connection (the chunks' first
+    # query opens one after): a child that closed an inherited one would end this one's session.
+    connections.close_all()
+    executor = ProcessPoolExecutor(
+        processes, mp_context=multiprocessing.get_context("fork"), initializer=_start_process, initargs=(workers,)
+    )
+    executor.submit(int).result()  # with fork, every process starts at the first submit
+    pending: deque[tuple[list[int], Future[None]]] = deque()
+    try:
+        for ids in chunks:
+            pending.append((ids, executor.submit(_project_chunk, aggregate_type, ids, reshape)))
+            if len(pending) > processes:  # one chunk queued per process beyond those running
+                done, future = pending.popleft()
+                future.result()
+                yield done
+        while pending:
+            done, future = pending.popleft()
+            future.result()
+            yield done
+    finally:
+        executor.shutdown(wait=True, cancel_futures=True)
+
+
 def backfill(
     aggregate_type: str,
     *,
     resume: bool = False,
     chunk: int = 500,
     workers: int = 4,
+    processes: int = 1,
     reshape: bool = False,
     rate: float | None = None,
     progress: Callable[[int], object] = lambda n: None,
 ) -> int:
     """Returns how many aggregates were projected in this run; ``rate`` caps aggregates per second
-    (a backfill beside live traffic should leave DynamoDB and Postgres room)."""
+    (a backfill beside live traffic should leave DynamoDB and Postgres room). With ``processes``
+    above one, chunks are projected in that many forked processes and the checkpoint follows the
+    last chunk finished with every one before it."""
     aggregate = AGGREGATES[aggregate_type]
     if reshape:
         # Every process must write the new shape before the rewrite begins: a projection after it
@@ -55,19 +121,15 @@ def backfill(
         checkpoint.save()
     done = 0
     started = time.monotonic()
-    pool = ProjectorPool(workers, "backfill")
-    try:
-        for ids in aggregate.ids(max(1, min(chunk, int(rate))) if rate else chunk, checkpoint.last_id):
-            _project_all(aggregate_type, ids, pool, reshape)
-            done += len(ids)
-            checkpoint.last_id = ids[-1]
-            checkpoint.projected += len(ids)
-            checkpoint.save(update_fields=["last_id", "projected", "updated_at"])
-            progress(len(ids))
-            if rate:
-                time.sleep(max(0.0, done / rate - (time.monotonic() - started)))
-    finally:
-        pool.close()
+    chunks = aggregate.ids(max(1, min(chunk, int(rate))) if rate else chunk, checkpoint.last_id)
+    for ids in _projected(aggregate_type, chunks, processes=max(1, processes), workers=workers, reshape=reshape):
+        done += len(ids)
+        checkpoint.last_id = ids[-1]
+        checkpoint.projected += len(ids)
+        checkpoint.save(update_fields=["last_id", "projected", "updated_at"])
+        progress(len(ids))
+        if rate:
+            time.sleep(max(0.0, done / rate - (time.monotonic() - started)))
     checkpoint.finished = True
     checkpoint.save(update_fields=["finished", "updated_at"])
     return done

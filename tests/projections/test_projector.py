@@ -16,7 +16,7 @@ from redis import Redis
 from catalog.models import OutboxEvent, Price, Product, StockLevel
 from catalog.services import price_set, product_update, stock_adjust
 from projections import cache, cache_keys
-from projections.backfill import backfill
+from projections.backfill import BackfillFailed, backfill
 from projections.drift import check
 from projections.models import BackfillCheckpoint
 from projections.projector import PermanentProjectionError, project, put_document
@@ -399,6 +399,26 @@ class TestBackfill:
         clear_tables()
         assert backfill("product", resume=True) == 6
         assert self._projected_skus() == {p.sku for p in products}
+
+    def test_processes_project_every_chunk_and_the_checkpoint_follows_them(self, products: list[Product]) -> None:
+        """After a backfill in this process, whose writer threads a forked process does not have."""
+        assert backfill("product", chunk=2, workers=2) == 6
+        clear_tables()
+        assert backfill("product", chunk=2, workers=2, processes=2) == 6
+        for product in products:
+            assert ProductDocument.get(product.sku).version == version_of(product)
+        checkpoint = BackfillCheckpoint.objects.get(aggregate_type="product")
+        assert (checkpoint.last_id, checkpoint.projected, checkpoint.finished) == (products[-1].pk, 6, True)
+
+    def test_a_chunk_failing_in_a_process_stops_the_backfill_before_it(self, products: list[Product]) -> None:
+        """The checkpoint stays after the last chunk finished with every one before it: --resume
+        projects the failed chunk again."""
+        product_update(product=products[2], description="x" * (401 * 1024))  # too large for an item
+        with pytest.raises(BackfillFailed, match=f"ids {products[2].pk}..{products[3].pk}"):
+            backfill("product", chunk=2, workers=2, processes=2)
+        checkpoint = BackfillCheckpoint.objects.get(aggregate_type="product")
+        assert (checkpoint.last_id, checkpoint.projected, checkpoint.finished) == (products[1].pk, 2, False)
+        assert Product.objects.count() == 6  # this process's own connection outlived the processes
 
     def test_backfill_never_overwrites_a_newer_document(self, products: list[Product]) -> None:
         newer = version_of(products[0]) + 1000

@@ -1,3 +1,4 @@
+import os
 import time
 
 from django.core.management.base import BaseCommand, CommandError
@@ -14,7 +15,11 @@ class Command(BaseCommand):
         parser.add_argument("--model", choices=sorted(AGGREGATES), action="append", help="only this aggregate type")
         parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint")
         parser.add_argument("--chunk", type=int, default=500, help="aggregates per checkpoint (default 500)")
-        parser.add_argument("--workers", type=int, default=4, help="parallel projections (default 4)")
+        parser.add_argument("--workers", type=int, default=4, help="parallel projections per process (default 4)")
+        parser.add_argument(
+            "--processes", type=int, default=os.cpu_count() or 1,
+            help="processes projecting chunks at once (default: one per CPU)",
+        )
         parser.add_argument(
             "--reshape", action="store_true",
             help="rewrite documents at their current version, in the shape written now (see projections/shapes.py)",
@@ -22,8 +27,8 @@ class Command(BaseCommand):
         parser.add_argument("--rate", type=float, help="at most this many aggregates per second")
 
     def handle(
-        self, *args, model: list[str] | None, resume: bool, chunk: int, workers: int, reshape: bool,
-        rate: float | None, **options,
+        self, *args, model: list[str] | None, resume: bool, chunk: int, workers: int, processes: int,
+        reshape: bool, rate: float | None, **options,
     ) -> None:
         if rate is not None and rate <= 0:
             raise CommandError("--rate must be positive")
@@ -31,9 +36,9 @@ class Command(BaseCommand):
             started = time.perf_counter()
             with tqdm(desc=aggregate_type, unit="doc", disable=None) as bar:
                 count = backfill(
-                    aggregate_type, resume=resume, chunk=max(chunk, 1), workers=max(workers, 1), reshape=reshape,
-                    rate=rate, progress=bar.update,
+                    aggregate_type, resume=resume, chunk=max(chunk, 1), workers=max(workers, 1),
+                    processes=max(processes, 1), reshape=reshape, rate=rate, progress=bar.update,
                 )
             elapsed = time.perf_counter() - started
-            rate = count / elapsed if elapsed else 0.0
-            self.stdout.write(f"{aggregate_type}: projected={count} seconds={elapsed:.1f} docs_per_second={rate:.0f}")
+            speed = count / elapsed if elapsed else 0.0
+            self.stdout.write(f"{aggregate_type}: projected={count} seconds={elapsed:.1f} docs_per_second={speed:.0f}")
