@@ -208,8 +208,9 @@ def split(requests: list[Request], threads: int) -> list[list[Request]]:
     """Parts of a batch to project at once: one per thread at most, none under ``MIN_PART``
     aggregates unless the whole batch is."""
     parts = min(threads, max(1, len(requests) // MIN_PART))
-    size = max(1, -(-len(requests) // parts))  # ceiling
-    return [requests[start:start + size] for start in range(0, len(requests), size)]
+    size, longer = divmod(len(requests), parts)  # the first ``longer`` parts take one more
+    bounds = [i * size + min(i, longer) for i in range(parts + 1)]
+    return [requests[start:end] for start, end in zip(bounds, bounds[1:]) if end > start]
 
 
 def _project_groups(groups: list[list[OutboxRow]], inline: bool) -> list[Outcome | Exception]:
