@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 
 from django.conf import settings
-from django.db import connections
+from django.db import connection, connections
 
 from .models import BackfillCheckpoint
 from .pool import ProjectorPool
@@ -52,7 +52,7 @@ def _project_chunk(aggregate_type: str, ids: list[int], reshape: bool) -> None:
     try:
         _project_all(aggregate_type, ids, _process_pool, reshape)
     except Exception as exc:
-        raise BackfillFailed(f"{aggregate_type} ids {ids[0]}..{ids[-1]}: {type(exc).__name__}: {exc}") from None
+        raise BackfillFailed(f"{aggregate_type} ids {ids[0]}..{ids[-1]}: {type(exc).__name__}: {exc}") from exc
 
 
 def _projected(
@@ -72,6 +72,8 @@ def _projected(
         return
     # The processes are forked while this one holds no database connection (the chunks' first
     # query opens one after): a child that closed an inherited one would end this one's session.
+    if connection.in_atomic_block:
+        raise ValueError("a backfill over processes cannot run inside a transaction: its connection is closed")
     connections.close_all()
     executor = ProcessPoolExecutor(
         processes, mp_context=multiprocessing.get_context("fork"), initializer=_start_process, initargs=(workers,)
@@ -105,9 +107,10 @@ def backfill(
     progress: Callable[[int], object] = lambda n: None,
 ) -> int:
     """Returns how many aggregates were projected in this run; ``rate`` caps aggregates per second
-    (a backfill beside live traffic should leave DynamoDB and Postgres room). With ``processes``
-    above one, chunks are projected in that many forked processes and the checkpoint follows the
-    last chunk finished with every one before it."""
+    (a backfill beside live traffic should leave DynamoDB and Postgres room; it runs in this process
+    alone, so that no chunks run ahead of the pace). With ``processes`` above one, chunks are
+    projected in that many forked processes and the checkpoint follows the last chunk finished
+    with every one before it; a chunk that fails there raises ``BackfillFailed``."""
     aggregate = AGGREGATES[aggregate_type]
     if reshape:
         # Every process must write the new shape before the rewrite begins: a projection after it
@@ -122,7 +125,8 @@ def backfill(
     done = 0
     started = time.monotonic()
     chunks = aggregate.ids(max(1, min(chunk, int(rate))) if rate else chunk, checkpoint.last_id)
-    for ids in _projected(aggregate_type, chunks, processes=max(1, processes), workers=workers, reshape=reshape):
+    processes = 1 if rate else max(1, processes)
+    for ids in _projected(aggregate_type, chunks, processes=processes, workers=workers, reshape=reshape):
         done += len(ids)
         checkpoint.last_id = ids[-1]
         checkpoint.projected += len(ids)

@@ -10,6 +10,7 @@ from io import StringIO
 import orjson
 import pytest
 from django.core.management import call_command
+from django.db import transaction
 from django.utils import timezone
 from redis import Redis
 
@@ -418,7 +419,11 @@ class TestBackfill:
             backfill("product", chunk=2, workers=2, processes=2)
         checkpoint = BackfillCheckpoint.objects.get(aggregate_type="product")
         assert (checkpoint.last_id, checkpoint.projected, checkpoint.finished) == (products[1].pk, 2, False)
-        assert Product.objects.count() == 6  # this process's own connection outlived the processes
+
+    def test_processes_refuse_to_run_inside_a_transaction(self, products: list[Product]) -> None:
+        """Forking closes this process's connection first, which would break the caller's transaction."""
+        with transaction.atomic(), pytest.raises(ValueError, match="inside a transaction"):
+            backfill("product", processes=2)
 
     def test_backfill_never_overwrites_a_newer_document(self, products: list[Product]) -> None:
         newer = version_of(products[0]) + 1000

@@ -17,8 +17,9 @@ class Command(BaseCommand):
         parser.add_argument("--chunk", type=int, default=500, help="aggregates per checkpoint (default 500)")
         parser.add_argument("--workers", type=int, default=4, help="parallel projections per process (default 4)")
         parser.add_argument(
-            "--processes", type=int, default=os.cpu_count() or 1,
-            help="processes projecting chunks at once (default: one per CPU)",
+            "--processes", type=int, default=min(4, len(os.sched_getaffinity(0))),
+            help="processes projecting chunks at once (default: one per CPU this process may use, at most 4;"
+            " one with --rate)",
         )
         parser.add_argument(
             "--reshape", action="store_true",
