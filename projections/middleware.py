@@ -22,6 +22,8 @@ from django.http import HttpRequest, HttpResponse
 from django.urls import Resolver404, ResolverMatch, resolve, reverse
 from rest_framework.exceptions import ValidationError
 
+from catalog.models import SKU_MAX_LENGTH
+
 from . import apis, reader, shapes
 from .registry import product_document
 
@@ -48,11 +50,13 @@ class HotReadMiddleware:
         view.setup(HttpRequest())  # as Django sets a view up: HEAD answered by GET
         self.allow = ", ".join(view.allowed_methods)  # DRF's Allow header
         self.product_match = lru_cache(maxsize=RESOLVED_PATHS)(_product_match)
+        self.longest = len(self.prefix) + SKU_MAX_LENGTH + 1  # a longer path is no product's: not kept
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if request.method != "GET" or not request.path_info.startswith(self.prefix):
             return self.get_response(request)
-        match = self.product_match(request.path_info)
+        path = request.path_info
+        match = self.product_match(path) if len(path) <= self.longest else _product_match(path)
         if match is None:
             return self.get_response(request)
         try:
