@@ -128,7 +128,7 @@ def main() -> None:
     for child in children:
         child.start()
     for _ in range(processes * threads):
-        connected.get()
+        connected.get(timeout=60)  # a thread that could not connect never reports: fail, do not hang
     print("READY", flush=True)
     sys.stdin.readline()
     start_wall, start = time.time(), time.perf_counter() + 0.01  # the clock every process shares

@@ -9,6 +9,7 @@ import os
 import select
 import signal
 import threading
+import traceback
 from collections.abc import Callable
 
 import orjson
@@ -25,6 +26,8 @@ def in_forked_child(func: Callable[[], object], timeout: float = 30.0) -> object
     if pid == 0:  # leave without running the parent's clean-ups
         try:
             os.write(write, orjson.dumps(func()))
+        except BaseException:
+            os.write(write, orjson.dumps({"child raised": traceback.format_exc()}))
         finally:
             os._exit(0)
     os.close(write)
@@ -56,6 +59,6 @@ def test_a_forked_process_builds_its_own_table_connections(dynamodb):
 
 def test_a_forked_process_starts_writer_threads_of_its_own(settings):
     """Every writer thread of the parent busy at once: the pool has started all it may."""
-    everyone = threading.Barrier(settings.PROJECTION_WRITE_THREADS)
+    everyone = threading.Barrier(settings.PROJECTION_WRITE_THREADS, timeout=30)
     concurrently(lambda _: everyone.wait(), range(settings.PROJECTION_WRITE_THREADS))
     assert in_forked_child(lambda: concurrently(lambda n: n * 2, [1, 2, 3])) == [2, 4, 6]
