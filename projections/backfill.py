@@ -18,16 +18,15 @@ from django.conf import settings
 from django.db import connection, connections
 
 from .models import BackfillCheckpoint
-from .pool import ProjectorPool
+from .pool import ProjectorPool, split
 from .projector import Request, project_many
 from .registry import AGGREGATES
 
 
 def _project_all(aggregate_type: str, ids: list[int], pool: ProjectorPool, reshape: bool) -> None:
-    """Project ``ids`` as one batch per pool thread; the first error stops the backfill
+    """Project ``ids`` in batches over the pool's threads; the first error stops the backfill
     (``--resume`` continues from the last finished chunk)."""
-    size = -(-len(ids) // pool.size)  # ceiling: at most one batch per thread
-    batches = [[Request(aggregate_type, i) for i in ids[start:start + size]] for start in range(0, len(ids), size)]
+    batches = split([Request(aggregate_type, i) for i in ids], pool.size)
     for answer in pool.map(lambda batch: project_many(batch, repair=reshape), batches):
         errors = [answer] if isinstance(answer, Exception) else [r for r in answer if isinstance(r, Exception)]
         if errors:

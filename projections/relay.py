@@ -38,7 +38,7 @@ from hybridsite import dynamodb
 
 from . import metrics
 from .models import ReadFloor
-from .pool import ProjectorPool
+from .pool import ProjectorPool, split
 from .projector import Fenced, Outcome, Request, project_many
 from .registry import AGGREGATES
 
@@ -196,21 +196,6 @@ def _project(requests: list[Request]) -> list[Outcome | Exception]:
         if isinstance(result, Outcome) and result.cache_failed else result
         for r, result in zip(requests, results)
     ]
-
-
-# A batch is split between the pool's threads only into parts of at least this many aggregates:
-# each part costs a snapshot of its own, which a handful of aggregates does not repay (at 200
-# writes/s, claims of a few rows projected unsplit cut the lag's median by a third).
-MIN_PART = 25
-
-
-def split(requests: list[Request], threads: int) -> list[list[Request]]:
-    """Parts of a batch to project at once: one per thread at most, none under ``MIN_PART``
-    aggregates unless the whole batch is."""
-    parts = min(threads, max(1, len(requests) // MIN_PART))
-    size, longer = divmod(len(requests), parts)  # the first ``longer`` parts take one more
-    bounds = [i * size + min(i, longer) for i in range(parts + 1)]
-    return [requests[start:end] for start, end in zip(bounds, bounds[1:]) if end > start]
 
 
 def _project_groups(groups: list[list[OutboxRow]], inline: bool) -> list[Outcome | Exception]:

@@ -1,13 +1,13 @@
-"""How the relay divides a claimed batch between its projector threads: every aggregate once, in
-order, at most one part per thread, and no part so small that its own snapshot costs more than the
-thread saves."""
+"""How the relay and the backfill divide a batch between a pool's projector threads: every
+aggregate once, in order, at most one part per thread, and no part so small that its own snapshot
+costs more than the thread saves."""
 
 from __future__ import annotations
 
 import pytest
 
+from projections.pool import MIN_PART, split
 from projections.projector import Request
-from projections.relay import MIN_PART, split
 
 
 @pytest.mark.parametrize(
