@@ -70,7 +70,6 @@ class Config:
     drain_timeout: float = 150.0
     cold_skus: int = 1_500
     backfill_workers: int = 4
-    backfill_processes: int = os.cpu_count() or 1
     backfill_chunk: int = 500
     concurrency: int = 16
     checkouts: int = 300
@@ -206,13 +205,12 @@ def rehearse_backfill(cfg: Config, clock: Clock) -> None:
     from django.conf import settings
 
     from hybridsite.dynamodb import tables_drop, tables_ensure
-    from projections.backfill import backfill as run_backfill
     from projections.models import BackfillCheckpoint, OwnerManifest, ReadFloor
 
     if settings.DYNAMODB_ENGINE != "dynamodb-local":
         return
     began = time.perf_counter()
-    run_backfill("product", workers=cfg.backfill_workers, processes=cfg.backfill_processes, chunk=cfg.backfill_chunk)
+    backfill_products(cfg)
     for model in (OwnerManifest, BackfillCheckpoint, ReadFloor):
         model.objects.all().delete()
     tables_drop()
@@ -221,18 +219,28 @@ def rehearse_backfill(cfg: Config, clock: Clock) -> None:
     clock.step("DynamoDB Local rehearsal", began, "one untimed backfill, then the tables emptied")
 
 
+def backfill_products(cfg: Config) -> int:
+    """Every product, in as many processes as ``projections_backfill`` uses by default."""
+    from projections.backfill import backfill as run_backfill
+    from projections.backfill import default_processes
+
+    return run_backfill(
+        "product", workers=cfg.backfill_workers, processes=default_processes(), chunk=cfg.backfill_chunk
+    )
+
+
 def backfill(cfg: Config, clock: Clock) -> dict[str, Any]:
     from bench.inprocess import Counts, count_dynamodb
     from catalog.models import OutboxEvent
     from projections import metrics
     from projections.backfill import backfill as run_backfill
+    from projections.backfill import default_processes
 
-    counts = Counts(active=True)  # the calls of this process: none but the checkpoint's with processes
+    processes = default_processes()
+    counts = Counts(active=True)  # this process's calls: with processes above one they are the children's, uncounted
     began = time.perf_counter()
     with count_dynamodb(counts):
-        count = run_backfill(
-            "product", workers=cfg.backfill_workers, processes=cfg.backfill_processes, chunk=cfg.backfill_chunk
-        )
+        count = backfill_products(cfg)
     seconds = time.perf_counter() - began
     run_backfill("category")
     # The seed's outbox rows are all older than the state the backfill just projected.
@@ -240,8 +248,8 @@ def backfill(cfg: Config, clock: Clock) -> dict[str, Any]:
     metrics.reset()
     result = {
         "documents": count, "seconds": seconds, "docs_per_second": count / seconds if seconds else 0.0,
-        "workers": cfg.backfill_workers, "processes": cfg.backfill_processes, "chunk": cfg.backfill_chunk,
-        "dynamodb_calls_per_product": counts.dynamodb / count if count and cfg.backfill_processes == 1 else None,
+        "workers": cfg.backfill_workers, "processes": processes, "chunk": cfg.backfill_chunk,
+        "dynamodb_calls_per_product": counts.dynamodb / count if count and processes == 1 else None,
     }
     clock.step("backfill", began, f"{count:,} products, {result['docs_per_second']:,.0f} documents/s")
     return result

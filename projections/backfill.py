@@ -9,6 +9,7 @@ is stored in the shape being written now (projections/shapes.py).
 from __future__ import annotations
 
 import multiprocessing
+import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -31,6 +32,11 @@ def _project_all(aggregate_type: str, ids: list[int], pool: ProjectorPool, resha
         errors = [answer] if isinstance(answer, Exception) else [r for r in answer if isinstance(r, Exception)]
         if errors:
             raise errors[0]
+
+
+def default_processes() -> int:
+    """One process per CPU this one may use, at most four (each holds ``workers`` connections)."""
+    return min(4, len(os.sched_getaffinity(0)))
 
 
 class BackfillFailed(Exception):
@@ -79,17 +85,19 @@ def _projected(
     )
     executor.submit(int).result()  # with fork, every process starts at the first submit
     pending: deque[tuple[list[int], Future[None]]] = deque()
+
+    def oldest() -> list[int]:
+        done, future = pending.popleft()
+        future.result()
+        return done
+
     try:
         for ids in chunks:
             pending.append((ids, executor.submit(_project_chunk, aggregate_type, ids, reshape)))
             if len(pending) > processes:  # one chunk queued per process beyond those running
-                done, future = pending.popleft()
-                future.result()
-                yield done
+                yield oldest()
         while pending:
-            done, future = pending.popleft()
-            future.result()
-            yield done
+            yield oldest()
     finally:
         executor.shutdown(wait=True, cancel_futures=True)
 

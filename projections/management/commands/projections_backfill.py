@@ -1,10 +1,9 @@
-import os
 import time
 
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from projections.backfill import backfill
+from projections.backfill import backfill, default_processes
 from projections.registry import AGGREGATES
 
 
@@ -17,7 +16,7 @@ class Command(BaseCommand):
         parser.add_argument("--chunk", type=int, default=500, help="aggregates per checkpoint (default 500)")
         parser.add_argument("--workers", type=int, default=4, help="parallel projections per process (default 4)")
         parser.add_argument(
-            "--processes", type=int, default=min(4, len(os.sched_getaffinity(0))),
+            "--processes", type=int, default=default_processes(),
             help="processes projecting chunks at once (default: one per CPU this process may use, at most 4;"
             " one with --rate)",
         )
