@@ -291,7 +291,7 @@ def _forget_connections() -> None:
         table = tables.pop()
         tables.extend(table.__subclasses__())
         if table.__dict__.get("_connection") is not None:
-            table._connection = None
+            reset_connection(table)
 
 
 os.register_at_fork(after_in_child=_forget_connections)
