@@ -253,7 +253,7 @@ def start_redis(directory: Path = REDIS_DIR) -> dict[str, str]:
     # The password goes in a config file of mode 0600, not on the command line (ps shows that).
     config = directory / "redis.conf"
     # A memory bound that evicts only keys with a TTL (every cache key has one), never the
-    # broker's queues: the production setting (README "Redis memory"), at a local size.
+    # broker's queues: the production setting (docs/deploy/index.md, "Redis memory"), at a local size.
     write_private(config, f"requirepass {password}\nmaxmemory 256mb\nmaxmemory-policy volatile-lru\n")
     subprocess.run(
         [

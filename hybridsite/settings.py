@@ -104,7 +104,9 @@ class Env:
         raw = self.values.get(name, default).strip()
         if not raw:
             if required:
-                raise ImproperlyConfiguredEnv(name, "is not set (run `make run`, or set it; see README)")
+                raise ImproperlyConfiguredEnv(
+                    name, "is not set (run `make run`, or set it; see docs/getting-started/configuration.md)"
+                )
             return ""
         parts = urlsplit(raw)
         if parts.scheme not in schemes or not (parts.netloc or parts.path):
@@ -353,7 +355,7 @@ CACHE_TTL_SECONDS = env.int("CACHE_TTL_SECONDS", 300, 1)
 CACHE_NEGATIVE_TTL_SECONDS = env.int("CACHE_NEGATIVE_TTL_SECONDS", 30, 1)
 CACHE_FLOOR_TTL_SECONDS = env.int("CACHE_FLOOR_TTL_SECONDS", 86400, 1)
 
-# Projection relay (see README "Projection pipeline").
+# Projection relay (see docs/architecture/projection.md).
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", 200, 1)
 OUTBOX_PROJECT_THREADS = env.int("OUTBOX_PROJECT_THREADS", 2, 1)
 # Threads per process issuing a batch's conditional DynamoDB writes at once.

@@ -3,7 +3,7 @@ admin, open the product list, a product, the reports (stock and catalog, orders,
 pending drafts) and the SLO page, then the API docs. Every stylesheet, script and image must load
 and the console must stay free of errors. Screenshots go to the test's temp folder (printed), to
 look at; with ``UPDATE_SCREENSHOTS=1``, those of the report, the SLO page and the drift runs also
-to ``docs/screenshots/``, which the README shows (a plain run leaves the repository as it is)."""
+to ``docs/screenshots/``, which the documentation shows (a plain run leaves the repository as it is)."""
 
 from __future__ import annotations
 
@@ -151,7 +151,7 @@ def test_a_new_user_walks_through_admin_and_docs(web, catalog, tmp_path, redis_c
                 page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
 
             def keep(name: str) -> None:
-                """The README shows it: into docs/screenshots/ (committed) when asked to."""
+                """The documentation shows it: into docs/screenshots/ (committed) when asked to."""
                 if os.environ.get("UPDATE_SCREENSHOTS") == "1":
                     DOCS_SCREENSHOTS.mkdir(parents=True, exist_ok=True)
                     shutil.copyfile(shots / f"{name}.png", DOCS_SCREENSHOTS / f"{name}.png")

@@ -1,6 +1,7 @@
-"""Redis holding the cache runs with a memory bound and `volatile-lru` in production (README): only
-keys with a TTL may be evicted, so the broker's queues (no TTL) never are. That is safe only if every
-cache entry carries a TTL; the few keys without one are bounded in number and must survive."""
+"""Redis holding the cache runs with a memory bound and `volatile-lru` in production
+(docs/deploy/index.md): only keys with a TTL may be evicted, so the broker's queues (no TTL) never
+are. That is safe only if every cache entry carries a TTL; the few keys without one are bounded in
+number and must survive."""
 
 from __future__ import annotations
 
