@@ -12,8 +12,8 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import serializers
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import exceptions, serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -116,6 +116,11 @@ class PriceSetApi(APIView):
         ).data)
 
 
+class StockConflict(exceptions.APIException):
+    status_code = 409
+    default_code = "stock_out_of_range"
+
+
 class StockApi(APIView):
     permission_classes = [
         StaffWithPermission.for_methods(GET="catalog.view_stocklevel", POST="catalog.change_stocklevel")
@@ -127,7 +132,7 @@ class StockApi(APIView):
         warehouses = serializers.DictField(child=serializers.IntegerField(), help_text="Quantity per warehouse code.")
 
     class StockAdjustInputSerializer(StrictInputSerializer):
-        warehouse = serializers.SlugRelatedField(slug_field="code", queryset=Warehouse.objects.all())
+        warehouse = serializers.CharField(max_length=Warehouse._meta.get_field("code").max_length)
         delta = serializers.IntegerField(min_value=-1_000_000, max_value=1_000_000)
 
     class StockAdjustOutputSerializer(serializers.Serializer):
@@ -146,12 +151,23 @@ class StockApi(APIView):
         ).data)
 
     @extend_schema(
-        operation_id="internal_stock_adjust", request=StockAdjustInputSerializer, responses=StockAdjustOutputSerializer
+        operation_id="internal_stock_adjust", request=StockAdjustInputSerializer,
+        responses={
+            200: StockAdjustOutputSerializer,
+            404: OpenApiResponse(description="No product with this SKU, or no warehouse with this code."),
+            409: OpenApiResponse(description="The stock would go below zero or above its maximum; nothing changed."),
+        },
     )
     def post(self, request: Request, sku: str) -> Response:
         data = _validated(self.StockAdjustInputSerializer, request)
         product = _product(sku)
-        level = services.stock_adjust(product=product, **data)
+        warehouse = Warehouse.objects.filter(code=data["warehouse"]).first()
+        if warehouse is None:
+            raise exceptions.NotFound(f"No warehouse with the code {data['warehouse']!r}.")
+        try:
+            level = services.stock_adjust(product=product, warehouse=warehouse, delta=data["delta"])
+        except services.StockOutOfRange as exc:
+            raise StockConflict(str(exc)) from exc
         return Response(self.StockAdjustOutputSerializer({
             "sku": product.sku, "warehouse": level.warehouse.code, "quantity": level.quantity,
             "version": _version(product),

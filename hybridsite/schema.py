@@ -11,6 +11,7 @@ from typing import Any
 
 from drf_spectacular.authentication import TokenScheme
 from drf_spectacular.extensions import OpenApiSerializerExtension
+from rest_framework import serializers
 
 ERROR_COMPONENT = "Error"
 ERROR_SCHEMA: dict[str, Any] = {
@@ -40,7 +41,7 @@ DESCRIPTIONS = {
     "404": "No such resource (or a malformed key).",
     "415": "The body is not JSON.",
     "429": "Rate limit reached; see Retry-After.",
-    "503": "No layer holding the answer can be reached; retry after Retry-After.",
+    "503": "A store the answer needs cannot be reached, or (a write) read-only mode is on; retry after Retry-After.",
 }
 
 
@@ -57,6 +58,8 @@ def _statuses(method: str, operation: dict[str, Any]) -> set[str]:
         statuses |= {"401", "403"}
     elif method == "get":
         statuses.add("503")  # the customer read path
+    if method not in ("get", "head", "options"):
+        statuses.add("503")  # read-only mode refuses every write (ops.middleware)
     return statuses
 
 
@@ -76,8 +79,24 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
     return result
 
 
+# What DRF's CharField refuses, as patterns (ECMA-262 and Python agree on ``\uXXXX``): a NUL
+# character always (Postgres refuses it in text), and, unless blank is allowed, a value that is
+# empty once ``str.strip()`` has trimmed it.
+NUL = "\\u0000"
+TEXT_PATTERN = f"^[^{NUL}]*$"
+_STRIPPED = "".join(f"\\u{code:04x}" for code in range(0x3001) if chr(code).isspace())
+NON_BLANK_TEXT_PATTERN = f"^[^{NUL}]*[^{NUL}{_STRIPPED}][^{NUL}]*$"
+
+
+def _text_pattern(field: serializers.CharField) -> str:
+    if field.allow_blank:
+        return TEXT_PATTERN
+    return NON_BLANK_TEXT_PATTERN if field.trim_whitespace else f"^[^{NUL}]+$"
+
+
 class StrictInputExtension(OpenApiSerializerExtension):
-    """Input serializers that refuse unknown fields say so: ``additionalProperties: false``."""
+    """Input serializers that refuse unknown fields say so (``additionalProperties: false``), and
+    their text fields say which strings they refuse (a NUL; blank, where blank is not allowed)."""
 
     target_class = "catalog.apis.StrictInputSerializer"
     match_subclasses = True
@@ -85,6 +104,10 @@ class StrictInputExtension(OpenApiSerializerExtension):
     def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
         schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
         schema["additionalProperties"] = False
+        for name, field in self.target.fields.items():
+            described = schema["properties"].get(name, {})
+            if isinstance(field, serializers.CharField) and "pattern" not in described:
+                described["pattern"] = _text_pattern(field)
         return schema
 
 

@@ -120,8 +120,9 @@ class OrderListCreateApi(APIView):
                 description=f"The order. A replay of an earlier answer for this key says `{REPLAY_HEADER}: true`.",
             ),
             409: OpenApiResponse(description=(
-                "The cart holds products no longer sold (`unavailable`) or more than is in stock (`out_of_stock`),"
-                " or a request with this key is in progress (`request_in_progress`; see Retry-After)."
+                "The cart is empty (`cart_empty`), holds products no longer sold (`unavailable`) or more than is in"
+                " stock (`out_of_stock`), or a request with this key is in progress (`request_in_progress`; see"
+                " Retry-After)."
             )),
             422: OpenApiResponse(description="This Idempotency-Key was used with a different body."),
             503: OpenApiResponse(description="Idempotency keys cannot be checked; retry with the same key."),

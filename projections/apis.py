@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from hybridsite.clients import client_bucket
 
 from . import documents, listings, reader, readpath, shapes
-from .cursors import CURSOR_MAX_LENGTH, BadCursor
+from .cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN, BadCursor
 from .readpath import Result, Throttle
 from .registry import category_tree_document, product_document
 
@@ -184,7 +184,7 @@ class CategoryProductsApi(PublicApi):
                 description=f"Items per page, 1 to {MAX_PAGE}.",
             ),
             OpenApiParameter(
-                "cursor", {"type": "string", "maxLength": CURSOR_MAX_LENGTH},
+                "cursor", {"type": "string", "maxLength": CURSOR_MAX_LENGTH, "pattern": CURSOR_PATTERN},
                 description="The next_cursor of the previous page (opaque and signed: use it as it is).",
             ),
         ],

@@ -281,11 +281,17 @@ def test_internal_stock_adjust_and_refusals(staff_client, product):
     url = "/api/internal/products/SKU-1/stock/"
     response = staff_client.post(url, {"warehouse": "W1", "delta": 5}, content_type="application/json")
     assert response.status_code == 200 and orjson.loads(response.content)["quantity"] == 5
+    # Well formed, but the stock it meets cannot take it: a conflict with the resource's state.
     response = staff_client.post(url, {"warehouse": "W1", "delta": -6}, content_type="application/json")
-    assert response.status_code == 400 and "delta" in orjson.loads(response.content)["error"]["fields"]
+    body = orjson.loads(response.content)
+    assert response.status_code == 409 and body["error"]["code"] == "stock_out_of_range", body
+    assert "below zero" in body["error"]["message"]
     assert StockLevel.objects.get(product=product).quantity == 5
+    # A warehouse that does not exist is a resource that does not exist.
     response = staff_client.post(url, {"warehouse": "W9", "delta": 1}, content_type="application/json")
-    assert response.status_code == 400 and "warehouse" in orjson.loads(response.content)["error"]["fields"]
+    body = orjson.loads(response.content)
+    assert response.status_code == 404 and body["error"]["code"] == "not_found" and "W9" in body["error"]["message"]
+    assert StockLevel.objects.get(product=product).quantity == 5
 
 
 def test_schema_and_docs(client, staff_client, product):
