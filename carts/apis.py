@@ -111,6 +111,7 @@ CART_ITEM_SET_RESPONSES = {
 }
 
 
+@extend_schema(tags=["cart"])
 class CartBaseApi(APIView):
     authentication_classes = [CachedTokenAuthentication]
     throttle_scope = "cart"

@@ -88,6 +88,7 @@ def _version(product: Product) -> int:
     return product.version
 
 
+@extend_schema(tags=["prices"])
 class PriceSetApi(APIView):
     permission_classes = [StaffWithPermission.for_methods(PUT="catalog.change_price")]
 
@@ -121,6 +122,7 @@ class StockConflict(exceptions.APIException):
     default_code = "stock_out_of_range"
 
 
+@extend_schema(tags=["stock"])
 class StockApi(APIView):
     permission_classes = [
         StaffWithPermission.for_methods(GET="catalog.view_stocklevel", POST="catalog.change_stocklevel")

@@ -107,6 +107,7 @@ def editor_id(request: Request) -> int:
     return cast(int, request.user.pk)
 
 
+@extend_schema(tags=["drafts"])
 class DraftBaseApi(APIView):
     def respond(self, draft: DraftState) -> Response:
         response = Response(DraftOutputSerializer(draft).data)
@@ -134,7 +135,10 @@ class DraftApi(DraftBaseApi):
         description = serializers.CharField(max_length=20_000, required=False, allow_blank=True)
         attributes = AttributesField(required=False)
 
-    @extend_schema(operation_id="internal_draft_detail", responses=DraftOutputSerializer)
+    @extend_schema(
+        operation_id="internal_draft_detail",
+        responses={200: DraftOutputSerializer, 503: OpenApiResponse(description="Drafts cannot be reached; retry.")},
+    )
     def get(self, request: Request, sku: str) -> Response:
         draft = draft_get(sku=sku, user_id=editor_id(request))
         if draft is None:

@@ -66,6 +66,7 @@ def _integer_param(request: Request, name: str, maximum: int) -> int | None:
     return int(raw)
 
 
+@extend_schema(tags=["orders"])
 class OrderListCreateApi(APIView):
     class OrderCreateInputSerializer(StrictInputSerializer):
         note = serializers.CharField(max_length=NOTE_MAX_LENGTH, required=False, allow_blank=True, default="")
@@ -156,6 +157,7 @@ class OrderListCreateApi(APIView):
         return response
 
 
+@extend_schema(tags=["orders"])
 class OrderDetailApi(APIView):
     @extend_schema(operation_id="order_detail", responses=OrderOutputSerializer)
     def get(self, request: Request, order_id: int) -> HttpResponse:

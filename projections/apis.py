@@ -142,6 +142,7 @@ DOCUMENT_RESPONSES = {
 }
 
 
+@extend_schema(tags=["products"])
 class ProductDetailApi(PublicApi):
     @extend_schema(
         operation_id="product_detail",
@@ -168,6 +169,7 @@ class ProductDetailApi(PublicApi):
         return self.respond(request, result, "No product with this SKU.", shapes.read_shape())
 
 
+@extend_schema(tags=["categories"])
 class CategoryTreeApi(PublicApi):
     @extend_schema(operation_id="category_tree", responses=DOCUMENT_RESPONSES)
     def get(self, request) -> HttpResponse:
@@ -175,6 +177,7 @@ class CategoryTreeApi(PublicApi):
         return self.respond(request, result, "No categories.")
 
 
+@extend_schema(tags=["categories"])
 class CategoryProductsApi(PublicApi):
     @extend_schema(
         operation_id="category_products",

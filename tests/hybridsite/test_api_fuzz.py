@@ -1,6 +1,7 @@
 """schemathesis against /api/schema/: every operation a caller can see, at least 100 examples each,
-positive and negative, with every check schemathesis has. Anonymous callers get the public schema;
-a staff token gets the internal API, the drafts and a cart too."""
+positive and negative, with every check schemathesis has and its own expected statuses (412 aside,
+for operations that take If-Match). Every caller gets the public reads and the customer API; a staff
+token gets the internal API and the drafts too."""
 
 from __future__ import annotations
 
@@ -119,9 +120,13 @@ def fuzz(headers: dict[str, str] | None = None) -> list[str]:
 
 @pytest.mark.proof
 def test_public_api_as_anonymous(catalog):
+    """The customer API is listed for everyone (answering 401 without credentials), the staff API
+    for no one without its permissions."""
     operations = fuzz()
     assert sorted(operations) == [
-        "GET /api/categories/", "GET /api/categories/{slug}/products/", "GET /api/products/{sku}/"
+        "DELETE /api/cart/", "DELETE /api/cart/items/{sku}/", "GET /api/cart/", "GET /api/categories/",
+        "GET /api/categories/{slug}/products/", "GET /api/orders/", "GET /api/orders/{order_id}/",
+        "GET /api/products/{sku}/", "POST /api/orders/", "PUT /api/cart/items/{sku}/",
     ]
 
 
