@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from django.shortcuts import get_object_or_404
+from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import BasePermission
@@ -34,6 +35,38 @@ class StrictInputSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+# What DRF's CharField refuses, as patterns (ECMA-262 and Python agree on ``\uXXXX``): a NUL
+# character always (Postgres refuses it in text), and, unless blank is allowed, a value that is
+# empty once ``str.strip()`` has trimmed it.
+NUL = "\\u0000"
+TEXT_PATTERN = f"^[^{NUL}]*$"
+_STRIPPED = "".join(f"\\u{code:04x}" for code in range(0x3001) if chr(code).isspace())  # U+3000 is the last
+NON_BLANK_TEXT_PATTERN = f"^[^{NUL}]*[^{NUL}{_STRIPPED}][^{NUL}]*$"
+
+
+def text_pattern(field: serializers.CharField) -> str:
+    if field.allow_blank:
+        return TEXT_PATTERN
+    return NON_BLANK_TEXT_PATTERN if field.trim_whitespace else f"^[^{NUL}]+$"
+
+
+class StrictInputExtension(OpenApiSerializerExtension):
+    """Input serializers that refuse unknown fields say so (``additionalProperties: false``), and
+    their text fields say which strings they refuse (a NUL; blank, where blank is not allowed)."""
+
+    target_class = StrictInputSerializer
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["additionalProperties"] = False
+        for name, field in self.target.fields.items():
+            described = schema["properties"].get(name, {})
+            if isinstance(field, serializers.CharField) and "pattern" not in described:
+                described["pattern"] = text_pattern(field)
+        return schema
 
 
 class StaffWithPermission(BasePermission):

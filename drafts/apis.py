@@ -15,10 +15,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.apis import StaffWithPermission, StrictInputSerializer
+from catalog.apis import TEXT_PATTERN, StaffWithPermission, StrictInputSerializer
 from catalog.models import Product
 from hybridsite.conditions import if_match_parameter, if_match_version
-from hybridsite.schema import TEXT_PATTERN
 from projections.readpath import DYNAMODB_ERRORS
 
 from . import services

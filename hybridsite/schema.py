@@ -12,9 +12,7 @@ from typing import Any
 
 from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.authentication import TokenScheme
-from drf_spectacular.extensions import OpenApiSerializerExtension
 from drf_spectacular.generators import SchemaGenerator
-from rest_framework import serializers
 
 ERROR_COMPONENT = "Error"
 ERROR_SCHEMA: dict[str, Any] = {
@@ -80,38 +78,6 @@ def add_error_responses(result: dict[str, Any], generator: Any, request: Any, pu
                 response["description"] = response.get("description") or DESCRIPTIONS.get(status, "")
                 response["content"] = {"application/json": {"schema": reference}}
     return result
-
-
-# What DRF's CharField refuses, as patterns (ECMA-262 and Python agree on ``\uXXXX``): a NUL
-# character always (Postgres refuses it in text), and, unless blank is allowed, a value that is
-# empty once ``str.strip()`` has trimmed it.
-NUL = "\\u0000"
-TEXT_PATTERN = f"^[^{NUL}]*$"
-_STRIPPED = "".join(f"\\u{code:04x}" for code in range(0x3001) if chr(code).isspace())
-NON_BLANK_TEXT_PATTERN = f"^[^{NUL}]*[^{NUL}{_STRIPPED}][^{NUL}]*$"
-
-
-def _text_pattern(field: serializers.CharField) -> str:
-    if field.allow_blank:
-        return TEXT_PATTERN
-    return NON_BLANK_TEXT_PATTERN if field.trim_whitespace else f"^[^{NUL}]+$"
-
-
-class StrictInputExtension(OpenApiSerializerExtension):
-    """Input serializers that refuse unknown fields say so (``additionalProperties: false``), and
-    their text fields say which strings they refuse (a NUL; blank, where blank is not allowed)."""
-
-    target_class = "catalog.apis.StrictInputSerializer"
-    match_subclasses = True
-
-    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
-        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
-        schema["additionalProperties"] = False
-        for name, field in self.target.fields.items():
-            described = schema["properties"].get(name, {})
-            if isinstance(field, serializers.CharField) and "pattern" not in described:
-                described["pattern"] = _text_pattern(field)
-        return schema
 
 
 class CachedTokenScheme(TokenScheme):

@@ -15,7 +15,8 @@ from rest_framework.authtoken.models import Token
 from catalog import services
 from catalog.models import Category, Product, StockLevel, Warehouse
 from devtools.net import wait_for
-from projections import cache, cache_keys, metrics, reader, readpath
+from hybridsite import cache_keys
+from projections import cache, metrics, reader, readpath
 from projections.projector import project
 from projections.registry import product_document
 from projections.tables import ProductDocument
