@@ -41,7 +41,8 @@ def breakdown(hot: list[str], rounds: int = 30) -> dict[str, Any]:
 
     from bench.inprocess import Driver
     from bench.views import FloorApi
-    from projections import apis, cache, reader
+    from hybridsite import redis_client
+    from projections import apis, reader
     from projections.registry import product_document
 
     skus = hot[:50]
@@ -56,7 +57,7 @@ def breakdown(hot: list[str], rounds: int = 30) -> dict[str, Any]:
     product_view = apis.ProductDetailApi.as_view()
     throttle = apis.anon_throttle(requests[0])
     refs = [product_document(sku) for sku in skus]
-    redis = cache.client()
+    redis = redis_client.client()
     for path in paths:  # every entry in Redis
         if driver.get(path).headers.get("X-Served-From") != "cache":
             driver.get(path)

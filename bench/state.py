@@ -12,8 +12,7 @@ from collections.abc import Iterable
 from django_redis import get_redis_connection
 
 from catalog.models import Product
-from hybridsite import dynamodb
-from projections import cache_keys
+from hybridsite import cache_keys, dynamodb
 from projections.models import OwnerManifest
 from projections.registry import listing_key, product_cache_name, product_key, product_owner
 from projections.tables import CategoryListingItem, ProductDocument

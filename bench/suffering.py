@@ -131,7 +131,7 @@ def _place(pids: list[int], cpus: set[int], policy: tuple[int, os.sched_param] |
 
 def _redis_pid() -> int | None:
     """The cache's Redis server, when it runs on this host."""
-    from projections.cache import client
+    from hybridsite.redis_client import client
 
     pid = int(client().info("server")["process_id"])
     try:

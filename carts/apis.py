@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, cast
 
 from django.conf import settings
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from catalog.apis import StrictInputSerializer
 from hybridsite.authentication import CachedTokenAuthentication
-from hybridsite.conditions import if_match_version
+from hybridsite.conditions import if_match_parameter, if_match_version
 from projections.readpath import DYNAMODB_ERRORS
 
 from . import products, services
@@ -39,6 +39,15 @@ class CartBusy(exceptions.APIException):
     status_code = 409
     default_code = "conflict"
     default_detail = "The cart is being changed by another request; retry."
+
+
+class NotOnSale(exceptions.NotFound):
+    default_detail = "No product with this SKU is on sale."
+
+
+class CartLinesExceeded(exceptions.APIException):
+    status_code = 409
+    default_code = "cart_full"
 
 
 class CartUnavailable(exceptions.APIException):
@@ -85,19 +94,24 @@ def cart_payload(cart: CartState) -> dict[str, Any]:
     }
 
 
-IF_MATCH_PATTERN = r'^(\*|(W/)?"[0-9]{1,19}")$'
-IF_MATCH = OpenApiParameter(
-    "If-Match", {"type": "string", "pattern": IF_MATCH_PATTERN}, location=OpenApiParameter.HEADER, required=False,
-    description="The ETag of the cart this change is based on: 412 if the cart changed since.",
-)
+IF_MATCH = if_match_parameter("The ETag of the cart this change is based on: 412 if the cart changed since.")
 CART_RESPONSES = {
     200: CartOutputSerializer,
-    409: OpenApiResponse(description="Concurrent writers kept changing the cart; retry."),
+    409: OpenApiResponse(description="Concurrent writers kept changing the cart (`conflict`); retry."),
     412: OpenApiResponse(description="The cart changed since If-Match; the current ETag is in the response."),
     503: OpenApiResponse(description="Carts cannot be reached (or read-only mode); retry after Retry-After."),
 }
+CART_ITEM_SET_RESPONSES = {
+    **CART_RESPONSES,
+    404: OpenApiResponse(description="No product with this SKU is on sale."),
+    409: OpenApiResponse(description=(
+        "Concurrent writers kept changing the cart (`conflict`; retry), or it holds as many lines as it may"
+        " (`cart_full`)."
+    )),
+}
 
 
+@extend_schema(tags=["cart"])
 class CartBaseApi(APIView):
     authentication_classes = [CachedTokenAuthentication]
     throttle_scope = "cart"
@@ -114,6 +128,10 @@ class CartBaseApi(APIView):
             current, exc = exc.current, CartVersionChanged()
         elif isinstance(exc, services.CartContended):
             exc = CartBusy()
+        elif isinstance(exc, services.ProductNotOnSale):
+            exc = NotOnSale()
+        elif isinstance(exc, services.CartFull):
+            exc = CartLinesExceeded(str(exc))
         elif isinstance(exc, DYNAMODB_ERRORS):
             exc = CartUnavailable()
         response = super().handle_exception(exc)
@@ -128,7 +146,7 @@ def customer_id(request: Request) -> int:
 
 
 class CartApi(CartBaseApi):
-    @extend_schema(operation_id="cart_detail", responses=CartOutputSerializer)
+    @extend_schema(operation_id="cart_detail", responses={200: CartOutputSerializer, 503: CART_RESPONSES[503]})
     def get(self, request: Request) -> Response:
         return self.respond(cart_get(user_id=customer_id(request)))
 
@@ -146,7 +164,8 @@ class CartItemApi(CartBaseApi):
         )
 
     @extend_schema(
-        operation_id="cart_item_set", parameters=[IF_MATCH], request=CartItemInputSerializer, responses=CART_RESPONSES
+        operation_id="cart_item_set", parameters=[IF_MATCH], request=CartItemInputSerializer,
+        responses=CART_ITEM_SET_RESPONSES,
     )
     def put(self, request: Request, sku: str) -> Response:
         serializer = self.CartItemInputSerializer(data=request.data)

@@ -10,8 +10,9 @@ from dataclasses import dataclass
 import orjson
 from redis.exceptions import RedisError
 
+from hybridsite import cache_keys, redis_client
 from hybridsite.dynamodb import get_item
-from projections import cache, cache_keys
+from projections import cache
 from projections.documents import product_in_shape
 from projections.registry import product_document
 
@@ -35,7 +36,7 @@ def offers_get(*, skus: list[str]) -> dict[str, Offer]:
     addresses = {sku: product_document(sku) for sku in skus}
     try:
         keys = [cache_keys.document(address.name) for address in addresses.values()]
-        raws = cache.client().mget(keys) if keys else []
+        raws = redis_client.client().mget(keys) if keys else []
     except RedisError:
         raws = [None] * len(skus)
     found: dict[str, Offer] = {}

@@ -37,6 +37,14 @@ class CartContended(Exception):
     """Concurrent writers kept changing the cart between read and put; the caller may retry."""
 
 
+class ProductNotOnSale(Exception):
+    """The SKU names no product the hot path shows: there is nothing of it to put in a cart."""
+
+
+class CartFull(Exception):
+    """The cart already holds ``CART_MAX_LINES`` other lines."""
+
+
 def _first_version() -> int:
     """A new cart's version starts at the clock (µs), not 1: a cart created after an expired one
     gets versions above the old one's, so ETags and the Postgres copy never see a version twice."""
@@ -82,11 +90,11 @@ def cart_line_set(*, user_id: int, sku: str, quantity: int, expected: int | None
     if not 1 <= quantity <= settings.CART_MAX_QUANTITY:
         raise ValidationError({"quantity": f"Must be an integer from 1 to {settings.CART_MAX_QUANTITY}."})
     if products.offer_get(sku=sku) is None:
-        raise ValidationError({"sku": "No product with this SKU is on sale."})
+        raise ProductNotOnSale(sku)
 
     def change(lines: dict[str, int]) -> dict[str, int]:
         if sku not in lines and len(lines) >= settings.CART_MAX_LINES:
-            raise ValidationError({"sku": f"A cart holds at most {settings.CART_MAX_LINES} lines."})
+            raise CartFull(f"A cart holds at most {settings.CART_MAX_LINES} lines.")
         return {**lines, sku: quantity}
 
     return _write(user_id=user_id, expected=expected, change=change)

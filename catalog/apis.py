@@ -12,8 +12,9 @@ from decimal import Decimal
 from typing import Any, ClassVar
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import extend_schema, extend_schema_field
-from rest_framework import serializers
+from drf_spectacular.extensions import OpenApiSerializerExtension
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_field
+from rest_framework import exceptions, serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,6 +35,38 @@ class StrictInputSerializer(serializers.Serializer):
         if unknown:
             raise serializers.ValidationError({name: ["Unknown field."] for name in unknown})
         return super().to_internal_value(data)
+
+
+# What DRF's CharField refuses, as patterns (ECMA-262 and Python agree on ``\uXXXX``): a NUL
+# character always (Postgres refuses it in text), and, unless blank is allowed, a value that is
+# empty once ``str.strip()`` has trimmed it.
+NUL = "\\u0000"
+TEXT_PATTERN = f"^[^{NUL}]*$"
+_STRIPPED = "".join(f"\\u{code:04x}" for code in range(0x3001) if chr(code).isspace())  # U+3000 is the last
+NON_BLANK_TEXT_PATTERN = f"^[^{NUL}]*[^{NUL}{_STRIPPED}][^{NUL}]*$"
+
+
+def text_pattern(field: serializers.CharField) -> str:
+    if field.allow_blank:
+        return TEXT_PATTERN
+    return NON_BLANK_TEXT_PATTERN if field.trim_whitespace else f"^[^{NUL}]+$"
+
+
+class StrictInputExtension(OpenApiSerializerExtension):
+    """Input serializers that refuse unknown fields say so (``additionalProperties: false``), and
+    their text fields say which strings they refuse (a NUL; blank, where blank is not allowed)."""
+
+    target_class = StrictInputSerializer
+    match_subclasses = True
+
+    def map_serializer(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        schema = auto_schema._map_serializer(self.target, direction, bypass_extensions=True)
+        schema["additionalProperties"] = False
+        for name, field in self.target.fields.items():
+            described = schema["properties"].get(name, {})
+            if isinstance(field, serializers.CharField) and "pattern" not in described:
+                described["pattern"] = text_pattern(field)
+        return schema
 
 
 class StaffWithPermission(BasePermission):
@@ -88,6 +121,7 @@ def _version(product: Product) -> int:
     return product.version
 
 
+@extend_schema(tags=["prices"])
 class PriceSetApi(APIView):
     permission_classes = [StaffWithPermission.for_methods(PUT="catalog.change_price")]
 
@@ -116,6 +150,12 @@ class PriceSetApi(APIView):
         ).data)
 
 
+class StockConflict(exceptions.APIException):
+    status_code = 409
+    default_code = "stock_out_of_range"
+
+
+@extend_schema(tags=["stock"])
 class StockApi(APIView):
     permission_classes = [
         StaffWithPermission.for_methods(GET="catalog.view_stocklevel", POST="catalog.change_stocklevel")
@@ -127,7 +167,7 @@ class StockApi(APIView):
         warehouses = serializers.DictField(child=serializers.IntegerField(), help_text="Quantity per warehouse code.")
 
     class StockAdjustInputSerializer(StrictInputSerializer):
-        warehouse = serializers.SlugRelatedField(slug_field="code", queryset=Warehouse.objects.all())
+        warehouse = serializers.CharField(max_length=Warehouse._meta.get_field("code").max_length)
         delta = serializers.IntegerField(min_value=-1_000_000, max_value=1_000_000)
 
     class StockAdjustOutputSerializer(serializers.Serializer):
@@ -146,12 +186,23 @@ class StockApi(APIView):
         ).data)
 
     @extend_schema(
-        operation_id="internal_stock_adjust", request=StockAdjustInputSerializer, responses=StockAdjustOutputSerializer
+        operation_id="internal_stock_adjust", request=StockAdjustInputSerializer,
+        responses={
+            200: StockAdjustOutputSerializer,
+            404: OpenApiResponse(description="No product with this SKU, or no warehouse with this code."),
+            409: OpenApiResponse(description="The stock would go below zero or above its maximum; nothing changed."),
+        },
     )
     def post(self, request: Request, sku: str) -> Response:
         data = _validated(self.StockAdjustInputSerializer, request)
         product = _product(sku)
-        level = services.stock_adjust(product=product, **data)
+        warehouse = Warehouse.objects.filter(code=data["warehouse"]).first()
+        if warehouse is None:
+            raise exceptions.NotFound(f"No warehouse with the code {data['warehouse']!r}.")
+        try:
+            level = services.stock_adjust(product=product, warehouse=warehouse, delta=data["delta"])
+        except services.StockOutOfRange as exc:
+            raise StockConflict(str(exc)) from exc
         return Response(self.StockAdjustOutputSerializer({
             "sku": product.sku, "warehouse": level.warehouse.code, "quantity": level.quantity,
             "version": _version(product),

@@ -69,6 +69,11 @@ def price_set(*, product: Product, currency: str, amount: Decimal) -> Price:
     return price
 
 
+class StockOutOfRange(Exception):
+    """The adjustment is well formed, but the stock it meets cannot take it (below zero or above
+    ``MAX_STOCK_QUANTITY``); nothing was written."""
+
+
 @transaction.atomic
 def stock_adjust(*, product: Product, warehouse: Warehouse, delta: int) -> StockLevel:
     """Add ``delta`` (may be negative) to the stock; refused when it would go below zero or above
@@ -78,9 +83,9 @@ def stock_adjust(*, product: Product, warehouse: Warehouse, delta: int) -> Stock
         return existing or StockLevel(product=product, warehouse=warehouse, quantity=0)
     level, _ = StockLevel.objects.select_for_update().get_or_create(product=product, warehouse=warehouse)
     if level.quantity + delta < 0:
-        raise ValidationError({"delta": f"Stock would go below zero (have {level.quantity}, delta {delta})."})
+        raise StockOutOfRange(f"Stock would go below zero (have {level.quantity}, delta {delta}).")
     if level.quantity + delta > MAX_STOCK_QUANTITY:
-        raise ValidationError({"delta": f"Stock would exceed {MAX_STOCK_QUANTITY:,} (have {level.quantity})."})
+        raise StockOutOfRange(f"Stock would exceed {MAX_STOCK_QUANTITY:,} (have {level.quantity}).")
     StockLevel.objects.filter(pk=level.pk).update(quantity=F("quantity") + delta)
     level.refresh_from_db()
     return level

@@ -7,15 +7,17 @@ from __future__ import annotations
 import json
 from typing import Any, cast
 
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.extensions import OpenApiSerializerFieldExtension
+from drf_spectacular.plumbing import ResolvedComponent
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from catalog.apis import StaffWithPermission, StrictInputSerializer
+from catalog.apis import TEXT_PATTERN, StaffWithPermission, StrictInputSerializer
 from catalog.models import Product
-from hybridsite.conditions import if_match_version
+from hybridsite.conditions import if_match_parameter, if_match_version
 from projections.readpath import DYNAMODB_ERRORS
 
 from . import services
@@ -50,11 +52,61 @@ class DraftOutputSerializer(serializers.Serializer):
     updated_at = serializers.DateTimeField()
 
 
+class AttributesField(serializers.DictField):
+    """Product attributes: any JSON object that Postgres's jsonb can hold, so no NUL character in
+    a key or a string at any depth (refused here, not at publish)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(child=serializers.JSONField(allow_null=True), **kwargs)
+
+    def to_internal_value(self, data: Any) -> dict[str, Any]:
+        value = super().to_internal_value(data)
+        encoded = json.dumps(value)
+        if len(encoded) > MAX_ATTRIBUTES_BYTES:
+            raise serializers.ValidationError(f"At most {MAX_ATTRIBUTES_BYTES} bytes of JSON.")
+        if "\\u0000" in encoded:
+            raise serializers.ValidationError("No NUL characters.")
+        return value
+
+
+JSON_VALUE = ResolvedComponent(
+    name="JsonValue", type=ResolvedComponent.SCHEMA, object="JsonValue",
+    schema={
+        "description": "Any JSON value without a NUL character in a key or a string.",
+        "nullable": True,
+        "anyOf": [
+            {"type": "string", "pattern": TEXT_PATTERN},
+            {"type": "number"},
+            {"type": "boolean"},
+            {"type": "array", "items": {"$ref": "#/components/schemas/JsonValue"}},
+            {
+                "type": "object", "propertyNames": {"pattern": TEXT_PATTERN},
+                "additionalProperties": {"$ref": "#/components/schemas/JsonValue"},
+            },
+        ],
+    },
+)
+
+
+class AttributesFieldSchema(OpenApiSerializerFieldExtension):
+    """The attributes' schema says what the field refuses: NUL characters, at any depth."""
+
+    target_class = AttributesField
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        auto_schema.registry.register_on_missing(JSON_VALUE)
+        return {
+            "type": "object", "propertyNames": {"pattern": TEXT_PATTERN}, "additionalProperties": JSON_VALUE.ref,
+            "description": f"At most {MAX_ATTRIBUTES_BYTES} bytes of JSON.",
+        }
+
+
 def editor_id(request: Request) -> int:
     """The caller's user id (the permission check has run: the user is a saved one)."""
     return cast(int, request.user.pk)
 
 
+@extend_schema(tags=["drafts"])
 class DraftBaseApi(APIView):
     def respond(self, draft: DraftState) -> Response:
         response = Response(DraftOutputSerializer(draft).data)
@@ -80,17 +132,12 @@ class DraftApi(DraftBaseApi):
     class DraftSaveInputSerializer(StrictInputSerializer):
         name = serializers.CharField(max_length=200, required=False)
         description = serializers.CharField(max_length=20_000, required=False, allow_blank=True)
-        attributes = serializers.DictField(child=serializers.JSONField(), required=False)
+        attributes = AttributesField(required=False)
 
-        def validate_attributes(self, value: dict[str, Any]) -> dict[str, Any]:
-            encoded = json.dumps(value)
-            if len(encoded) > MAX_ATTRIBUTES_BYTES:
-                raise serializers.ValidationError(f"At most {MAX_ATTRIBUTES_BYTES} bytes of JSON.")
-            if "\\u0000" in encoded:  # Postgres's jsonb refuses NUL: refused here, not at publish
-                raise serializers.ValidationError("No NUL characters.")
-            return value
-
-    @extend_schema(operation_id="internal_draft_detail", responses=DraftOutputSerializer)
+    @extend_schema(
+        operation_id="internal_draft_detail",
+        responses={200: DraftOutputSerializer, 503: OpenApiResponse(description="Drafts cannot be reached; retry.")},
+    )
     def get(self, request: Request, sku: str) -> Response:
         draft = draft_get(sku=sku, user_id=editor_id(request))
         if draft is None:
@@ -100,10 +147,7 @@ class DraftApi(DraftBaseApi):
     @extend_schema(
         operation_id="internal_draft_save", request=DraftSaveInputSerializer,
         responses={200: DraftOutputSerializer, 412: OpenApiResponse(description="The draft changed since If-Match.")},
-        parameters=[OpenApiParameter(
-            "If-Match", {"type": "string", "pattern": r'^(\*|(W/)?"[0-9]{1,19}")$'}, location=OpenApiParameter.HEADER,
-            required=False, description="The draft's ETag this save is based on: 412 if it changed.",
-        )],
+        parameters=[if_match_parameter("The draft's ETag this save is based on: 412 if it changed.")],
     )
     def put(self, request: Request, sku: str) -> Response:
         serializer = self.DraftSaveInputSerializer(data=request.data)

@@ -22,7 +22,7 @@ from rest_framework import exceptions
 from rest_framework.authentication import TokenAuthentication
 from rest_framework.authtoken.models import Token
 
-from projections import cache, cache_keys
+from . import cache_keys, redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,7 @@ class CachedTokenAuthentication(TokenAuthentication):
 
     def authenticate_credentials(self, key: str) -> tuple[Any, None]:
         try:
-            cached = cache.client().get(_key(key))
+            cached = redis_client.client().get(_key(key))
         except RedisError as exc:
             logger.warning("token cache unavailable (%s): asking Postgres", exc)
             return super().authenticate_credentials(key)
@@ -63,7 +63,7 @@ class CachedTokenAuthentication(TokenAuthentication):
     @staticmethod
     def _store(key: str, value: bytes, ttl: int) -> None:
         try:
-            cache.client().set(_key(key), value, ex=ttl)
+            redis_client.client().set(_key(key), value, ex=ttl)
         except RedisError as exc:
             logger.warning("token cache not filled: %s", exc)
 
@@ -73,7 +73,7 @@ def forget_tokens(*keys: str) -> None:
     if not keys:
         return
     try:
-        cache.client().delete(*(_key(key) for key in keys))
+        redis_client.client().delete(*(_key(key) for key in keys))
     except RedisError as exc:
         logger.warning(
             "token cache entries not dropped (they expire within %ss): %s", settings.AUTH_TOKEN_CACHE_SECONDS, exc

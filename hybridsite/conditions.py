@@ -2,8 +2,19 @@
 
 from __future__ import annotations
 
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions
 from rest_framework.request import Request
+
+IF_MATCH_PATTERN = r'^(\*|(W/)?"[0-9]{1,19}")$'
+
+
+def if_match_parameter(description: str) -> OpenApiParameter:
+    """The schema of the If-Match header ``if_match_version`` reads: its format, declared."""
+    return OpenApiParameter(
+        "If-Match", {"type": "string", "pattern": IF_MATCH_PATTERN}, location=OpenApiParameter.HEADER,
+        required=False, description=description,
+    )
 
 
 def if_match_version(request: Request, example: str) -> int | None:

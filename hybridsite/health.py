@@ -24,9 +24,9 @@ from django.views.decorators.http import require_GET
 from django_redis import get_redis_connection
 from kombu import Connection
 from pynamodb.connection import Connection as DynamoDBConnection
+from pynamodb.models import Model
 
 from hybridsite import dynamodb
-from projections.tables import ProductDocument
 
 from .clients import client_bucket
 from .errors import error_body
@@ -46,7 +46,7 @@ def _redis() -> None:
 def _single_attempt_client(dynamodb: DynamoDBConnection) -> Any:
     """The models' endpoint and credentials without retries: a hanging endpoint costs one timeout, not two.
     (A botocore client: its methods are made at run time, so it is typed ``Any``.)"""
-    meta = ProductDocument.Meta
+    meta = _any_table().Meta
     config = Config(
         connect_timeout=meta.connect_timeout_seconds,
         read_timeout=meta.read_timeout_seconds,
@@ -55,8 +55,14 @@ def _single_attempt_client(dynamodb: DynamoDBConnection) -> Any:
     return dynamodb.session.create_client("dynamodb", dynamodb.region, endpoint_url=dynamodb.host, config=config)
 
 
+def _any_table() -> type[Model]:
+    """The first installed table: every table has the endpoint, region and credentials of settings
+    (``dynamodb.table_meta``), so any one of them reaches DynamoDB as all do."""
+    return dynamodb.all_tables()[0]
+
+
 def _dynamodb() -> None:
-    _single_attempt_client(dynamodb.connection(ProductDocument)).list_tables(Limit=1)
+    _single_attempt_client(dynamodb.connection(_any_table())).list_tables(Limit=1)
 
 
 def _broker() -> None:

@@ -12,12 +12,10 @@ import time
 from typing import TYPE_CHECKING
 
 from django.conf import settings
-from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 from rest_framework.throttling import BaseThrottle
 
-from projections import cache, cache_keys
-
+from . import cache_keys, redis_client
 from .clients import client_bucket
 
 if TYPE_CHECKING:  # rest_framework.views imports the throttle classes named in settings: no cycle at run time
@@ -49,7 +47,7 @@ def hit(scope: str, ident: str, limit: int, window_seconds: int = 60) -> int:
     number, seconds_left = window(window_seconds)
     key = cache_keys.rate_limit(scope, ident, number)
     try:
-        count = int(cache.script(get_redis_connection("default"), _COUNT)(keys=[key], args=[window_seconds * 1000]))
+        count = int(redis_client.script(redis_client.client(), _COUNT)(keys=[key], args=[window_seconds * 1000]))
     except RedisError as exc:
         logger.warning("rate limit %s not counted: %s", scope, exc)
         return 0

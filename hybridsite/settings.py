@@ -311,9 +311,20 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Catalog reads served from Redis and DynamoDB; Postgres is the source of truth.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
-    # Each caller sees the operations its permissions allow: anonymous callers the customer API,
-    # staff the internal API too.
+    # Each caller sees the public reads, the customer API (cart, orders: each operation with its
+    # security requirement) and the staff operations its permissions allow.
     "SERVE_PUBLIC": False,
+    "DEFAULT_GENERATOR_CLASS": "hybridsite.schema.CallerSchemaGenerator",
+    # Operations grouped by resource, in this order.
+    "TAGS": [
+        {"name": "products", "description": "Product documents. Public: no credentials."},
+        {"name": "categories", "description": "The category tree and each category's products. Public."},
+        {"name": "cart", "description": "The signed-in customer's own cart: `Authorization: Token <key>`."},
+        {"name": "orders", "description": "Checkout and the customer's own orders: a token or a session."},
+        {"name": "prices", "description": "Internal: staff holding `catalog.change_price`."},
+        {"name": "stock", "description": "Internal: staff holding `catalog.view_stocklevel` or `change_stocklevel`."},
+        {"name": "drafts", "description": "Internal: staff holding `catalog.change_product`, their own drafts."},
+    ],
     # Swagger UI and Redoc from our own static files (drf-spectacular-sidecar): pinned, offline.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",

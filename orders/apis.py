@@ -66,6 +66,7 @@ def _integer_param(request: Request, name: str, maximum: int) -> int | None:
     return int(raw)
 
 
+@extend_schema(tags=["orders"])
 class OrderListCreateApi(APIView):
     class OrderCreateInputSerializer(StrictInputSerializer):
         note = serializers.CharField(max_length=NOTE_MAX_LENGTH, required=False, allow_blank=True, default="")
@@ -120,8 +121,9 @@ class OrderListCreateApi(APIView):
                 description=f"The order. A replay of an earlier answer for this key says `{REPLAY_HEADER}: true`.",
             ),
             409: OpenApiResponse(description=(
-                "The cart holds products no longer sold (`unavailable`) or more than is in stock (`out_of_stock`),"
-                " or a request with this key is in progress (`request_in_progress`; see Retry-After)."
+                "The cart is empty (`cart_empty`), holds products no longer sold (`unavailable`) or more than is in"
+                " stock (`out_of_stock`), or a request with this key is in progress (`request_in_progress`; see"
+                " Retry-After)."
             )),
             422: OpenApiResponse(description="This Idempotency-Key was used with a different body."),
             503: OpenApiResponse(description="Idempotency keys cannot be checked; retry with the same key."),
@@ -155,6 +157,7 @@ class OrderListCreateApi(APIView):
         return response
 
 
+@extend_schema(tags=["orders"])
 class OrderDetailApi(APIView):
     @extend_schema(operation_id="order_detail", responses=OrderOutputSerializer)
     def get(self, request: Request, order_id: int) -> HttpResponse:

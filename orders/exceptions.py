@@ -13,6 +13,14 @@ class ProductsUnavailable(exceptions.APIException):
         super().__init__(f"No longer sold: {', '.join(skus)}. Remove them from the cart.")
 
 
+class CartEmpty(exceptions.APIException):
+    """Checkout conflicts with the cart's state: there is nothing in it to order."""
+
+    status_code = 409
+    default_code = "cart_empty"
+    default_detail = "The cart is empty."
+
+
 class OutOfStock(exceptions.APIException):
     status_code = 409
     default_code = "out_of_stock"

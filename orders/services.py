@@ -6,7 +6,6 @@ import logging
 from decimal import Decimal
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from pynamodb.exceptions import PynamoDBException
 
@@ -16,7 +15,7 @@ from catalog.models import Price, Product
 from catalog.services import InsufficientStock, stock_allocate
 
 from . import selectors
-from .exceptions import CartUnavailable, OutOfStock, ProductsUnavailable
+from .exceptions import CartEmpty, CartUnavailable, OutOfStock, ProductsUnavailable
 from .models import Order, OrderAllocation, OrderLine
 
 logger = logging.getLogger(__name__)
@@ -37,7 +36,7 @@ def order_checkout(*, user_id: int, idempotency_key: str, note: str = "") -> Ord
     except PynamoDBException as exc:
         raise CartUnavailable() from exc
     if not cart.lines:
-        raise ValidationError({"cart": "The cart is empty."})
+        raise CartEmpty()
     order = order_create(
         user_id=user_id, idempotency_key=idempotency_key, quantities=cart.lines, cart_version=cart.version, note=note
     )

@@ -22,7 +22,7 @@ from rest_framework.views import APIView
 from hybridsite.clients import client_bucket
 
 from . import documents, listings, reader, readpath, shapes
-from .cursors import CURSOR_MAX_LENGTH, BadCursor
+from .cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN, BadCursor
 from .readpath import Result, Throttle
 from .registry import category_tree_document, product_document
 
@@ -142,6 +142,7 @@ DOCUMENT_RESPONSES = {
 }
 
 
+@extend_schema(tags=["products"])
 class ProductDetailApi(PublicApi):
     @extend_schema(
         operation_id="product_detail",
@@ -168,6 +169,7 @@ class ProductDetailApi(PublicApi):
         return self.respond(request, result, "No product with this SKU.", shapes.read_shape())
 
 
+@extend_schema(tags=["categories"])
 class CategoryTreeApi(PublicApi):
     @extend_schema(operation_id="category_tree", responses=DOCUMENT_RESPONSES)
     def get(self, request) -> HttpResponse:
@@ -175,6 +177,7 @@ class CategoryTreeApi(PublicApi):
         return self.respond(request, result, "No categories.")
 
 
+@extend_schema(tags=["categories"])
 class CategoryProductsApi(PublicApi):
     @extend_schema(
         operation_id="category_products",
@@ -184,7 +187,7 @@ class CategoryProductsApi(PublicApi):
                 description=f"Items per page, 1 to {MAX_PAGE}.",
             ),
             OpenApiParameter(
-                "cursor", {"type": "string", "maxLength": CURSOR_MAX_LENGTH},
+                "cursor", {"type": "string", "maxLength": CURSOR_MAX_LENGTH, "pattern": CURSOR_PATTERN},
                 description="The next_cursor of the previous page (opaque and signed: use it as it is).",
             ),
         ],

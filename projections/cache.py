@@ -14,16 +14,15 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import cast
 
 from django.conf import settings
-from django_redis import get_redis_connection
-from redis import Redis
-from redis.commands.core import Script
 from redis.exceptions import RedisError
 
-from . import cache_keys, metrics
+from hybridsite import cache_keys
+from hybridsite.redis_client import client, script
+
+from . import metrics
 
 logger = logging.getLogger(__name__)
 
@@ -91,20 +90,9 @@ def ttl_ms(negative: bool = False) -> int:
     return int(base * 1000 * random.uniform(0.9, 1.1))
 
 
-def client() -> Redis:
-    """The cache's Redis connection (django-redis keeps one pool per process)."""
-    return get_redis_connection("default")
-
-
 def read(key: str) -> bytes | None:
     """The bytes stored at ``key`` (this client never decodes responses to ``str``), or None."""
     return cast("bytes | None", client().get(key))
-
-
-@lru_cache(maxsize=32)
-def script(client: Redis, source: str) -> Script:
-    """A Lua script bound to a client, made once (it hashes its source) and reused."""
-    return client.register_script(source)
 
 
 def store(name: str, version: int, body: bytes | None, lease: str = "") -> bool:

@@ -15,6 +15,12 @@ class BadCursor(ValueError):
 
 
 CURSOR_MAX_LENGTH = 256
+_SIGNATURE_LENGTH = 43  # an HMAC-SHA256 in unpadded URL-safe base64
+# What a cursor looks like (the signed JSON, ":", the signature), or empty for the first page: the
+# format the schema declares. Only a signature this API made makes one valid.
+CURSOR_PATTERN = (
+    f"^([A-Za-z0-9_-]{{1,{CURSOR_MAX_LENGTH - _SIGNATURE_LENGTH - 1}}}:[A-Za-z0-9_-]{{{_SIGNATURE_LENGTH}}})?$"
+)
 _SKU = re.compile(f"{SKU_PATTERN}")
 
 

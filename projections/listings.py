@@ -12,8 +12,9 @@ from redis.exceptions import RedisError
 
 from catalog import selectors
 from catalog.models import Category
+from hybridsite import cache_keys, redis_client
 
-from . import cache, cache_keys, documents
+from . import cache, documents
 from .breaker import CircuitOpen
 from .cursors import decode_cursor, encode_cursor
 from .readpath import (
@@ -69,7 +70,7 @@ def read_listing(slug: str, limit: int, cursor: str, throttle: Throttle | None =
 
 def _store_page(page_key: str, payload: bytes, negative: bool, throttle: Throttle | None) -> None:
     """Cache a page and charge its client for it, in one round trip."""
-    pipe = cache.client().pipeline(transaction=False)
+    pipe = redis_client.client().pipeline(transaction=False)
     pipe.set(page_key, payload, px=cache.ttl_ms(negative=negative))
     if throttle and throttle.fill_cost:
         pipe.incrby(throttle.key(), throttle.fill_cost)

@@ -13,7 +13,7 @@ from django_redis import get_redis_connection
 from prometheus_client import Histogram
 from redis.exceptions import RedisError
 
-from . import cache_keys
+from hybridsite import cache_keys
 
 logger = logging.getLogger(__name__)
 LAG_SAMPLES_KEPT = 10_000

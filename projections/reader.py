@@ -18,9 +18,10 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from redis.exceptions import RedisError
 
+from hybridsite import cache_keys, redis_client
 from hybridsite.dynamodb import get_item
 
-from . import cache, cache_keys, metrics
+from . import cache, metrics
 from .breaker import CircuitOpen
 from .models import ReadFloor
 from .projector import Fenced, LockBusy, PermanentProjectionError, project, render_documents
@@ -118,7 +119,9 @@ def _fill(ref: DocumentAddress, floor: int) -> Result:
     lock_key = cache_keys.fill_lock(ref.name)
     try:
         leader = bool(
-            redis_breaker.call(lambda: cache.client().set(lock_key, token, nx=True, px=settings.READ_FILL_LOCK_MS))
+            redis_breaker.call(
+                lambda: redis_client.client().set(lock_key, token, nx=True, px=settings.READ_FILL_LOCK_MS)
+            )
         )
         lease = token if leader else ""
     except (RedisError, CircuitOpen):
@@ -151,7 +154,7 @@ _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL
 
 
 def _release(lock_key: str, token: str) -> None:
-    redis_breaker.call(lambda: cache.script(cache.client(), _RELEASE)(keys=[lock_key], args=[token]))
+    redis_breaker.call(lambda: redis_client.script(redis_client.client(), _RELEASE)(keys=[lock_key], args=[token]))
 
 
 def _wait_for_entry(ref: DocumentAddress, floor: int) -> Result | None:

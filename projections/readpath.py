@@ -14,9 +14,10 @@ from django.conf import settings
 from pynamodb.exceptions import PynamoDBException
 from redis.exceptions import RedisError
 
+from hybridsite import cache_keys, redis_client
 from hybridsite.ratelimit import window
 
-from . import cache, cache_keys
+from . import cache
 from .breaker import Breaker, CircuitOpen
 
 DYNAMODB_ERRORS = (PynamoDBException, botocore.exceptions.BotoCoreError)
@@ -115,7 +116,7 @@ def counted_get(
     keys = [key, throttle.key() if throttle else "", cache_keys.metrics() if metered else ""]
     keys.append(cache_keys.floor(floor) if floor else "")
     window_ms = (throttle.window_seconds if throttle else 60) * 1000
-    count, raw, floor_version = cache.script(cache.client(), _HOT_READ)(keys=keys, args=[window_ms])
+    count, raw, floor_version = redis_client.script(redis_client.client(), _HOT_READ)(keys=keys, args=[window_ms])
     return int(count), raw, None if floor_version is None else int(floor_version)
 
 
@@ -130,7 +131,7 @@ def charge_fill(throttle: Throttle) -> None:
     if not throttle.fill_cost:
         return
     try:
-        redis_breaker.call(lambda: cache.client().incrby(throttle.key(), throttle.fill_cost))
+        redis_breaker.call(lambda: redis_client.client().incrby(throttle.key(), throttle.fill_cost))
     except (RedisError, CircuitOpen):
         pass
 

@@ -9,7 +9,9 @@ from django.db import InterfaceError, OperationalError
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
-from . import cache_keys, relay
+from hybridsite import cache_keys
+
+from . import relay
 
 logger = logging.getLogger(__name__)
 

@@ -103,16 +103,17 @@ def test_bad_quantities_are_400_in_the_error_shape(on_sale, alice, payload):
     assert cart_get(user_id=user_id).version == 0
 
 
-def test_unknown_inactive_and_too_many_lines_are_400(on_sale, alice, settings):
+def test_unknown_and_inactive_skus_are_404_and_a_full_cart_is_409(on_sale, alice, settings):
     client, user_id = alice
     response, body = call(client, "put", "/api/cart/items/NO-SUCH-SKU/", {"quantity": 1})
-    assert response.status_code == 400 and "sku" in body["error"]["fields"]
+    assert response.status_code == 404
+    assert body["error"] == {"code": "not_found", "message": "No product with this SKU is on sale."}
 
     on_sale.is_active = False
     on_sale.save()
     project("product", on_sale.pk)
     response, body = call(client, "put", "/api/cart/items/SKU-1/", {"quantity": 1})
-    assert response.status_code == 400 and "sku" in body["error"]["fields"]
+    assert response.status_code == 404 and body["error"]["code"] == "not_found"
 
     on_sale.is_active = True
     on_sale.save()
@@ -122,7 +123,8 @@ def test_unknown_inactive_and_too_many_lines_are_400(on_sale, alice, settings):
     second = on_sale.__class__.objects.create(sku="SKU-2", name="Saw", category=on_sale.category)
     project("product", second.pk)
     response, body = call(client, "put", "/api/cart/items/SKU-2/", {"quantity": 1})
-    assert response.status_code == 400 and "at most 1 lines" in body["error"]["fields"]["sku"][0]
+    assert response.status_code == 409
+    assert body["error"] == {"code": "cart_full", "message": "A cart holds at most 1 lines."}
     assert cart_get(user_id=user_id).lines == {"SKU-1": 1}
 
 
@@ -191,7 +193,7 @@ def test_an_idle_cart_reads_empty_and_a_new_one_never_reuses_its_versions(on_sal
     assert again["lines"] == []
     settings.CART_IDLE_SECONDS = 3600
     response, renewed = call(client, "put", "/api/cart/items/SKU-2/", {"quantity": 1})
-    assert response.status_code == 400  # SKU-2 is not on sale: nothing written
+    assert response.status_code == 404  # SKU-2 is not on sale: nothing written
     response, renewed = call(client, "put", "/api/cart/items/SKU-1/", {"quantity": 1})
     assert response.status_code == 200 and [line["quantity"] for line in renewed["lines"]] == [1]
     assert renewed["version"] > old["version"]

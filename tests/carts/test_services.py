@@ -59,7 +59,7 @@ def test_clear_without_a_cart_creates_none(dynamodb):
 
 def test_unknown_sku_and_limits_are_refused(on_sale, settings):
     settings.CART_MAX_LINES = 1
-    with pytest.raises(ValidationError):
+    with pytest.raises(services.ProductNotOnSale):
         services.cart_line_set(user_id=7, sku="NOPE", quantity=1)
     for quantity in (0, -1, settings.CART_MAX_QUANTITY + 1):
         with pytest.raises(ValidationError):

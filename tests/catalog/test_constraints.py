@@ -11,7 +11,7 @@ from django.db import IntegrityError, connection, transaction
 from django.test.utils import CaptureQueriesContext
 
 from catalog.models import Category, OutboxEvent, Price, Product, StockLevel
-from catalog.services import price_set, product_create, product_update, stock_adjust
+from catalog.services import StockOutOfRange, price_set, product_create, product_update, stock_adjust
 from tests.factories import (
     CategoryFactory,
     PriceFactory,
@@ -90,7 +90,7 @@ class TestServicesRefuseBadInput:
     def test_stock_adjust_below_zero_keeps_quantity(self) -> None:
         level = StockLevelFactory(quantity=2)
         outbox_before = OutboxEvent.objects.count()
-        with pytest.raises(ValidationError, match="below zero"):
+        with pytest.raises(StockOutOfRange, match="below zero"):
             stock_adjust(product=level.product, warehouse=level.warehouse, delta=-3)
         level.refresh_from_db()
         assert level.quantity == 2
@@ -99,7 +99,7 @@ class TestServicesRefuseBadInput:
     def test_stock_adjust_below_zero_creates_no_row(self) -> None:
         product, warehouse = ProductFactory(), WarehouseFactory()
         outbox_before = OutboxEvent.objects.count()
-        with pytest.raises(ValidationError):
+        with pytest.raises(StockOutOfRange):
             stock_adjust(product=product, warehouse=warehouse, delta=-1)
         assert not StockLevel.objects.filter(product=product, warehouse=warehouse).exists()
         assert OutboxEvent.objects.count() == outbox_before

@@ -101,8 +101,8 @@ def test_the_service_refuses_unknown_currencies_too(product):
 def test_stock_cannot_overflow_its_column(product):
     level = StockLevelFactory(product=product, warehouse=WarehouseFactory(code="BIG1"), quantity=2_147_483_000)
     response = post_stock(token_client("inventory", "change_stocklevel"), 1_000_000, warehouse="BIG1")
-    assert response.status_code == 400, response.content
-    assert "delta" in orjson.loads(response.content)["error"]["fields"]
+    assert response.status_code == 409, response.content  # well formed; the stock it meets cannot take it
+    assert orjson.loads(response.content)["error"]["code"] == "stock_out_of_range"
     level.refresh_from_db()
     assert level.quantity == 2_147_483_000
 

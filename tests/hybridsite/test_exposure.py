@@ -23,14 +23,50 @@ DRAFTS = {"/api/internal/products/{sku}/draft/", "/api/internal/products/{sku}/d
 pytestmark = pytest.mark.django_db
 
 
-def schema_paths(client: Client, **headers: str) -> set[str]:
+def schema(client: Client, **headers: str) -> dict:
     response = client.get("/api/schema/", **headers)
     assert response.status_code == 200
-    return set(orjson.loads(response.content)["paths"])
+    return orjson.loads(response.content)
 
 
-def test_anonymous_callers_see_the_public_api_only(client):
-    assert schema_paths(client) == PUBLIC
+def schema_paths(client: Client, **headers: str) -> set[str]:
+    return set(schema(client, **headers)["paths"])
+
+
+def operations(document: dict) -> dict[str, dict]:
+    return {f"{method.upper()} {path}": operation for path, item in document["paths"].items()
+            for method, operation in item.items()}
+
+
+def test_anonymous_callers_read_the_customer_api_with_its_security_but_not_the_staff_api(client):
+    """A front-end developer reads the cart and order API before having an account: every customer
+    operation, each with the credentials it needs; no staff operation."""
+    document = schema(client)
+    assert set(document["paths"]) == PUBLIC | CUSTOMER
+    for name, operation in operations(document).items():
+        schemes = {scheme for requirement in operation["security"] for scheme in requirement}
+        if any(name.endswith(path) for path in PUBLIC):
+            assert operation["security"] == [{}], name  # no credentials
+        else:
+            assert schemes and schemes <= set(document["components"]["securitySchemes"]), name
+            assert {"401", "403"} <= set(operation["responses"]), name
+    assert operations(document)["PUT /api/cart/items/{sku}/"]["security"] == [{"cachedTokenAuth": []}]
+
+
+def test_a_customer_sees_what_an_anonymous_caller_sees(client):
+    token = Token.objects.create(user=get_user_model().objects.create_user("shopper", password="x")).key
+    assert schema(Client(), HTTP_AUTHORIZATION=f"Token {token}") == schema(client)
+
+
+def test_operations_are_grouped_by_resource(client):
+    document = schema(Client(), HTTP_AUTHORIZATION=f"Token {admin_token()}")
+    tags = {name: operation["tags"] for name, operation in operations(document).items()}
+    declared = [tag["name"] for tag in document["tags"]]
+    assert declared == ["products", "categories", "cart", "orders", "prices", "stock", "drafts"]
+    assert all(len(names) == 1 and names[0] in declared for names in tags.values()), tags
+    assert {names[0] for names in tags.values()} == set(declared)
+    assert tags["DELETE /api/cart/items/{sku}/"] == ["cart"] and tags["POST /api/orders/"] == ["orders"]
+    assert tags["GET /api/categories/{slug}/products/"] == ["categories"]
 
 
 def test_staff_see_the_operations_their_permissions_allow(client):

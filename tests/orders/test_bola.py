@@ -32,7 +32,7 @@ def test_another_customers_key_replays_nothing_of_theirs(hammer, alice, bob):
     alices = alice.checkout("shared-key")[1]
 
     response, bobs = bob.checkout("shared-key")
-    assert response.status_code == 400 and bobs["error"]["fields"] == {"cart": ["The cart is empty."]}
+    assert response.status_code == 409 and bobs["error"] == {"code": "cart_empty", "message": "The cart is empty."}
 
     bob.fill(SKU_1=2)
     response, bobs = bob.checkout("shared-key")

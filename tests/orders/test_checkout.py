@@ -138,8 +138,8 @@ def test_a_claim_whose_holder_died_before_committing_is_taken_over(hammer, alice
 
 def test_a_failed_checkout_writes_nothing_and_frees_its_key(hammer, alice):
     response, body = alice.checkout("key-1")
-    assert response.status_code == 400
-    assert body["error"]["fields"] == {"cart": ["The cart is empty."]}
+    assert response.status_code == 409
+    assert body["error"] == {"code": "cart_empty", "message": "The cart is empty."}
 
     alice.fill(SKU_1=6)
     response, body = alice.checkout("key-1")
@@ -195,7 +195,7 @@ def test_orders_need_an_authenticated_customer(hammer, client):
 def test_checkouts_are_rate_limited_per_customer(hammer, alice, bob, settings):
     settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "checkout": 2}
     statuses = [alice.checkout(f"key-{n}")[0] for n in range(3)]
-    assert [response.status_code for response in statuses] == [400, 400, 429]  # empty carts: tries count too
+    assert [response.status_code for response in statuses] == [409, 409, 429]  # empty carts: tries count too
     assert int(statuses[-1]["Retry-After"]) >= 1
     assert alice.call("get", "/api/orders/")[0].status_code == 200  # reads are counted apart
     bob.fill(SKU_1=1)

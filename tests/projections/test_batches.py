@@ -14,7 +14,7 @@ from django.db import OperationalError, connection, connections
 from catalog import services
 from catalog.models import Category, OutboxEvent, Product
 from devtools.net import wait_for
-from projections import cache, cache_keys
+from hybridsite import cache_keys, redis_client
 from projections.projector import (
     Outcome,
     PermanentProjectionError,
@@ -68,7 +68,7 @@ def test_one_aggregate_failing_for_good_leaves_the_others_of_its_batch_projected
     assert [isinstance(r, Outcome) for i, r in enumerate(results) if i != 2] == [True, True, True]
     for product in good:
         assert stored_version(product.sku) == version_in_postgres(product)
-        assert cache.client().get(cache_keys.document(f"product:{product.sku}")) is not None
+        assert redis_client.client().get(cache_keys.document(f"product:{product.sku}")) is not None
     assert stored_version("POISON-1") is None
     assert not CategoryListingItem.count("CATEGORY#tools", CategoryListingItem.sk == "POISON-1")
 

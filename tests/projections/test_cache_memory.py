@@ -12,7 +12,8 @@ from django.test import Client
 
 from catalog import services
 from catalog.models import Category
-from projections import cache_keys, metrics
+from hybridsite import cache_keys
+from projections import metrics
 from projections.relay import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -27,8 +27,7 @@ from django.test import Client
 from catalog import services
 from catalog.models import Category, OutboxEvent, Price, Product, Warehouse
 from devtools.net import wait_for
-from hybridsite import dynamodb
-from projections import cache, cache_keys
+from hybridsite import cache_keys, dynamodb, redis_client
 from projections.drift import check
 from projections.registry import product_cache_name, product_key
 from projections.tables import ProductDocument
@@ -125,8 +124,8 @@ class Customer(threading.Thread):
 
 def where(sku: str) -> str:
     """What each layer holds for a SKU, for a failure message."""
-    entry = cache.client().get(cache_keys.document(product_cache_name(sku)))
-    floor = cache.client().get(cache_keys.floor(product_cache_name(sku)))
+    entry = redis_client.client().get(cache_keys.document(product_cache_name(sku)))
+    floor = redis_client.client().get(cache_keys.floor(product_cache_name(sku)))
     item = dynamodb.get_item(ProductDocument, product_key(sku))
     stored = item and (item.owner, item.version, item.deleted)
     return f"{sku} is deleted; cache {entry[:40] if entry else None!r}, floor {floor!r}, DynamoDB {stored}"

@@ -22,8 +22,8 @@ from django.test import Client
 from catalog import services
 from catalog.models import Category, CategoryTreeVersion, OutboxEvent, Product, Warehouse
 from devtools.net import wait_for
-from hybridsite import dynamodb
-from projections import cache, cache_keys, reader, readpath
+from hybridsite import cache_keys, dynamodb, redis_client
+from projections import cache, reader, readpath
 from projections.drift import check
 from projections.projector import Fenced, _fence, aggregate_lock, project, put_document
 from projections.registry import product_document
@@ -38,7 +38,7 @@ def version_of(product: Product) -> int:
 
 
 def cached(name: str) -> cache.Entry | None:
-    raw = cache.client().get(cache_keys.document(name))
+    raw = redis_client.client().get(cache_keys.document(name))
     return cache.decode(raw) if raw is not None else None
 
 
@@ -54,14 +54,14 @@ def get(client: Client, url: str) -> tuple[int, dict | None, str]:
 
 def restart_empty() -> None:
     """What clients of a Redis restarted empty see: none of this run's keys."""
-    keys = list(cache.client().scan_iter(match=f"{cache_keys.NAMESPACE}*", count=1000))
+    keys = list(redis_client.client().scan_iter(match=f"{cache_keys.NAMESPACE}*", count=1000))
     if keys:
-        cache.client().delete(*keys)
+        redis_client.client().delete(*keys)
 
 
 def forget_entry(name: str) -> None:
     """The entry expires (its floor stays)."""
-    cache.client().delete(cache_keys.document(name))
+    redis_client.client().delete(cache_keys.document(name))
 
 
 # --- 1. a delete is never lost ------------------------------------------------------------------
@@ -152,7 +152,7 @@ def test_a_reader_whose_lease_was_lost_stores_nothing(product):
     project("product", product.pk)
     forget_entry(ref.name)
     token = "lease-1"
-    assert cache.client().set(cache_keys.fill_lock(ref.name), token, nx=True)
+    assert redis_client.client().set(cache_keys.fill_lock(ref.name), token, nx=True)
     old, _, _ = reader._fetch(ref, 0)
     services.price_set(product=product, currency="EUR", amount=Decimal("12.00"))
     project("product", product.pk)

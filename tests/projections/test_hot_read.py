@@ -12,10 +12,11 @@ from django.test.utils import CaptureQueriesContext
 from waffle.models import Switch
 
 from devtools.net import wait_for
+from hybridsite import cache_keys
 from hybridsite.ratelimit import window
 from ops.instruments import process_registry
 from ops.readonly import read_only_set
-from projections import cache_keys, metrics, shapes
+from projections import metrics, shapes
 from projections.documents import product_shape
 
 pytestmark = pytest.mark.django_db(transaction=True)

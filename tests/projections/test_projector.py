@@ -16,7 +16,8 @@ from redis import Redis
 
 from catalog.models import OutboxEvent, Price, Product, StockLevel
 from catalog.services import price_set, product_update, stock_adjust
-from projections import cache, cache_keys
+from hybridsite import cache_keys
+from projections import cache
 from projections.backfill import BackfillFailed, backfill
 from projections.drift import check
 from projections.models import BackfillCheckpoint

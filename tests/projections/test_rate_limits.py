@@ -11,7 +11,7 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 from catalog.models import Product
-from projections import cache_keys
+from hybridsite import cache_keys
 from projections.projector import project
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -15,7 +15,8 @@ from rest_framework.authtoken.models import Token
 from catalog import services
 from catalog.models import Category, Product, StockLevel, Warehouse
 from devtools.net import wait_for
-from projections import cache, cache_keys, metrics, reader, readpath
+from hybridsite import cache_keys
+from projections import cache, metrics, reader, readpath
 from projections.projector import project
 from projections.registry import product_document
 from projections.tables import ProductDocument
@@ -281,11 +282,17 @@ def test_internal_stock_adjust_and_refusals(staff_client, product):
     url = "/api/internal/products/SKU-1/stock/"
     response = staff_client.post(url, {"warehouse": "W1", "delta": 5}, content_type="application/json")
     assert response.status_code == 200 and orjson.loads(response.content)["quantity"] == 5
+    # Well formed, but the stock it meets cannot take it: a conflict with the resource's state.
     response = staff_client.post(url, {"warehouse": "W1", "delta": -6}, content_type="application/json")
-    assert response.status_code == 400 and "delta" in orjson.loads(response.content)["error"]["fields"]
+    body = orjson.loads(response.content)
+    assert response.status_code == 409 and body["error"]["code"] == "stock_out_of_range", body
+    assert "below zero" in body["error"]["message"]
     assert StockLevel.objects.get(product=product).quantity == 5
+    # A warehouse that does not exist is a resource that does not exist.
     response = staff_client.post(url, {"warehouse": "W9", "delta": 1}, content_type="application/json")
-    assert response.status_code == 400 and "warehouse" in orjson.loads(response.content)["error"]["fields"]
+    body = orjson.loads(response.content)
+    assert response.status_code == 404 and body["error"]["code"] == "not_found" and "W9" in body["error"]["message"]
+    assert StockLevel.objects.get(product=product).quantity == 5
 
 
 def test_schema_and_docs(client, staff_client, product):

@@ -26,7 +26,8 @@ from hypothesis.stateful import (
 
 from catalog.models import Category, OutboxEvent, Product, Warehouse
 from catalog.services import price_set, product_create, product_update, stock_adjust
-from projections import cache, cache_keys, reader, readpath
+from hybridsite import cache_keys
+from projections import cache, reader, readpath
 from projections.documents import comparable
 from projections.projector import project, put_document, read_snapshot
 from projections.registry import AGGREGATES, build_product_document, product_document
