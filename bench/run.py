@@ -46,6 +46,7 @@ django.setup()  # the phases import the apps' models; nothing connects to a data
 from bench import (  # noqa: E402
     carts,
     checkout,
+    hotlocal,
     hotpath,
     lag,
     overhttp,
@@ -94,6 +95,7 @@ def main(argv: list[str]) -> int:
         read_set = set(hot)
         others = [sku for sku in pool if sku not in read_set]
         over_http = overhttp.over_http(cfg, procs, hot, others, clock)
+        local_layer = hotlocal.phase(cfg, procs, hot, clock)
         began = time.perf_counter()
         suffered = suffering.suffering(cfg.quick, procs, hot, others[cfg.cold_skus:])  # projected, not cold
         clock.step("reads while Postgres suffers", began)
@@ -151,19 +153,24 @@ def main(argv: list[str]) -> int:
         "cachalot_staleness": stale,
         "lag": lags,
         "hot_read_breakdown": parts,
+        "hot_read_local": local_layer,
         "suffering": suffered,
         "relay_throughput": relay_throughput,
         "notes": notes,
     }
     report.RESULTS.mkdir(exist_ok=True)
     table = (
-        report.markdown(results) + "\n" + hotpath.markdown(parts) + "\n" + suffering.markdown(suffered)
+        report.markdown(results) + "\n" + hotpath.markdown(parts) + "\n" + hotlocal.markdown(local_layer, over_http)
+        + "\n" + suffering.markdown(suffered)
         + "\n" + throughput.markdown(relay_throughput, report.dynamodb_description())
     )
     over_time = ["Projection lag over time (per bucket of commit time; every point in lag.png):"]
     for row in lags:
         over_time += report.lag_over_time(row)
-    ratios = report.ratio_lines(results)
+    ratios = report.ratio_lines(results) + [
+        hotpath.ratio_line(parts, results["machine"]),
+        hotlocal.ratio_line(local_layer, over_http),
+    ]
     images = report.plots(results, raw)
     (report.RESULTS / "latest.md").write_text(
         table + "\n## Lag over time\n\n```\n" + "\n".join(over_time) + "\n```\n\n## Ratios\n\n"
