@@ -2,6 +2,7 @@
 
     make bench            # full: 10,000 products, under 10 minutes
     make bench QUICK=1    # short: 2,000 products, under 2 minutes (or bench/run.py --quick)
+    make bench SCALE=N    # cost as the catalog grows: N products (bench/scale.py)
 
 Run by ``python -m devtools.launcher bench``, which provides the services' URLs, a SECRET_KEY and
 DJANGO_SETTINGS_MODULE=bench.settings. Steps, all in one run on the same data:
@@ -53,6 +54,7 @@ from bench import (  # noqa: E402
     prepare,
     reads,
     report,
+    scale,
     suffering,
     throughput,
     writeload,
@@ -77,6 +79,8 @@ def _terminate(signum: int, _frame: Any) -> None:
 
 
 def main(argv: list[str]) -> int:
+    if os.environ.get("SCALE", "").strip():
+        return scale.main(int(os.environ["SCALE"]))
     quick = "--quick" in argv or os.environ.get("QUICK", "").strip().lower() in {"1", "true", "yes", "on"}
     cfg = Config.short() if quick else Config.full()
     signal.signal(signal.SIGTERM, _terminate)
