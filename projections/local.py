@@ -117,23 +117,21 @@ class LocalLayer:
         nothing was invalidated since ``epoch``). An entry below this process's floor for the key
         is handed on as a miss at that floor: versions in a process only rise."""
         count, raw, floor = counted
-        if not self._lock.acquire(timeout=0.05):
-            return counted
-        try:
-            if throttle is not None:
-                state = self._counts.get(throttle.key())
+        process_floor = self._floors.get(key, 0)  # a dict read: no lock needed
+        entry = cache.decode(raw) if raw is not None else None
+        if self._lock.acquire(blocking=False):  # busy: nothing learnt, nothing kept this time
+            try:
+                state = self._counts.get(throttle.key()) if throttle is not None else None
                 if state is not None:
                     state[0] = max(state[0], count)
-            process_floor = self._floors.get(key, 0)
-            if raw is None:
-                return counted if floor is None or floor >= process_floor else (count, None, process_floor)
-            entry = cache.decode(raw)
-            below = entry.version < process_floor
-            if not below and entry.status == 200 and epoch is not None and self._drained() and self._epoch == epoch:
-                self._keep(key, Result.of(entry, "local"))
-        finally:
-            self._lock.release()
-        if below:
+                if (entry is not None and entry.status == 200 and entry.version >= process_floor
+                        and epoch is not None and self._drained() and self._epoch == epoch):
+                    self._keep(key, Result.of(entry, "local"))
+            finally:
+                self._lock.release()
+        if entry is None:
+            return counted if floor is None or floor >= process_floor else (count, None, process_floor)
+        if entry.version < process_floor:
             metrics.incr("reader.local.below_process_floor")
             return count, None, process_floor
         return counted
