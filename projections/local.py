@@ -177,9 +177,8 @@ class LocalLayer:
         (when it fails, this process still refuses a client at the count it knows)."""
         with self._lock:
             now = time.monotonic()
-            sent = [(state, int(state[1])) for state in self._counts.values() if state[1]]
-            keys = [key for key, state in self._counts.items() if state[1]]
-            for state, n in sent:
+            sent = [(key, state, int(state[1])) for key, state in self._counts.items() if state[1]]
+            for _, state, n in sent:
                 state[0] += n
                 state[1] -= n
             self._counts = {key: state for key, state in self._counts.items() if state[2] > now}
@@ -188,7 +187,7 @@ class LocalLayer:
             client = cache.client()
             script = cache.script(client, _COUNT)
             pipe = client.pipeline(transaction=False)
-            for key, (state, n) in zip(keys, sent):
+            for key, state, n in sent:
                 script(keys=[key], args=[n, max(1, int((state[2] - now) * 1000))], client=pipe)
             pipe.hincrby(cache_keys.metrics(), "reader.hit", hits)
             pipe.hincrby(cache_keys.metrics(), "reader.hit.local", hits)
@@ -197,7 +196,7 @@ class LocalLayer:
             logger.debug("local hit counts dropped: %s", exc)
             return
         with self._lock:
-            for (state, _), total in zip(sent, answers):
+            for (_, state, _), total in zip(sent, answers):
                 if not isinstance(total, Exception):
                     state[0] = max(state[0], int(total))
 
@@ -243,7 +242,7 @@ class LocalLayer:
         while not self._closed:
             try:
                 conn = self._connect()
-            except (RedisError, OSError) as exc:
+            except (RedisError, OSError) as exc:  # Redis down, or one without CLIENT TRACKING (< 6.0)
                 logger.debug("hot-read local layer: tracking not on yet: %s", exc)
                 time.sleep(RECONNECT_SECONDS)
                 continue
