@@ -142,7 +142,8 @@ def test_a_write_invalidates_the_other_process_copy(product, flags, redis_clean,
     other process's first answer at the new version is printed (docs/performance/hot-read.md)."""
 
     def read() -> tuple[str, int]:
-        with urllib.request.urlopen(other_process.url + URL, timeout=10) as response:
+        # Generous: the worker's first request loads the app, slow on a busy machine.
+        with urllib.request.urlopen(other_process.url + URL, timeout=120) as response:
             return response.headers["X-Served-From"], orjson.loads(response.read())["version"]
 
     seen: list[tuple[str, int]] = []
