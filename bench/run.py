@@ -13,7 +13,8 @@ DJANGO_SETTINGS_MODULE=bench.settings. Steps, all in one run on the same data:
    the hot read's breakdown beside the floor (bench/hotpath.py), then checkout (``POST /api/orders/``)
    the same way; then cart writes and their write-back lag (bench/carts.py);
 4. the same paths over HTTP: gunicorn with 2 sync workers and wrk, or bench/loadgen.py without wrk;
-   then reads while Postgres is saturated and stopped (bench/suffering.py);
+   the hot read again with the process-local layer on, and the window between two processes after
+   a write (bench/hotlocal.py); then reads while Postgres is saturated and stopped (bench/suffering.py);
 5. hit ratio and p95 of cachalot and Hybridsite while price updates run (a real Celery worker projects);
 6. projection lag at sustained write rates, from the documents' own timestamps;
 7. relay throughput against 1, 2 and 4 worker processes (bench/throughput.py).
@@ -21,8 +22,9 @@ DJANGO_SETTINGS_MODULE=bench.settings. Steps, all in one run on the same data:
 Phases 6 and 7 also say how much CPU each kind of process spent per write (bench/cpu.py).
 
 Each phase is a module of its own (bench/prepare.py, reads.py, hotpath.py, checkout.py, carts.py,
-overhttp.py, suffering.py, writeload.py, lag.py, throughput.py); this one only orders them and writes
-the results. It asserts nothing about speed. Results: bench/results/latest.md, latest.json and PNG plots.
+overhttp.py, hotlocal.py, suffering.py, writeload.py, lag.py, throughput.py; scale.py for SCALE);
+this one only orders them and writes the results. It asserts nothing about speed. Results:
+bench/results/latest.md, latest.json and PNG plots.
 """
 
 from __future__ import annotations
