@@ -109,9 +109,9 @@ docs-check: $(DOCS_STAMP)
 	@! grep -rlE '<(script|img|link)[^>]* (src|href)="(https?:)?//' var/site --include=*.html \
 	  || { echo "make: the pages above load something from another host"; exit 1; }
 
-# `make bench` (full, under 10 minutes) or `make bench QUICK=1` (under 2); see bench/run.py.
+# `make bench` (full, under 10 minutes), `make bench QUICK=1` (under 2) or `make bench SCALE=N`; see bench/run.py.
 bench: $(BENCH_STAMP) $(DDB_LOCAL_STAMP) wrk
-	QUICK=$(QUICK) $(BIN)/python -m devtools.launcher bench
+	QUICK=$(QUICK) SCALE=$(SCALE) $(BIN)/python -m devtools.launcher bench
 
 clean:
 	rm -rf var/

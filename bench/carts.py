@@ -29,6 +29,7 @@ from django.db import connections
 from rest_framework.authtoken.models import Token
 
 from bench import report
+from bench.config import Clock, Config, log
 from bench.inprocess import Driver, count_each
 from bench.loadgen import _worker as http_worker
 from bench.procs import LOG_DIR, Processes, wait_started
@@ -236,3 +237,11 @@ def carts(*, quick: bool, procs: Processes, hot: list[str], count_requests: int,
         f" p50 {summary['p50']:.1f} ms, p95 {summary['p95']:.1f} ms over {summary['n']:,};"
         f" not copied {lag['not_copied']}; errors {lag['errors']}")
     return {"write": write, "http": http, "writeback": lag}
+
+
+def phase(cfg: Config, procs: Processes, hot: list[str], clock: Clock) -> dict[str, Any]:
+    began = time.perf_counter()
+    result = carts(quick=cfg.quick, procs=procs, hot=hot, count_requests=cfg.count_requests,
+                   concurrency=cfg.concurrency, log=log)
+    clock.step("carts", began, "cart writes (in process, HTTP) and the write-back lag")
+    return result

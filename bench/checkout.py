@@ -14,6 +14,7 @@ from django.db.models import Sum
 from rest_framework.authtoken.models import Token
 
 from bench import report
+from bench.config import Clock, Config
 from bench.inprocess import Driver, count_each
 from carts.services import cart_line_set
 from catalog.models import Product
@@ -65,3 +66,14 @@ def checkout(n: int, count_requests: int, hot: list[str]) -> dict[str, Any]:
         "latency_us": report.summarize(latencies), "counts": counts.per_request(),
         "statuses": {str(status): k for status, k in statuses.items()}, "products": len(stocked),
     }
+
+
+def phase(cfg: Config, hot: list[str], clock: Clock) -> dict[str, Any]:
+    began = time.perf_counter()
+    result = checkout(cfg.checkouts, cfg.count_requests, hot)
+    summary = result["latency_us"]
+    clock.step(
+        "checkout", began, f"p50 {summary['p50']:,.0f} µs, p99 {summary['p99']:,.0f} µs over {summary['n']:,};"
+        f" {result['counts']}; {result['statuses']}",
+    )
+    return result

@@ -11,6 +11,7 @@ spent, whatever else runs on the machine, without the wait for Redis). Parts:
   out, as every product read was served before it;
 - ``stack_view``: the DRF view called directly (its Redis round trip included);
 - ``hot``: the hot read as served (``HotReadMiddleware`` answers it);
+- ``local``: the same with the process-local layer on (``HOT_READ_LOCAL_CACHE``): no round trip;
 - ``redis``: the hot read's Redis round trip alone (``reader.counted_read``: the script by EVALSHA);
 - ``ping``: a Redis PING round trip.
 """
@@ -30,6 +31,7 @@ PARTS = {
     "stack": "hot read through every middleware and the DRF view (before: no HotReadMiddleware)",
     "stack_view": "  its DRF view called directly (Redis round trip included)",
     "hot": "hot read as served (HotReadMiddleware answers it)",
+    "local": "hot read with the process-local layer (HOT_READ_LOCAL_CACHE=1): no round trip",
     "redis": "  its Redis round trip alone (reader.counted_read, EVALSHA)",
     "ping": "  a Redis PING round trip",
 }
@@ -41,8 +43,9 @@ def breakdown(hot: list[str], rounds: int = 30) -> dict[str, Any]:
 
     from bench.inprocess import Driver
     from bench.views import FloorApi
+    from devtools.net import wait_for
     from hybridsite import redis_client
-    from projections import apis, reader
+    from projections import apis, local, reader
     from projections.registry import product_document
 
     skus = hot[:50]
@@ -68,16 +71,32 @@ def breakdown(hot: list[str], rounds: int = 30) -> dict[str, Any]:
                 call(i % len(skus))
         return run
 
+    def with_local_layer(run: Callable[[], None]) -> Callable[[], None]:
+        def wrapped() -> None:
+            with override_settings(HOT_READ_LOCAL_CACHE=True):
+                run()
+        return wrapped
+
+    with override_settings(HOT_READ_LOCAL_CACHE=True):  # every copy kept, the layer's connection up
+        layer = local.layer()
+        assert layer is not None
+        wait_for(layer.live, 10, 0.01, "the local layer's tracking connection")
+        wait_for(lambda: all(driver.get(path).headers.get("X-Served-From") == "local" for path in paths), 10, 0.01,
+                 "local copies of the read set")
+
     parts: dict[str, Callable[[], None]] = {
         "floor": cycle(lambda i: driver.get("/bench/floor/")),
         "floor_view": cycle(lambda i: floor_view(requests[i])),
         "stack": cycle(lambda i: stack.get(paths[i])),
         "stack_view": cycle(lambda i: product_view(requests[i], sku=skus[i])),
         "hot": cycle(lambda i: driver.get(paths[i])),
+        "local": with_local_layer(cycle(lambda i: driver.get(paths[i]))),
         "redis": cycle(lambda i: reader.counted_read(refs[i], throttle)),
         "ping": cycle(lambda i: redis.ping()),
     }
     wall: dict[str, list[float]] = {name: [] for name in parts}
+    # The layer stays on across rounds (its connection and copies are the process's), only the
+    # setting is turned on around its part.
     cpu: dict[str, list[float]] = {name: [] for name in parts}
     for run in parts.values():
         run()  # warm
@@ -88,6 +107,7 @@ def breakdown(hot: list[str], rounds: int = 30) -> dict[str, Any]:
             run()
             cpu[name].append((time.thread_time_ns() - began_cpu) / BATCH / 1000)
             wall[name].append((time.perf_counter_ns() - began) / BATCH / 1000)
+    local.reset()
     return {
         "rounds": rounds, "batch": BATCH,
         "wall_us": {name: statistics.median(values) for name, values in wall.items()},
@@ -119,6 +139,19 @@ def markdown(result: dict[str, Any]) -> str:
     lines += [
         "",
         f"Hot read vs floor: wall {wall['hot'] / wall['floor']:.2f}x, CPU {cpu['hot'] / cpu['floor']:.2f}x"
-        f" (before: wall {wall['stack'] / wall['floor']:.2f}x, CPU {cpu['stack'] / cpu['floor']:.2f}x).",
+        f" (before: wall {wall['stack'] / wall['floor']:.2f}x, CPU {cpu['stack'] / cpu['floor']:.2f}x);"
+        f" with the local layer: wall {wall['local'] / wall['floor']:.2f}x, CPU {cpu['local'] / cpu['floor']:.2f}x.",
     ]
     return "\n".join(lines) + "\n"
+
+
+def ratio_line(result: dict[str, Any], machine: dict[str, Any]) -> str:
+    """The hot hit against the floor (floor time / hit time: at least 1.0 is the target), with
+    the machine and the Redis round trip it was measured on."""
+    wall = result["wall_us"]
+    return (
+        f"Hot hit vs DRF's constant-bytes floor (in process, floor µs / hit µs, >= 1.00x is the target):"
+        f" Redis hit {wall['floor'] / wall['hot']:.2f}x ({wall['hot']:,.0f} vs {wall['floor']:,.0f} µs),"
+        f" local layer {wall['floor'] / wall['local']:.2f}x ({wall['local']:,.0f} µs);"
+        f" machine: {machine['cpu']}, {machine['nproc']} CPUs, Redis PING round trip {wall['ping']:,.0f} µs"
+    )

@@ -47,9 +47,10 @@ class Driver:
         return self.request("GET", path)
 
     def request(self, method: str, path: str, body: bytes = b"", **extra: str) -> Response:
-        """One request; ``extra`` adds environ keys (``HTTP_AUTHORIZATION``, ``CONTENT_TYPE``)."""
+        """One request (``path`` may carry a query string); ``extra`` adds environ keys
+        (``HTTP_AUTHORIZATION``, ``CONTENT_TYPE``)."""
         environ = {**self.base, **extra, "REQUEST_METHOD": method, "CONTENT_LENGTH": str(len(body))}
-        environ["PATH_INFO"] = path
+        environ["PATH_INFO"], _, environ["QUERY_STRING"] = path.partition("?")
         environ["wsgi.input"] = io.BytesIO(body)
         started: list = []
 

@@ -77,12 +77,13 @@ class Processes:
         for _, process in reversed(list(self.running)):
             self.stop(process)
 
-    def gunicorn(self, workers: int = 2) -> int:
+    def gunicorn(self, workers: int = 2, env: dict[str, str] | None = None) -> int:
+        """Sync workers on a free port; ``env`` adds settings (``HOT_READ_LOCAL_CACHE``)."""
         port = free_port()
         process = self.start("gunicorn", [
             str(BIN / "gunicorn"), "hybridsite.wsgi:application", "--workers", str(workers),
             "--bind", f"127.0.0.1:{port}", "--log-level", "warning",
-        ])
+        ], env=env or {})
 
         def answers() -> bool:
             try:

@@ -70,6 +70,15 @@ def machine() -> dict[str, Any]:
     }
 
 
+def dynamodb_description() -> str:
+    from django.conf import settings
+
+    return (
+        f"{settings.DYNAMODB_ENGINE}, endpoint {settings.DYNAMODB_ENDPOINT or '(AWS)'},"
+        f" tables {settings.DYNAMODB_TABLE_PREFIX}*"
+    )
+
+
 def _version(name: str) -> str:
     try:
         return version(name)

@@ -13,7 +13,8 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from bench import cpu
+from bench import cpu, report
+from bench.writers import wait_for_outbox
 
 WORKER_COUNTS = (1, 2, 4)
 
@@ -33,7 +34,6 @@ def relay_vs_workers(procs: Any, timeout: float, log: Any) -> list[dict[str, Any
     """Projections per second with 1, 2 and 4 worker processes, each on the same backlog size."""
     from django.conf import settings
 
-    from bench.run import wait_for_outbox
     from catalog.models import OutboxEvent
     from projections import metrics
     from projections.tasks import relay_outbox
@@ -53,7 +53,7 @@ def relay_vs_workers(procs: Any, timeout: float, log: Any) -> list[dict[str, Any
         row = {
             "workers": workers, "rows": pending, "seconds": seconds, "left": left, "dead": dead,
             "projections_per_second": projected / seconds if seconds else 0.0,
-            "relay_lag_ms": _summary(metrics.lag_samples()),
+            "relay_lag_ms": report.summarize(metrics.lag_samples()),
             "cpu_ms_per_projection": cpu.per_unit_ms(used.seconds, projected),
         }
         rows.append(row)
@@ -61,12 +61,6 @@ def relay_vs_workers(procs: Any, timeout: float, log: Any) -> list[dict[str, Any
             f" {row['projections_per_second']:,.0f} projections/s; {left} left, {dead} dead"
             f" ({time.perf_counter() - began:.1f}s)")
     return rows
-
-
-def _summary(values: list[float]) -> dict[str, float]:
-    from bench import report
-
-    return report.summarize(values)
 
 
 def markdown(rows: list[dict[str, Any]], engine: str) -> str:

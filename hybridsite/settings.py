@@ -365,6 +365,12 @@ LOGGING = {
 CACHE_TTL_SECONDS = env.int("CACHE_TTL_SECONDS", 300, 1)
 CACHE_NEGATIVE_TTL_SECONDS = env.int("CACHE_NEGATIVE_TTL_SECONDS", 30, 1)
 CACHE_FLOOR_TTL_SECONDS = env.int("CACHE_FLOOR_TTL_SECONDS", 86400, 1)
+# The hot read's process-local layer, kept coherent by Redis's client tracking (projections/local.py,
+# docs/performance/hot-read.md): off by default, as it lets processes differ for one push's delivery
+# and counts rate limits in batches of HOT_READ_LOCAL_COUNT_BATCH local hits.
+HOT_READ_LOCAL_CACHE = env.bool("HOT_READ_LOCAL_CACHE", False)
+HOT_READ_LOCAL_ENTRIES = env.int("HOT_READ_LOCAL_ENTRIES", 10_000, 1)
+HOT_READ_LOCAL_COUNT_BATCH = env.int("HOT_READ_LOCAL_COUNT_BATCH", 20, 1)
 
 # Projection relay (see docs/architecture/projection.md).
 OUTBOX_BATCH_SIZE = env.int("OUTBOX_BATCH_SIZE", 200, 1)

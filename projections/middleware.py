@@ -6,7 +6,8 @@ refused) or login limits; its view would not use them. This middleware sits righ
 metrics and ``SecurityMiddleware`` (so the hit is timed, redirected to HTTPS and given the security
 headers as every answer is) and answers the hit itself: the URL resolved as the handler would, the
 host checked against ``ALLOWED_HOSTS``, then the reader's one Redis round trip (rate limit, entry,
-hit counter). Whatever that round trip cannot answer on its own — a miss, a client over its limit,
+hit counter), or none when the process-local layer holds the entry (``HOT_READ_LOCAL_CACHE``,
+projections/local.py). Whatever that round trip cannot answer on its own — a miss, a client over its limit,
 an entry below ``min_version``, a cached absence, Redis unreachable — goes down the whole stack to
 the view with the round trip's outcome attached, so that the view neither counts the request again
 nor reads Redis twice. HEAD, OPTIONS and every other route never stop here.
@@ -24,7 +25,8 @@ from rest_framework.exceptions import ValidationError
 
 from catalog.models import SKU_MAX_LENGTH
 
-from . import apis, reader, shapes
+from . import apis, cache_keys, local, reader, shapes
+from .readpath import Result
 from .registry import product_document
 
 ROUTE = "product-detail"
@@ -66,11 +68,24 @@ class HotReadMiddleware:
         request.get_host()  # DisallowedHost (400) as CommonMiddleware would raise it
         request.resolver_match = match
         throttle = apis.anon_throttle(request)
-        counted = reader.counted_read(product_document(match.kwargs["sku"]), throttle)
+        ref = product_document(match.kwargs["sku"])
+        layer = local.layer()
+        if layer is not None:
+            key = cache_keys.document(ref.name)
+            result = layer.get(key, throttle, min_version)
+            if result is not None:
+                return self.respond(request, result)
+            epoch = layer.epoch()
+        counted = reader.counted_read(ref, throttle)
+        if layer is not None:
+            counted = layer.after_read(key, counted, throttle, epoch)
         result = reader.cached_result(counted, throttle, min_version)
         if result is None:
             setattr(request, apis.HOT_READ_ATTRIBUTE, counted)
             return self.get_response(request)
+        return self.respond(request, result)
+
+    def respond(self, request: HttpRequest, result: Result) -> HttpResponse:
         response = apis.document_response(request, result, shapes.read_shape())
         response["Allow"] = self.allow
         response["X-Served-From"] = result.source

@@ -60,3 +60,36 @@ def test_the_rules_see_every_shipped_module() -> None:
     """The check would pass vacuously if it read nothing."""
     assert all(modules(package) for package in SHIPPED)
     assert "catalog" in imported_packages(BASE_DIR / "projections" / "registry.py")
+
+
+def bench_imports(path: Path) -> set[str]:
+    """The bench modules a bench module imports (``from bench import x``, ``from bench.x import``)."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "bench":
+            found |= {alias.name for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and (node.module or "").startswith("bench."):
+            found.add(node.module.split(".")[1])  # type: ignore[union-attr]
+        elif isinstance(node, ast.ImportFrom) and node.level == 1:
+            found |= {node.module.split(".")[0]} if node.module else {alias.name for alias in node.names}
+    return found - {path.stem}
+
+
+def test_the_bench_phases_import_each_other_in_one_direction() -> None:
+    """One module per phase and ``run.py`` ordering them: no module imports ``run``, and no two
+    bench modules import each other, directly or round a longer cycle."""
+    graph = {path.stem: bench_imports(path) for path in (BASE_DIR / "bench").glob("*.py")}
+    assert "prepare" in graph["run"]  # the check reads the imports it means to
+    assert sorted(module for module, imports in graph.items() if "run" in imports) == []
+    cycles: list[list[str]] = []
+
+    def visit(module: str, trail: list[str]) -> None:
+        if module in trail:
+            cycles.append(trail[trail.index(module):] + [module])
+            return
+        for imported in sorted(graph.get(module, ())):
+            visit(imported, [*trail, module])
+
+    for module in sorted(graph):
+        visit(module, [])
+    assert cycles == []
