@@ -207,7 +207,8 @@ def postgres_bytes_per_product(n: int) -> float:
 
 def redis_bytes_per_product(skus: list[str]) -> dict[str, Any]:
     """MEMORY USAGE of each cached product's entry and floor (read through the API first)."""
-    from projections import cache, cache_keys
+    from hybridsite import cache_keys
+    from projections import cache
     from projections.registry import product_cache_name
 
     redis = cache.client()
@@ -251,7 +252,8 @@ def reads(cfg: Config, hot: list[str]) -> dict[str, Any]:
 def _reads(cfg: Config, hot: list[str]) -> dict[str, Any]:
     from bench.inprocess import Driver
     from bench.state import forget_cached
-    from projections import cache, cache_keys
+    from hybridsite import cache_keys
+    from projections import cache
     from projections.registry import category_tree_document
 
     driver = Driver()

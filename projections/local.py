@@ -44,7 +44,9 @@ import redis
 from django.conf import settings
 from redis.exceptions import RedisError
 
-from . import cache, cache_keys, metrics
+from hybridsite import cache_keys
+
+from . import cache, metrics
 from .reader import Counted
 from .readpath import Result, Throttle
 

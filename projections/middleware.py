@@ -24,8 +24,9 @@ from django.urls import Resolver404, ResolverMatch, resolve, reverse
 from rest_framework.exceptions import ValidationError
 
 from catalog.models import SKU_MAX_LENGTH
+from hybridsite import cache_keys
 
-from . import apis, cache_keys, local, reader, shapes
+from . import apis, local, reader, shapes
 from .readpath import Result
 from .registry import product_document
 

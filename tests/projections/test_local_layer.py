@@ -17,8 +17,9 @@ from django.test import Client
 from catalog import services
 from catalog.models import Product
 from devtools.net import wait_for
+from hybridsite import cache_keys
 from hybridsite.ratelimit import window
-from projections import cache, cache_keys, local
+from projections import cache, local
 from projections.projector import project
 from tests.services import Web, database_url
 
