@@ -17,7 +17,7 @@ DDB_LOCAL_STAMP := $(DDB_LOCAL_DIR)/.installed-10.3.0
 # falls back to its own Python generator (bench/loadgen.py), which shares the CPUs it measures.
 WRK_VERSION := 4.1.0-3+b2
 
-.PHONY: run test lint unit bench install services clean dynamodb-local browser wrk
+.PHONY: run test lint unit bench install services clean dynamodb-local browser wrk promtool
 
 # The venv's packages are installed by uv (this release, itself installed into the venv by pip):
 # the same pinned requirements, in seconds where pip takes a minute and a half.
@@ -74,6 +74,22 @@ wrk:
 	  || echo "wrk could not be installed: make bench uses its Python load generator"; \
 	fi
 
+# promtool, which checks and unit-tests the alert rules (ops/monitoring) and lints /metrics: taken out
+# of Debian's prometheus package (this release) into .promtool/, so that no Prometheus server is
+# installed or started. apt-get update needs root; without it, an up-to-date package list is enough.
+PROMETHEUS_DEB_VERSION := 2.42.0+ds-5+deb12u1
+PROMTOOL := .promtool/promtool
+
+$(PROMTOOL):
+	@rm -rf .promtool/deb && mkdir -p .promtool/deb
+	@if [ "$$(id -u)" = 0 ]; then apt-get -o DPkg::Lock::Timeout=300 update -qq || true; fi
+	@if (cd .promtool/deb && apt-get download -qq prometheus=$(PROMETHEUS_DEB_VERSION) 2>/dev/null) \
+	  && dpkg-deb --fsys-tarfile .promtool/deb/prometheus_*.deb | tar -x -C .promtool/deb ./usr/bin/promtool; then \
+	  mv .promtool/deb/usr/bin/promtool $@ && rm -rf .promtool/deb; \
+	else rm -rf .promtool; echo "make: could not install promtool (prometheus=$(PROMETHEUS_DEB_VERSION)); its tests will be skipped"; fi
+
+promtool: $(PROMTOOL)
+
 # The settings need these three to import. Placeholders where nothing connects: mypy's Django plugin
 # and the unit tests (values from the environment are not used there).
 NO_SERVICES := DATABASE_URL=postgresql://none@127.0.0.1:9/none REDIS_URL=redis://127.0.0.1:9/0 SECRET_KEY=none
@@ -87,7 +103,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(NO_SERVICES) $(BIN)/pytest tests/unit -q $(ARGS)
 
-test: lint $(STAMP) $(DDB_LOCAL_STAMP) browser
+test: lint $(STAMP) $(DDB_LOCAL_STAMP) browser promtool
 	$(BIN)/python -m devtools.launcher test $(ARGS)
 
 # `make bench` (full, under 10 minutes) or `make bench QUICK=1` (under 2); see bench/run.py.

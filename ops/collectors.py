@@ -1,5 +1,6 @@
-"""What /metrics reads at scrape time rather than counting on the way: the outbox (Postgres) and the
-pipeline's counters (Redis, where ``projections.metrics`` counts them for every process and host).
+"""What /metrics reads at scrape time rather than counting on the way: the outbox and the write-back
+consumer's state (Postgres), and the pipeline's counters (Redis, where ``projections.metrics``
+counts them for every process and host).
 
 A store that cannot be read leaves its metrics out of that scrape (logged): the scrape itself,
 and the store-call metrics that show the failure, still answer.
@@ -17,7 +18,7 @@ from redis.exceptions import RedisError
 
 from projections import metrics as pipeline_metrics
 
-from .selectors import outbox_backlog
+from .selectors import outbox_backlog, writeback_state
 
 logger = logging.getLogger(__name__)
 
@@ -25,6 +26,7 @@ logger = logging.getLogger(__name__)
 class StateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from self._outbox()
+        yield from self._writeback()
         yield from self._pipeline()
 
     def _outbox(self) -> Iterator[Metric]:
@@ -41,6 +43,21 @@ class StateCollector(Collector):
         )
         yield GaugeMetricFamily(
             "hybridsite_outbox_dead", "Dead-lettered outbox rows waiting for an operator.", backlog.dead
+        )
+
+    def _writeback(self) -> Iterator[Metric]:
+        try:
+            state = writeback_state()
+        except DatabaseError as exc:
+            logger.warning("metrics: write-back state not read: %s", exc)
+            return
+        yield GaugeMetricFamily(
+            "hybridsite_writeback_parked", "Stream records parked after failing, waiting for an operator.", state.parked
+        )
+        yield GaugeMetricFamily(
+            "hybridsite_writeback_shards_unowned",
+            "Open stream shards whose lease no live consumer holds: nothing applies their records.",
+            state.shards_unowned,
         )
 
     def _pipeline(self) -> Iterator[Metric]:
