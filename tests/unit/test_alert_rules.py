@@ -15,19 +15,14 @@ import yaml
 from ops import slo
 from ops.instruments import READ_BUCKETS
 from projections.metrics import LAG_BUCKETS as PROJECTION_LAG_BUCKETS
-from tests.promtool import BASE_DIR, promtool
+from tests.monitoring import BASE_DIR, MONITORING, promtool, rules
 from writeback.metrics import LAG_BUCKETS as WRITEBACK_LAG_BUCKETS
 
-MONITORING = BASE_DIR / "ops" / "monitoring"
 RULES = MONITORING / "rules.yml"
 RUNBOOKS = BASE_DIR / "docs" / "operations" / "runbooks.md"
 BUCKETS = {"read": READ_BUCKETS, "projection_lag": PROJECTION_LAG_BUCKETS, "writeback_lag": WRITEBACK_LAG_BUCKETS}
 # The SRE workbook's pairs: (long window, short window, factor of the budget).
 BURNS = {"FastBurn": ("1h", "5m", 14.4), "SlowBurn": ("6h", "30m", 6.0)}
-
-
-def rules() -> list[dict[str, Any]]:
-    return [rule for group in yaml.safe_load(RULES.read_text())["groups"] for rule in group["rules"]]
 
 
 def alerts() -> dict[str, dict[str, Any]]:
