@@ -25,15 +25,14 @@ logger = logging.getLogger(__name__)
 
 class StateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
-        yield from self._outbox()
-        yield from self._writeback()
+        yield from self._postgres()
         yield from self._pipeline()
 
-    def _outbox(self) -> Iterator[Metric]:
+    def _postgres(self) -> Iterator[Metric]:
         try:
-            backlog = outbox_backlog()
+            backlog, writeback = outbox_backlog(), writeback_state()
         except DatabaseError as exc:
-            logger.warning("metrics: outbox not read: %s", exc)
+            logger.warning("metrics: outbox and write-back state not read: %s", exc)
             return
         yield GaugeMetricFamily("hybridsite_outbox_pending", "Outbox rows waiting to be projected.", backlog.pending)
         yield GaugeMetricFamily(
@@ -44,20 +43,14 @@ class StateCollector(Collector):
         yield GaugeMetricFamily(
             "hybridsite_outbox_dead", "Dead-lettered outbox rows waiting for an operator.", backlog.dead
         )
-
-    def _writeback(self) -> Iterator[Metric]:
-        try:
-            state = writeback_state()
-        except DatabaseError as exc:
-            logger.warning("metrics: write-back state not read: %s", exc)
-            return
         yield GaugeMetricFamily(
-            "hybridsite_writeback_parked", "Stream records parked after failing, waiting for an operator.", state.parked
+            "hybridsite_writeback_parked", "Stream records parked after failing, waiting for an operator.",
+            writeback.parked,
         )
         yield GaugeMetricFamily(
             "hybridsite_writeback_shards_unowned",
             "Open stream shards whose lease no live consumer holds: nothing applies their records.",
-            state.shards_unowned,
+            writeback.shards_unowned,
         )
 
     def _pipeline(self) -> Iterator[Metric]:

@@ -10,6 +10,7 @@ import io
 import json
 import logging
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -27,6 +28,7 @@ from opentelemetry.trace import SpanKind
 
 from catalog import services
 from catalog.models import OutboxEvent, Product
+from devtools.net import wait_for
 from hybridsite import tracing
 from hybridsite.logs import JsonFormatter
 from projections import cache_keys, relay
@@ -195,3 +197,43 @@ def test_log_format_json_writes_one_object_a_line() -> None:
         ("WARNING", "ops", "first\nsecond"), ("ERROR", "ops", "third"),
     ]
     assert all(line["request_id"] is None and line["trace_id"] is None for line in lines)
+
+
+def worker_spans(log: str) -> list[dict]:
+    """The spans a process printed with ``OTEL_TRACES_EXPORTER=console`` (one JSON object each,
+    between its log lines)."""
+    decoder = json.JSONDecoder()
+    found = []
+    for match in re.finditer(r"^\{$", log, re.MULTILINE):
+        try:
+            found.append(decoder.raw_decode(log, match.start())[0])
+        except json.JSONDecodeError:
+            continue
+    return [span for span in found if "context" in span]
+
+
+@pytest.mark.integration
+def test_the_celery_task_carries_the_change_into_the_worker(spans, product: Product, start_worker) -> None:
+    worker = start_worker(
+        beat=False, OTEL_TRACES_EXPORTER="console", OTEL_BSP_SCHEDULE_DELAY="50", PYTHONUNBUFFERED="1"
+    )
+    wait_for(lambda: not OutboxEvent.objects.exists(), 30, 0.1, "the fixture's changes projected")
+    get_redis_connection("default").delete(cache_keys.relay_kick())
+    with trace.get_tracer(__name__).start_as_current_span("price change") as change:
+        services.price_set(product=product, currency="EUR", amount=Decimal("14.00"))
+    trace_id = f"0x{change.get_span_context().trace_id:032x}"
+    (published,) = [
+        span for span in spans.get_finished_spans()
+        if span.kind is SpanKind.PRODUCER and span.context.trace_id == change.get_span_context().trace_id
+    ]
+
+    def in_trace() -> list[dict]:
+        return [span for span in worker_spans(worker.log_path.read_text()) if span["context"]["trace_id"] == trace_id]
+
+    wanted = {"run/projections.relay_outbox", "outbox.relay", "DynamoDB.PutItem"}
+    wait_for(lambda: wanted <= {span["name"] for span in in_trace()}, 60, 0.2, f"the worker's spans {wanted}")
+    found = in_trace()
+    (run,) = [span for span in found if span["name"] == "run/projections.relay_outbox"]
+    assert run["parent_id"] == f"0x{published.context.span_id:016x}", "the task's headers carried the context"
+    (outbox,) = [span for span in found if span["name"] == "outbox.relay"]
+    assert outbox["parent_id"] == f"0x{change.get_span_context().span_id:016x}", "and so did the outbox row"
