@@ -50,6 +50,14 @@ def spans() -> Iterator[InMemorySpanExporter]:
     connections.close_all()
 
 
+def run_app(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    """A fresh Python process with this run's environment less any OTEL_ variable, and ``env``."""
+    environ = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")} | env
+    done = subprocess.run([sys.executable, *args], env=environ, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    return done
+
+
 def django_setup_reports(**env: str) -> dict:
     """What a fresh process of the app loads at start under ``env``: the OpenTelemetry packages
     beyond the API and SDK that redis-py imports for its own observability (off unless enabled),
@@ -59,10 +67,7 @@ def django_setup_reports(**env: str) -> dict:
         "print(json.dumps({'otel': sorted({m.split('.')[1] for m in sys.modules if m.startswith('opentelemetry.')"
         " and m.split('.')[1] in ('instrumentation', 'exporter')}), 'middleware': settings.MIDDLEWARE}))"
     )
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")} | env
-    done = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr
-    return json.loads(done.stdout.splitlines()[-1])
+    return json.loads(run_app("-c", script, **env).stdout.splitlines()[-1])
 
 
 def test_tracing_is_off_by_default_and_instruments_nothing() -> None:
@@ -186,12 +191,8 @@ def test_json_log_lines_carry_the_request_and_trace_ids(spans, settings, product
 
 
 def test_log_format_json_writes_one_object_a_line() -> None:
-    env = {key: value for key, value in os.environ.items() if not key.startswith("OTEL_")} | {"LOG_FORMAT": "json"}
     script = "import logging; log = logging.getLogger('ops'); log.warning('first\\nsecond'); log.error('third')"
-    done = subprocess.run(
-        [sys.executable, "manage.py", "shell", "-c", script], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert done.returncode == 0, done.stderr
+    done = run_app("manage.py", "shell", "-c", script, LOG_FORMAT="json")
     lines = [json.loads(line) for line in done.stderr.splitlines()]  # every line, the apps' own too
     assert [(line["level"], line["logger"], line["message"]) for line in lines if line["logger"] == "ops"] == [
         ("WARNING", "ops", "first\nsecond"), ("ERROR", "ops", "third"),
