@@ -17,7 +17,7 @@ DDB_LOCAL_STAMP := $(DDB_LOCAL_DIR)/.installed-10.3.0
 # falls back to its own Python generator (bench/loadgen.py), which shares the CPUs it measures.
 WRK_VERSION := 4.1.0-3+b2
 
-.PHONY: run test lint unit bench install services clean dynamodb-local browser wrk promtool
+.PHONY: run test lint unit bench install services clean dynamodb-local browser wrk
 
 # The venv's packages are installed by uv (this release, itself installed into the venv by pip):
 # the same pinned requirements, in seconds where pip takes a minute and a half.
@@ -88,7 +88,11 @@ $(PROMTOOL):
 	  mv .promtool/deb/usr/bin/promtool $@ && rm -rf .promtool/deb; \
 	else rm -rf .promtool; echo "make: could not install promtool (prometheus=$(PROMETHEUS_DEB_VERSION)); its tests will be skipped"; fi
 
+.PHONY: promtool
 promtool: $(PROMTOOL)
+
+# `make test` installs it first: its tests skip without it, and fail in CI.
+test: promtool
 
 # The settings need these three to import. Placeholders where nothing connects: mypy's Django plugin
 # and the unit tests (values from the environment are not used there).
@@ -103,7 +107,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(NO_SERVICES) $(BIN)/pytest tests/unit -q $(ARGS)
 
-test: lint $(STAMP) $(DDB_LOCAL_STAMP) browser promtool
+test: lint $(STAMP) $(DDB_LOCAL_STAMP) browser
 	$(BIN)/python -m devtools.launcher test $(ARGS)
 
 # `make bench` (full, under 10 minutes) or `make bench QUICK=1` (under 2); see bench/run.py.
