@@ -216,7 +216,8 @@ def worker_spans(log: str) -> list[dict]:
 @pytest.mark.integration
 def test_the_celery_task_carries_the_change_into_the_worker(spans, product: Product, start_worker) -> None:
     worker = start_worker(
-        beat=False, OTEL_TRACES_EXPORTER="console", OTEL_BSP_SCHEDULE_DELAY="50", PYTHONUNBUFFERED="1"
+        beat=False, OTEL_TRACES_EXPORTER="console", OTEL_BSP_SCHEDULE_DELAY="50", PYTHONUNBUFFERED="1",
+        LOG_FORMAT="json",
     )
     wait_for(lambda: not OutboxEvent.objects.exists(), 30, 0.1, "the fixture's changes projected")
     get_redis_connection("default").delete(cache_keys.relay_kick())
@@ -238,3 +239,7 @@ def test_the_celery_task_carries_the_change_into_the_worker(spans, product: Prod
     assert run["parent_id"] == f"0x{published.context.span_id:016x}", "the task's headers carried the context"
     (outbox,) = [span for span in found if span["name"] == "outbox.relay"]
     assert outbox["parent_id"] == f"0x{change.get_span_context().span_id:016x}", "and so did the outbox row"
+    logged = [json.loads(line) for line in worker.log_path.read_text().splitlines() if line.startswith('{"time"')]
+    (relayed,) = [line for line in logged if line["message"].startswith("relay:") and line["trace_id"] == trace_id[2:]]
+    assert relayed["span_id"] == run["context"]["span_id"].removeprefix("0x")
+    assert relayed["request_id"] == run["attributes"]["messaging.message.id"], "the task's id"
