@@ -79,6 +79,26 @@ wrk:
 	  || echo "wrk could not be installed: make bench uses its Python load generator"; \
 	fi
 
+# promtool, which checks and unit-tests the alert rules (ops/monitoring) and lints /metrics: taken out
+# of Debian's prometheus package (this release) into .promtool/, so that no Prometheus server is
+# installed or started. apt-get update needs root; without it, an up-to-date package list is enough.
+PROMETHEUS_DEB_VERSION := 2.42.0+ds-5+deb12u1
+PROMTOOL := .promtool/promtool
+
+$(PROMTOOL):
+	@rm -rf .promtool/deb && mkdir -p .promtool/deb
+	@if [ "$$(id -u)" = 0 ]; then apt-get -o DPkg::Lock::Timeout=300 update -qq || true; fi
+	@if (cd .promtool/deb && apt-get download -qq prometheus=$(PROMETHEUS_DEB_VERSION) 2>/dev/null) \
+	  && dpkg-deb --fsys-tarfile .promtool/deb/prometheus_*.deb | tar -x -C .promtool/deb ./usr/bin/promtool; then \
+	  mv .promtool/deb/usr/bin/promtool $@ && rm -rf .promtool/deb; \
+	else rm -rf .promtool; echo "make: could not install promtool (prometheus=$(PROMETHEUS_DEB_VERSION)); its tests will be skipped"; fi
+
+.PHONY: promtool
+promtool: $(PROMTOOL)
+
+# `make test` installs it first: its tests skip without it, and fail in CI.
+test: promtool
+
 # The settings need these three to import. Placeholders where nothing connects: mypy's Django plugin
 # and the unit tests (values from the environment are not used there).
 NO_SERVICES := DATABASE_URL=postgresql://none@127.0.0.1:9/none REDIS_URL=redis://127.0.0.1:9/0 SECRET_KEY=none

@@ -35,7 +35,11 @@ MAX_STOCK_QUANTITY = 2_147_483_647
 
 NOW_US = "(extract(epoch from clock_timestamp()) * 1000000)::bigint"
 NOTIFY_CHANNEL = "hybridsite_outbox"
-OUTBOX_COLUMNS = "aggregate_type, aggregate_id, version, created_at, status, attempts, available_at, last_error"
+OUTBOX_COLUMNS = (
+    "aggregate_type, aggregate_id, version, created_at, status, attempts, available_at, last_error, traceparent"
+)
+# The context of the change's trace, when the writer set it for its transaction (hybridsite.tracing).
+TRACEPARENT = "NULLIF(current_setting('hybridsite.traceparent', true), '')"
 
 # A row of a child table whose data changed (``n``/``o``: its new and old image, joined on id).
 CHANGED_ROWS = "new_rows n JOIN old_rows o ON o.id = n.id WHERE n IS DISTINCT FROM o"
@@ -51,7 +55,8 @@ def _emit(aggregate: str, source: str, aggregate_id: str = "id", version: str = 
     """SQL that writes one outbox row per row of ``source`` and wakes the relay at commit."""
     return (
         f"INSERT INTO catalog_outboxevent ({OUTBOX_COLUMNS})"
-        f" SELECT '{aggregate}', {aggregate_id}, {version}, clock_timestamp(), 'pending', 0, now(), '' FROM {source};"
+        f" SELECT '{aggregate}', {aggregate_id}, {version}, clock_timestamp(), 'pending', 0, now(), '', {TRACEPARENT}"
+        f" FROM {source};"
         f" PERFORM pg_notify('{NOTIFY_CHANNEL}', '{aggregate}');"
     )
 
@@ -302,6 +307,9 @@ class OutboxEvent(models.Model):
     permanent_failures = models.PositiveIntegerField(default=0, db_default=0)  # toward dead-lettering
     available_at = models.DateTimeField(db_default=Now())
     last_error = models.TextField(blank=True, default="", db_default="")
+    traceparent = models.CharField(
+        max_length=55, null=True, blank=True, help_text="W3C trace context of the change that wrote the row, if traced."
+    )
 
     class Meta:
         indexes = [

@@ -352,14 +352,32 @@ ADMIN_PASSWORD = env.str("ADMIN_PASSWORD")
 
 LOW_STOCK_THRESHOLD = env.int("LOW_STOCK_THRESHOLD", 5)
 
+# LOG_FORMAT=json: one JSON object per line and event, with the request (or Celery task) id and the
+# trace and span ids (hybridsite/logs.py); Celery's worker then keeps this configuration.
+LOG_FORMAT = env.choice("LOG_FORMAT", ("plain", "json"), "plain")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "stream": sys.stderr, "formatter": "plain"}},
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        **({"json": {"()": "hybridsite.logs.JsonFormatter"}} if LOG_FORMAT == "json" else {}),
+    },
+    "handlers": {"console": {"class": "logging.StreamHandler", "stream": sys.stderr, "formatter": LOG_FORMAT}},
     "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", "INFO")},
     "loggers": {"pynamodb": {"level": "WARNING"}},
 }
+CELERY_WORKER_HIJACK_ROOT_LOGGER = LOG_FORMAT == "plain"
+if LOG_FORMAT == "json":  # first, so that every line of a request carries its id (the hot read's too)
+    MIDDLEWARE.insert(0, "hybridsite.logs.RequestIdMiddleware")
+
+# Traces (hybridsite/tracing.py), configured by OpenTelemetry's own variables: off unless
+# OTEL_TRACES_EXPORTER names an exporter (otlp, or console for a look) and OTEL_SDK_DISABLED is not
+# true. Off, no instrumentation is loaded. The SDK and the OTLP exporter read their other
+# variables themselves (OTEL_EXPORTER_OTLP_ENDPOINT, OTEL_TRACES_SAMPLER, OTEL_BSP_*, ...).
+OTEL_SDK_DISABLED = env.bool("OTEL_SDK_DISABLED", False)
+OTEL_TRACES_EXPORTER = env.choice("OTEL_TRACES_EXPORTER", ("none", "otlp", "console"), "none")
+OTEL_SERVICE_NAME = env.str("OTEL_SERVICE_NAME", "hybridsite")
+TRACING = OTEL_TRACES_EXPORTER != "none" and not OTEL_SDK_DISABLED
 
 # Read path: Redis entries of rendered documents.
 CACHE_TTL_SECONDS = env.int("CACHE_TTL_SECONDS", 300, 1)

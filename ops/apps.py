@@ -2,7 +2,7 @@ from django.apps import AppConfig
 
 
 class OpsConfig(AppConfig):
-    """Operating the site: metrics and SLOs, read-only mode, drift watch."""
+    """Operating the site: metrics and SLOs, traces, read-only mode, drift watch."""
 
     name = "ops"
     verbose_name = "Operations"
@@ -11,7 +11,10 @@ class OpsConfig(AppConfig):
     def ready(self) -> None:
         from django.db.backends.signals import connection_created
 
+        from hybridsite.tracing import tracing_install
+
         from . import stores
 
         connection_created.connect(stores.postgres_install, dispatch_uid="ops.postgres_install")
         stores.dynamodb_install()
+        tracing_install()  # when the settings turn traces on; before any request is handled

@@ -1,5 +1,6 @@
-"""What /metrics reads at scrape time rather than counting on the way: the outbox (Postgres) and the
-pipeline's counters (Redis, where ``projections.metrics`` counts them for every process and host).
+"""What /metrics reads at scrape time rather than counting on the way: the outbox and the write-back
+consumer's state (Postgres), and the pipeline's counters (Redis, where ``projections.metrics``
+counts them for every process and host).
 
 A store that cannot be read leaves its metrics out of that scrape (logged): the scrape itself,
 and the store-call metrics that show the failure, still answer.
@@ -17,21 +18,21 @@ from redis.exceptions import RedisError
 
 from projections import metrics as pipeline_metrics
 
-from .selectors import outbox_backlog
+from .selectors import outbox_backlog, writeback_state
 
 logger = logging.getLogger(__name__)
 
 
 class StateCollector(Collector):
     def collect(self) -> Iterator[Metric]:
-        yield from self._outbox()
+        yield from self._postgres()
         yield from self._pipeline()
 
-    def _outbox(self) -> Iterator[Metric]:
+    def _postgres(self) -> Iterator[Metric]:
         try:
-            backlog = outbox_backlog()
+            backlog, writeback = outbox_backlog(), writeback_state()
         except DatabaseError as exc:
-            logger.warning("metrics: outbox not read: %s", exc)
+            logger.warning("metrics: outbox and write-back state not read: %s", exc)
             return
         yield GaugeMetricFamily("hybridsite_outbox_pending", "Outbox rows waiting to be projected.", backlog.pending)
         yield GaugeMetricFamily(
@@ -41,6 +42,15 @@ class StateCollector(Collector):
         )
         yield GaugeMetricFamily(
             "hybridsite_outbox_dead", "Dead-lettered outbox rows waiting for an operator.", backlog.dead
+        )
+        yield GaugeMetricFamily(
+            "hybridsite_writeback_parked", "Stream records parked after failing, waiting for an operator.",
+            writeback.parked,
+        )
+        yield GaugeMetricFamily(
+            "hybridsite_writeback_shards_unowned",
+            "Open stream shards whose lease no live consumer holds: nothing applies their records.",
+            writeback.shards_unowned,
         )
 
     def _pipeline(self) -> Iterator[Metric]:

@@ -1,4 +1,5 @@
-"""Reads of the ops app: the outbox at scrape time, the SLO history for the admin."""
+"""Reads of the ops app: the outbox and the write-back consumer at scrape time, the SLO history for
+the admin."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from django.db.models import Count, Min, Q
 from django.utils import timezone
 
 from catalog.models import OutboxEvent
+from writeback.models import DeadLetter, ShardLease
 
 from . import slo
 from .models import SloSample
@@ -33,6 +35,20 @@ def outbox_backlog(*, now: datetime | None = None) -> Backlog:
     oldest = row["oldest"]
     age = max(0.0, ((now or timezone.now()) - oldest).total_seconds()) if oldest else 0.0
     return Backlog(pending=row["pending"], dead=row["dead"], oldest_pending_age_seconds=age)
+
+
+@dataclass(frozen=True)
+class WritebackState:
+    parked: int
+    shards_unowned: int
+
+
+def writeback_state(*, now: datetime | None = None) -> WritebackState:
+    """Records parked for an operator, and open shards no live consumer holds: nothing reads them
+    (every consumer gone), so their changes wait in the stream. A deployment where Lambda applies
+    the stream keeps no leases and shows 0."""
+    unowned = ShardLease.objects.filter(finished=False, lease_expires_at__lt=now or timezone.now()).count()
+    return WritebackState(parked=DeadLetter.objects.count(), shards_unowned=unowned)
 
 
 WINDOWS = (("last hour", timedelta(hours=1), 60), ("last day", timedelta(days=1), 96))

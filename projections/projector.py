@@ -43,7 +43,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from hybridsite import dynamodb
+from hybridsite import dynamodb, tracing
 from hybridsite.dynamodb import get_item, hash_key_attribute, key_names
 
 from . import cache, metrics
@@ -316,7 +316,7 @@ def project_many(
         else:
             locks = aggregate_locks(owners)
         try:
-            with locks:
+            with tracing.span("projection.project", aggregates=len(jobs)), locks:
                 _project_jobs(jobs, results, repair)
         except Exception as exc:
             for job in jobs:

@@ -34,7 +34,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from catalog.models import OutboxEvent
-from hybridsite import dynamodb
+from hybridsite import dynamodb, tracing
 
 from . import metrics
 from .models import ReadFloor
@@ -78,6 +78,7 @@ class OutboxRow(NamedTuple):
     aggregate_type: str
     aggregate_id: int
     version: int
+    traceparent: str | None  # the context of the change that wrote it (hybridsite.tracing)
 
 
 class StopReason(StrEnum):
@@ -103,7 +104,7 @@ def claim(limit: int) -> list[OutboxRow]:
     with connection.cursor() as cursor:
         cursor.execute(
             """
-            SELECT id, aggregate_type, aggregate_id, version FROM catalog_outboxevent
+            SELECT id, aggregate_type, aggregate_id, version, traceparent FROM catalog_outboxevent
             WHERE status = 'pending' AND available_at <= now()
             ORDER BY id LIMIT %s FOR UPDATE SKIP LOCKED
             """,
@@ -272,7 +273,8 @@ def drain(
                 # these), and joins while this batch is projected.
                 backlog()
                 backlog = None
-            _project_batch(rows, result, inline)
+            with tracing.outbox_span(row.traceparent for row in rows):
+                _project_batch(rows, result, inline)
         if result.stopped_by:
             break
     else:

@@ -27,7 +27,8 @@ ALLOWED = {
     "carts": {"catalog", "projections", "writeback", "hybridsite"},
     "drafts": {"catalog", "projections", "writeback", "hybridsite"},
     "orders": {"catalog", "carts", "hybridsite"},
-    "ops": {"catalog", "projections", "hybridsite"},  # operating the site: metrics, SLOs, read-only mode, drift watch
+    # operating the site: metrics, SLOs, read-only mode, drift watch, the write-back's state
+    "ops": {"catalog", "projections", "writeback", "hybridsite"},
     "hybridsite": set(),
 }
 
