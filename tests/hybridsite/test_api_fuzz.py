@@ -26,7 +26,8 @@ from hybridsite.wsgi import application
 from projections.cursors import encode_cursor
 from projections.relay import drain
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# 3,200 requests or more per caller: a few minutes on an idle machine, more on a busy one.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 
 load_all_checks()
 ALL_CHECKS = list(CHECKS.get_all())

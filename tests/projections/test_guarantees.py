@@ -20,7 +20,7 @@ from django.db import (
 from django.test import Client
 
 from catalog import services
-from catalog.models import Category, CategoryTreeVersion, OutboxEvent, Product, Warehouse
+from catalog.models import Category, CategoryTreeVersion, OutboxEvent, Product, StockLevel, Warehouse
 from devtools.net import wait_for
 from hybridsite import cache_keys, dynamodb, redis_client
 from projections import cache, reader, readpath
@@ -303,7 +303,8 @@ def test_a_category_cycle_is_refused_by_the_database(tools):
     assert get(Client(), "/api/categories/")[0] == 200
 
 
-def test_a_stock_delta_that_would_overflow_is_400(product, admin_client):
+def test_a_stock_delta_that_would_overflow_is_409(product, admin_client):
+    """Well formed, refused by the stock it meets: a conflict with the stock level's state."""
     warehouse = Warehouse.objects.create(code="W1", name="Main")
     services.stock_adjust(product=product, warehouse=warehouse, delta=1)
     with connection.cursor() as cursor:
@@ -311,7 +312,8 @@ def test_a_stock_delta_that_would_overflow_is_400(product, admin_client):
     response = admin_client.post(
         "/api/internal/products/SKU-1/stock/", {"warehouse": "W1", "delta": 1_000_000}, content_type="application/json"
     )
-    assert response.status_code == 400 and "delta" in response.json()["error"]["fields"]
+    assert response.status_code == 409 and response.json()["error"]["code"] == "stock_out_of_range"
+    assert StockLevel.objects.get(warehouse=warehouse).quantity == 2147000000
 
 
 # --- 5. TRUNCATE is captured ---------------------------------------------------------------------
