@@ -29,9 +29,9 @@ from opentelemetry.trace import SpanKind
 from catalog import services
 from catalog.models import OutboxEvent, Product
 from devtools.net import wait_for
-from hybridsite import tracing
+from hybridsite import cache_keys, tracing
 from hybridsite.logs import JsonFormatter
-from projections import cache_keys, relay
+from projections import relay
 from projections.readpath import dynamodb_breaker
 
 pytestmark = pytest.mark.django_db(transaction=True)
