@@ -541,6 +541,10 @@ def _apply(
         # Skipped: under the lock, DynamoDB holds this very version (a duplicate delivery, or a
         # projection that died before its cache refresh): the cache is refreshed all the same.
         _after_write(projection, item.key, version, body, outcome, listings)
+    if projection.assembled and plan.rendered:
+        name, whole = projection.assembled([item for item, _ in plan.rendered])
+        outcome.documents[name] = whole
+        outcome.refreshes.stored.append((name, version, whole))
     live: set[tuple[str, ...]] = set()
     for old_key in sorted(previous_keys - plan.keys):
         key = dict(zip(key_names(model), old_key))
@@ -586,10 +590,12 @@ def render_documents(aggregate_type: str, aggregate_id: int) -> tuple[int, dict[
     """
     aggregate = AGGREGATES[aggregate_type]
     snapshot = read_snapshot(aggregate, aggregate_id)
-    bodies = {
-        projection.cache_name(item.key): orjson.dumps(item.body)
-        for projection in aggregate.projections
-        if projection.cache_name
-        for item in projection.build(snapshot, timezone.now())
-    }
+    bodies: dict[str, bytes] = {}
+    for projection in aggregate.projections:
+        items = projection.build(snapshot, timezone.now())
+        if projection.assembled and items:
+            name, whole = projection.assembled(items)
+            bodies[name] = whole
+        elif projection.cache_name:
+            bodies.update((projection.cache_name(item.key), orjson.dumps(item.body)) for item in items)
     return snapshot.version, bodies

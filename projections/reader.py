@@ -18,8 +18,6 @@ from django.conf import settings
 from django.db import DatabaseError, connection
 from redis.exceptions import RedisError
 
-from hybridsite.dynamodb import get_item
-
 from . import cache, cache_keys, metrics
 from .breaker import CircuitOpen
 from .models import ReadFloor
@@ -175,16 +173,16 @@ def _fetch(ref: DocumentAddress, floor: int) -> tuple[cache.Entry, str, bool]:
     """DynamoDB first; Postgres when DynamoDB has no document, holds one below the floor (it is
     behind what was already served), or cannot be reached."""
     try:
-        item = dynamodb_breaker.call(lambda: get_item(ref.model, ref.key))
+        item = dynamodb_breaker.call(ref.stored)
     except (CircuitOpen, *DYNAMODB_ERRORS) as exc:
         logger.warning("reader: DynamoDB unavailable for %s (%s); reading Postgres", ref.name, exc)
         item = None
     else:
         if item is not None and item.version >= floor:
             metrics.incr("reader.fill.dynamodb")
-            if item.deleted:
+            if item.deleted or item.body is None:
                 return cache.Entry(item.version, 404, b""), "dynamodb", True
-            return cache.Entry(item.version, 200, item.body.encode()), "dynamodb", True
+            return cache.Entry(item.version, 200, item.body), "dynamodb", True
         if item is not None:
             metrics.incr("reader.below_floor")
     metrics.incr("reader.fill.postgres")
