@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from projections import metrics as pipeline_metrics
 
-from .selectors import outbox_backlog
+from .selectors import outbox_backlog, unstorable_documents
 
 logger = logging.getLogger(__name__)
 
@@ -30,6 +30,7 @@ class StateCollector(Collector):
     def _outbox(self) -> Iterator[Metric]:
         try:
             backlog = outbox_backlog()
+            unstorable = unstorable_documents()
         except DatabaseError as exc:
             logger.warning("metrics: outbox not read: %s", exc)
             return
@@ -41,6 +42,11 @@ class StateCollector(Collector):
         )
         yield GaugeMetricFamily(
             "hybridsite_outbox_dead", "Dead-lettered outbox rows waiting for an operator.", backlog.dead
+        )
+        yield GaugeMetricFamily(
+            "hybridsite_documents_unstorable",
+            "Documents too large for a DynamoDB item (400 KB) at their current version: Postgres serves them.",
+            unstorable,
         )
 
     def _pipeline(self) -> Iterator[Metric]:

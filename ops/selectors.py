@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
 from catalog.models import OutboxEvent
+from projections.models import OwnerManifest
 
 from . import slo
 from .models import SloSample
@@ -33,6 +34,12 @@ def outbox_backlog(*, now: datetime | None = None) -> Backlog:
     oldest = row["oldest"]
     age = max(0.0, ((now or timezone.now()) - oldest).total_seconds()) if oldest else 0.0
     return Backlog(pending=row["pending"], dead=row["dead"], oldest_pending_age_seconds=age)
+
+
+def unstorable_documents() -> int:
+    """Documents too large for DynamoDB at their aggregate's current version (Postgres serves
+    them): one query over the manifests' partial index of those that have any."""
+    return OwnerManifest.objects.filter(unstorable__gt=0).aggregate(total=Sum("unstorable"))["total"] or 0
 
 
 WINDOWS = (("last hour", timedelta(hours=1), 60), ("last day", timedelta(days=1), 96))
