@@ -144,6 +144,13 @@ DYNAMODB_MAX_POOL_CONNECTIONS = env.int("DYNAMODB_MAX_POOL_CONNECTIONS", 32, 1)
 AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", "testing" if DYNAMODB_ENDPOINT else "")
 AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", "testing" if DYNAMODB_ENDPOINT else "")
 AWS_SESSION_TOKEN = env.str("AWS_SESSION_TOKEN", "")  # with temporary keys (an assumed role, Lambda)
+# Throttling (ProvisionedThroughputExceededException, ThrottlingException, RequestLimitExceeded): a
+# process's conditional writes back off together, a pause drawn up to BASE doubled per throttled
+# answer up to CAP and halved per success, each write tried ATTEMPTS times before its projection is
+# retried later (never dead-lettered).
+DYNAMODB_THROTTLE_BASE_SECONDS = env.float("DYNAMODB_THROTTLE_BASE_SECONDS", 0.05, 0.0)
+DYNAMODB_THROTTLE_CAP_SECONDS = env.float("DYNAMODB_THROTTLE_CAP_SECONDS", 5.0, 0.0)
+DYNAMODB_THROTTLE_ATTEMPTS = env.int("DYNAMODB_THROTTLE_ATTEMPTS", 8, 1)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
