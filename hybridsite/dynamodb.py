@@ -362,7 +362,7 @@ def put(item: Model, condition: Condition) -> bool:
     values: dict[str, Any] = {}
     request: dict[str, Any] = {
         "TableName": model.Meta.table_name, "Item": item.serialize(),
-        "ConditionExpression": condition.serialize(names, values),
+        "ConditionExpression": condition.serialize(names, values), "ReturnConsumedCapacity": "TOTAL",
     }
     if names:
         request["ExpressionAttributeNames"] = {placeholder: name for name, placeholder in names.items()}
@@ -393,6 +393,7 @@ def put(item: Model, condition: Condition) -> bool:
             raise PutError(f"Failed to put item in {model.Meta.table_name}", error) from exc
         if response.status == 200:
             _observed("PutItem", "ok", started)
+            _count_units(model.Meta.table_name, response.data)
             pacer.passed()
             return True
         code, message = _error_of(response)
@@ -420,6 +421,23 @@ def put(item: Model, condition: Condition) -> bool:
             }, "PutItem"),
         )
     raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+_write_units: dict[str, float] = {}
+_write_units_lock = threading.Lock()
+
+
+def _count_units(table: str, answer: bytes) -> None:
+    units = (orjson.loads(answer).get("ConsumedCapacity") or {}).get("CapacityUnits") or 0.0
+    with _write_units_lock:
+        _write_units[table] = _write_units.get(table, 0.0) + units
+
+
+def write_units() -> dict[str, float]:
+    """Write units DynamoDB reported for this process's conditional puts so far, per table (each
+    put asks for ``ReturnConsumedCapacity``): a projection's cost, measured by ``projections.sizes``."""
+    with _write_units_lock:
+        return dict(_write_units)
 
 
 def _base64(value: object) -> str:

@@ -376,6 +376,10 @@ OUTBOX_STALL_SECONDS = env.float("OUTBOX_STALL_SECONDS", 30.0, 0.1)
 DRIFT_WATCH_SECONDS = env.float("DRIFT_WATCH_SECONDS", 300.0, 1.0)
 DRIFT_WATCH_SAMPLE = env.int("DRIFT_WATCH_SAMPLE", 200, 1)
 TOMBSTONE_TTL_SECONDS = env.int("TOMBSTONE_TTL_SECONDS", 7 * 24 * 3600, 60)
+# Partition keys of each category's listing (docs/architecture/scale.md): a SKU's listing item lives
+# in one of them, a page is read as the merge of one Query per shard. 1 keeps one key per category;
+# a new count takes effect for each product as it is projected again (`projections_backfill product`).
+LISTING_SHARDS = env.int("LISTING_SHARDS", 1, 1)
 
 # Metrics and SLOs (ops/). prometheus_client reads PROMETHEUS_MULTIPROC_DIR from the process
 # environment itself (the launcher gives every process it starts the same fresh directory); with it,

@@ -444,8 +444,9 @@ os.register_at_fork(after_in_child=_forget_writers)
 
 
 def concurrently(func: Callable[[T], R], items: Sequence[T]) -> list[R | Exception]:
-    """``func`` of each item on the projectors' DynamoDB writer threads (they never touch
-    Postgres), in order; an error is returned in its place, not raised."""
+    """``func`` of each item on the process's DynamoDB threads (a batch's writes, a sharded
+    listing's queries; they never touch Postgres), in order; an error is returned in its place,
+    not raised."""
     global _writers
     if len(items) <= 1:
         return [_call(func, item) for item in items]
@@ -497,19 +498,23 @@ def put_document(
 
 
 def put_tombstone(
-    model: type[ProjectedItem], key: dict[str, str], *, owner: str, version: int, projected_at: datetime
+    model: type[ProjectedItem], key: dict[str, str], *, owner: str, version: int, projected_at: datetime,
+    repair: bool = False,
 ) -> bool:
-    """Mark an item this owner wrote as gone, unless a newer version (or another owner) holds it."""
+    """Mark an item this owner wrote as gone, unless a newer version (or another owner) holds it;
+    with ``repair``, also one of this very version (written under a key the aggregate no longer
+    has at it: say before the listing's shard count changed)."""
     tombstone = model(
         **key,  # type: ignore[arg-type]  # key attributes, as in put_document
         owner=owner, version=version, deleted=True, body=None, projected_at=projected_at.isoformat(),
         expires_at=projected_at + timedelta(seconds=settings.TOMBSTONE_TTL_SECONDS),
     )
-    return _put(tombstone, (model.owner == owner) & (model.version < version))
+    not_newer = (model.version <= version) if repair else (model.version < version)
+    return _put(tombstone, (model.owner == owner) & not_newer)
 
 
 def _tombstone(
-    plan: _Plan, key: dict[str, str], owner: str, version: int, projected_at: datetime, gone: bool
+    plan: _Plan, key: dict[str, str], owner: str, version: int, projected_at: datetime, gone: bool, repair: bool
 ) -> tuple[int | None, bool, bool]:
     """Tombstone an item this owner no longer wants. Returns the version of this owner's tombstone
     now stored (None: there is none), whether this call wrote it, and whether the key must stay in
@@ -520,7 +525,7 @@ def _tombstone(
     """
     model = plan.projection.model
     while True:
-        if put_tombstone(model, key, owner=owner, version=version, projected_at=projected_at):
+        if put_tombstone(model, key, owner=owner, version=version, projected_at=projected_at, repair=repair):
             return version, True, False
         item = get_item(model, key)
         if item is None or item.owner != owner:
@@ -561,7 +566,9 @@ def _apply(
     live: set[tuple[str, ...]] = set()
     for old_key in sorted(previous_keys - plan.keys):
         key = dict(zip(key_names(model), old_key))
-        tombstone_version, written, keep = _tombstone(plan, key, owner, version, projected_at, snapshot.state is None)
+        tombstone_version, written, keep = _tombstone(
+            plan, key, owner, version, projected_at, snapshot.state is None, repair
+        )
         outcome.tombstoned += written
         outcome.skipped += not written
         if keep:

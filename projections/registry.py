@@ -7,12 +7,14 @@ each view's identity (its keys, cache name and owner) is spelled once, by the fu
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import orjson
+from django.conf import settings
 
 from catalog import selectors
 from catalog.models import Category, CategoryTreeVersion, Product
@@ -96,18 +98,27 @@ def product_owner_id(owner: str) -> int | None:
     return int(tail) if kind == "product" and tail.isdigit() else None
 
 
-def listing_partition(slug: str) -> str:
-    """A category listing's partition: a page is one Query on it."""
-    return f"CATEGORY#{slug}"
+LISTING_PREFIX = "CATEGORY#"
+
+
+def listing_partitions(slug: str) -> list[str]:
+    """A category listing's partitions, one per shard (``LISTING_SHARDS``; unsharded, the slug's
+    alone): a page is one Query on each, merged in SKU order. Spread over shards, one category's
+    writes stay under the 1,000 write units per second that DynamoDB allows a partition key."""
+    if settings.LISTING_SHARDS == 1:
+        return [f"{LISTING_PREFIX}{slug}"]
+    return [f"{LISTING_PREFIX}{slug}#{shard}" for shard in range(settings.LISTING_SHARDS)]
 
 
 def listing_key(slug: str, sku: str) -> dict[str, str]:
-    return {"pk": listing_partition(slug), "sk": sku}
+    """A listing item's key: its shard is computed from the SKU (the same in every process)."""
+    partitions = listing_partitions(slug)
+    return {"pk": partitions[zlib.crc32(sku.encode()) % len(partitions)], "sk": sku}
 
 
 def listing_slug(key: dict[str, str]) -> str:
     """The listing (category slug) a listing item belongs to: its pages are cached per generation."""
-    return key["pk"].removeprefix(listing_partition(""))
+    return key["pk"].removeprefix(LISTING_PREFIX).partition("#")[0]
 
 
 TREE_KEY = {"pk": "TREE"}

@@ -66,10 +66,11 @@ class ProductDocument(ProjectedItem):
 
 
 class CategoryListingItem(ProjectedItem):
-    """One product's summary under its category: a listing page is one Query on ``pk``."""
+    """One product's summary under its category: a listing page is one Query on each ``pk`` of the
+    category (one per shard)."""
 
     Meta = table_meta("category-listing")
-    pk = UnicodeAttribute(hash_key=True)  # CATEGORY#<slug>
+    pk = UnicodeAttribute(hash_key=True)  # CATEGORY#<slug>, or CATEGORY#<slug>#<shard> (LISTING_SHARDS)
     sk = UnicodeAttribute(range_key=True)  # the SKU
 
 

@@ -6,13 +6,16 @@ import orjson
 import pytest
 from django.utils import timezone
 
-from catalog.models import Category, OutboxEvent
+from catalog import services
+from catalog.models import Category, OutboxEvent, Product
 from projections import cache_keys, documents
+from projections.backfill import backfill
 from projections.drift import check
 from projections.projector import project, put_document
 from projections.registry import TREE_CACHE_NAME, stored_category_tree
 from projections.relay import drain
-from projections.tables import CategoryTreeDocument
+from projections.sizes import item_bytes, largest_items, write_units_per_projection
+from projections.tables import CategoryListingItem, CategoryTreeDocument, ProductDocument
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -102,3 +105,67 @@ def test_a_tree_whose_pieces_are_not_all_at_its_heads_version_is_read_from_postg
     response = client.get("/api/categories/")
     assert response["X-Served-From"] == "postgres"
     assert orjson.loads(response.content)["categories"] == tree_in_postgres()
+
+
+def all_pages(client, slug: str, limit: int) -> tuple[list[dict], list[str | None]]:
+    """Every item of a category's listing, page after page, and the cursors handed out."""
+    items: list[dict] = []
+    cursors: list[str | None] = []
+    cursor = ""
+    while True:
+        response = client.get(f"/api/categories/{slug}/products/?limit={limit}&cursor={cursor}")
+        assert response.status_code == 200, response.content
+        page = orjson.loads(response.content)
+        items += page["items"]
+        cursors.append(page["next_cursor"])
+        if page["next_cursor"] is None:
+            return items, cursors
+        cursor = page["next_cursor"]
+
+
+def test_a_listing_sharded_over_partitions_pages_in_the_same_order(client, tools, settings):
+    for n in range(57):
+        services.product_create(sku=f"SKU-{(n * 37) % 101:03d}", name=f"Product {n}", category=tools)
+    drain(30)
+    unsharded = all_pages(client, "tools", 10)
+    assert len(unsharded[0]) == 57
+
+    settings.LISTING_SHARDS = 4
+    # A new shard count is a rewriting backfill: each item moves to its shard at the same version.
+    assert backfill("product", reshape=True) == 57
+    assert check().clean
+
+    partitions = {item.pk for item in CategoryListingItem.scan() if not item.deleted}
+    assert partitions == {f"CATEGORY#tools#{shard}" for shard in range(4)}
+    assert all_pages(client, "tools", 10) == unsharded
+    assert all_pages(client, "tools", 7)[0] == unsharded[0]
+    forged = client.get("/api/categories/tools/products/?cursor=" + unsharded[1][0][:-2] + "xx")
+    assert forged.status_code == 400
+
+
+def test_no_item_grows_with_the_number_of_products_or_categories(tools, redis_clean):
+    """Nor what a product's projection costs in write units, as DynamoDB reports them."""
+
+    def grow(products: range, roots: range) -> tuple[dict[str, int], dict[str, float]]:
+        for n in products:
+            services.product_create(sku=f"SKU-{n:06d}", name=f"Product {n:06d}", category=tools)
+        Category.objects.bulk_create(
+            Category(slug=f"root-{r:05d}", name=f"Department {r:05d} of the retail taxonomy") for r in roots
+        )
+        assert drain(120).failed == 0
+        product = Product.objects.get(sku=f"SKU-{products[-1]:06d}")
+        units = write_units_per_projection("product", [product.pk])
+        return {largest.table: largest.bytes for largest in largest_items()}, units
+
+    small, small_units = grow(range(5), range(3_000))
+    large, large_units = grow(range(5, 305), range(3_000, 30_000))
+
+    assert set(large) == set(small) and all(small.values())
+    for table, size in large.items():
+        assert size <= small[table] + 16, table  # a digit more here and there, never more items' worth
+        assert size < ITEM_BOUND, table
+    assert large_units == small_units
+    assert set(small_units) == {ProductDocument.Meta.table_name, CategoryListingItem.Meta.table_name}
+    tree_units = write_units_per_projection("category", [0])[CategoryTreeDocument.Meta.table_name]
+    tree_kilobytes = sum(item_bytes(item) for item in CategoryTreeDocument.scan() if not item.deleted) / 1024
+    assert tree_kilobytes <= tree_units  # a unit per kilobyte written, at least
