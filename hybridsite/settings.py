@@ -378,7 +378,8 @@ DRIFT_WATCH_SAMPLE = env.int("DRIFT_WATCH_SAMPLE", 200, 1)
 TOMBSTONE_TTL_SECONDS = env.int("TOMBSTONE_TTL_SECONDS", 7 * 24 * 3600, 60)
 # Partition keys of each category's listing (docs/architecture/scale.md): a SKU's listing item lives
 # in one of them, a page is read as the merge of one Query per shard. 1 keeps one key per category;
-# a new count takes effect for each product as it is projected again (`projections_backfill product`).
+# a new count takes effect for each product as it is rewritten (`projections_backfill --model product
+# --reshape` moves every item to its shard at its version).
 LISTING_SHARDS = env.int("LISTING_SHARDS", 1, 1)
 
 # Metrics and SLOs (ops/). prometheus_client reads PROMETHEUS_MULTIPROC_DIR from the process
