@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 from time import perf_counter
-from typing import Any, TypeVar, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 from urllib.parse import urlsplit
 
 import botocore.exceptions
@@ -24,6 +24,7 @@ import botocore.loaders
 import botocore.session
 import orjson
 import pynamodb.connection.base
+import pynamodb.settings
 import urllib3
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
@@ -37,6 +38,9 @@ from pynamodb.attributes import TTLAttribute
 from pynamodb.exceptions import PutError
 from pynamodb.expressions.condition import Condition
 from pynamodb.models import MetaProtocol, Model
+
+if TYPE_CHECKING:  # botocore-stubs' name for a Config's retries
+    from botocore.config import _RetryDict
 
 M = TypeVar("M", bound=Model)
 
@@ -97,6 +101,12 @@ def _session() -> botocore.session.Session:
 
 
 pynamodb.connection.base.get_session = _session  # type: ignore[assignment]
+
+ADAPTIVE_RETRIES: _RetryDict = {"mode": "adaptive", "total_max_attempts": 2}
+"""botocore's retries for every client: two attempts (a repeated conditional write is refused by
+its own condition), and once DynamoDB throttles, a client-side rate limit that eases as calls pass."""
+# PynamoDB reads its clients' retry configuration from its settings (its ``Meta`` has none).
+pynamodb.settings.default_settings_dict["retry_configuration"] = ADAPTIVE_RETRIES  # type: ignore[assignment]
 
 _client_lock = threading.Lock()
 
@@ -241,12 +251,42 @@ def call_observer_remove(observer: CallObserver) -> None:
         _call_observers.remove(observer)
 
 
-TRANSIENT_CODES = frozenset({
-    "ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded",
+THROTTLING_CODES = frozenset({"ProvisionedThroughputExceededException", "ThrottlingException", "RequestLimitExceeded"})
+TRANSIENT_CODES = THROTTLING_CODES | {
     "InternalServerError", "InternalFailure", "ServiceUnavailable", "TransactionConflictException",
-})
-"""DynamoDB's error codes that pass by themselves (throttling, server trouble): botocore's standard
-retry mode tries those once more (the models' clients make two attempts), and so does :func:`put`."""
+}
+"""DynamoDB's error codes that pass by themselves (throttling, server trouble): botocore's retry
+mode tries those once more (the models' clients make two attempts), and so does :func:`put`, which
+tries throttled writes up to ``DYNAMODB_THROTTLE_ATTEMPTS`` times behind the process's pacer."""
+
+
+class Pacer:
+    """Adaptive backoff shared by one process's writes: each throttled answer doubles the pause
+    that every write draws before it is sent (full jitter, from ``DYNAMODB_THROTTLE_BASE_SECONDS``
+    up to the cap), each success halves it. A throttled process slows down as a whole, its writer
+    threads bounded as they are, instead of each thread retrying at full speed."""
+
+    def __init__(self) -> None:
+        self.ceiling = 0.0
+        self.lock = threading.Lock()
+
+    def wait(self) -> None:
+        if self.ceiling:
+            time.sleep(random.uniform(0, self.ceiling))
+
+    def throttled(self) -> None:
+        with self.lock:
+            base, cap = settings.DYNAMODB_THROTTLE_BASE_SECONDS, settings.DYNAMODB_THROTTLE_CAP_SECONDS
+            self.ceiling = min(cap, max(base, self.ceiling * 2))
+
+    def passed(self) -> None:
+        if self.ceiling:
+            with self.lock:
+                halved = self.ceiling / 2
+                self.ceiling = halved if halved >= settings.DYNAMODB_THROTTLE_BASE_SECONDS else 0.0
+
+
+pacer = Pacer()
 
 
 class _Sender:
@@ -284,8 +324,8 @@ def _sender_here() -> _Sender:
 def _forget_connections() -> None:
     """In a forked child (a Celery pool process, a backfill process): connections of its own (two
     processes on one socket would read each other's answers), and locks no thread holds."""
-    global _sender, _sender_lock, _client_lock
-    _sender, _sender_lock, _client_lock = None, threading.Lock(), threading.Lock()
+    global _sender, _sender_lock, _client_lock, pacer
+    _sender, _sender_lock, _client_lock, pacer = None, threading.Lock(), threading.Lock(), Pacer()
     tables: list[type[Model]] = [Model]
     while tables:
         table = tables.pop()
@@ -304,7 +344,8 @@ def put(item: Model, condition: Condition) -> bool:
     spend three to four times the CPU on each call (user agent, some ten event hooks, endpoint
     rules, serializer and parser). False when the condition refused the write; any other failure
     raises PynamoDB's ``PutError``, its cause botocore's ``ClientError`` or connection error, as
-    ``save`` does; throttling and server errors are tried once more, as botocore does."""
+    ``save`` does; server errors are tried once more, as botocore does, and throttled writes up to
+    ``DYNAMODB_THROTTLE_ATTEMPTS`` times, each after the pause of the process's :class:`Pacer`."""
     model = type(item)
     dynamodb = client(model)
     url = dynamodb.meta.endpoint_url.rstrip("/") + "/"
@@ -321,7 +362,7 @@ def put(item: Model, condition: Condition) -> bool:
     values: dict[str, Any] = {}
     request: dict[str, Any] = {
         "TableName": model.Meta.table_name, "Item": item.serialize(),
-        "ConditionExpression": condition.serialize(names, values),
+        "ConditionExpression": condition.serialize(names, values), "ReturnConsumedCapacity": "TOTAL",
     }
     if names:
         request["ExpressionAttributeNames"] = {placeholder: name for name, placeholder in names.items()}
@@ -330,7 +371,9 @@ def put(item: Model, condition: Condition) -> bool:
     body = orjson.dumps(request, default=_base64)
     table = connection(model)
     timeout = urllib3.Timeout(connect=table._connect_timeout_seconds, read=table._read_timeout_seconds)
-    for attempt in (1, 2):
+    attempts = max(2, settings.DYNAMODB_THROTTLE_ATTEMPTS)
+    for attempt in range(1, attempts + 1):
+        pacer.wait()
         started = perf_counter()
         credentials = dynamodb._request_signer._credentials  # PynamoDB rebuilds a client that has none
         if credentials is None:
@@ -350,12 +393,19 @@ def put(item: Model, condition: Condition) -> bool:
             raise PutError(f"Failed to put item in {model.Meta.table_name}", error) from exc
         if response.status == 200:
             _observed("PutItem", "ok", started)
+            _count_units(model.Meta.table_name, response.data)
+            pacer.passed()
             return True
         code, message = _error_of(response)
         _observed("PutItem", code, started)
         if code == "ConditionalCheckFailedException":
+            pacer.passed()
             return False
-        if attempt == 1 and code in TRANSIENT_CODES:
+        if code in THROTTLING_CODES:
+            pacer.throttled()
+            if attempt < attempts:
+                continue
+        elif attempt == 1 and code in TRANSIENT_CODES:
             time.sleep(random.uniform(0, 1))  # botocore's first backoff: full jitter, base one second
             continue
         request_id = response.headers.get("x-amzn-RequestId", "")
@@ -370,7 +420,24 @@ def put(item: Model, condition: Condition) -> bool:
                 },
             }, "PutItem"),
         )
-    raise AssertionError("unreachable: the second attempt returns or raises")
+    raise AssertionError("unreachable: the last attempt returns or raises")
+
+
+_write_units: dict[str, float] = {}
+_write_units_lock = threading.Lock()
+
+
+def _count_units(table: str, answer: bytes) -> None:
+    units = (orjson.loads(answer).get("ConsumedCapacity") or {}).get("CapacityUnits") or 0.0
+    with _write_units_lock:
+        _write_units[table] = _write_units.get(table, 0.0) + units
+
+
+def write_units() -> dict[str, float]:
+    """Write units DynamoDB reported for this process's conditional puts so far, per table (each
+    put asks for ``ReturnConsumedCapacity``): a projection's cost, measured by ``projections.sizes``."""
+    with _write_units_lock:
+        return dict(_write_units)
 
 
 def _base64(value: object) -> str:
@@ -438,7 +505,7 @@ def streams_client() -> Any:
         config=Config(
             connect_timeout=settings.DYNAMODB_TIMEOUT_SECONDS,
             read_timeout=settings.DYNAMODB_TIMEOUT_SECONDS,
-            retries={"max_attempts": 2, "mode": "standard"},
+            retries=ADAPTIVE_RETRIES,
         ),
         **credentials,
     )

@@ -146,6 +146,13 @@ DYNAMODB_MAX_POOL_CONNECTIONS = env.int("DYNAMODB_MAX_POOL_CONNECTIONS", 32, 1)
 AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", "testing" if DYNAMODB_ENDPOINT else "")
 AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", "testing" if DYNAMODB_ENDPOINT else "")
 AWS_SESSION_TOKEN = env.str("AWS_SESSION_TOKEN", "")  # with temporary keys (an assumed role, Lambda)
+# Throttling (ProvisionedThroughputExceededException, ThrottlingException, RequestLimitExceeded): a
+# process's conditional writes back off together, a pause drawn up to BASE doubled per throttled
+# answer up to CAP and halved per success, each write tried ATTEMPTS times before its projection is
+# retried later (never dead-lettered).
+DYNAMODB_THROTTLE_BASE_SECONDS = env.float("DYNAMODB_THROTTLE_BASE_SECONDS", 0.05, 0.0)
+DYNAMODB_THROTTLE_CAP_SECONDS = env.float("DYNAMODB_THROTTLE_CAP_SECONDS", 5.0, 0.0)
+DYNAMODB_THROTTLE_ATTEMPTS = env.int("DYNAMODB_THROTTLE_ATTEMPTS", 8, 1)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -406,6 +413,11 @@ OUTBOX_STALL_SECONDS = env.float("OUTBOX_STALL_SECONDS", 30.0, 0.1)
 DRIFT_WATCH_SECONDS = env.float("DRIFT_WATCH_SECONDS", 300.0, 1.0)
 DRIFT_WATCH_SAMPLE = env.int("DRIFT_WATCH_SAMPLE", 200, 1)
 TOMBSTONE_TTL_SECONDS = env.int("TOMBSTONE_TTL_SECONDS", 7 * 24 * 3600, 60)
+# Partition keys of each category's listing (docs/architecture/scale.md): a SKU's listing item lives
+# in one of them, a page is read as the merge of one Query per shard. 1 keeps one key per category;
+# a new count takes effect for each product as it is rewritten (`projections_backfill --model product
+# --reshape` moves every item to its shard at its version).
+LISTING_SHARDS = env.int("LISTING_SHARDS", 1, 1)
 
 # Metrics and SLOs (ops/). prometheus_client reads PROMETHEUS_MULTIPROC_DIR from the process
 # environment itself (the launcher gives every process it starts the same fresh directory); with it,

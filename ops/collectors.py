@@ -18,7 +18,7 @@ from redis.exceptions import RedisError
 
 from projections import metrics as pipeline_metrics
 
-from .selectors import outbox_backlog, writeback_state
+from .selectors import outbox_backlog, unstorable_documents, writeback_state
 
 logger = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ class StateCollector(Collector):
     def _postgres(self) -> Iterator[Metric]:
         try:
             backlog, writeback = outbox_backlog(), writeback_state()
+            unstorable = unstorable_documents()
         except DatabaseError as exc:
             logger.warning("metrics: outbox and write-back state not read: %s", exc)
             return
@@ -51,6 +52,11 @@ class StateCollector(Collector):
             "hybridsite_writeback_shards_unowned",
             "Open stream shards whose lease no live consumer holds: nothing applies their records.",
             writeback.shards_unowned,
+        )
+        yield GaugeMetricFamily(
+            "hybridsite_documents_unstorable",
+            "Documents too large for a DynamoDB item (400 KB) at their current version: Postgres serves them.",
+            unstorable,
         )
 
     def _pipeline(self) -> Iterator[Metric]:

@@ -6,10 +6,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db.models import Count, Min, Q
+from django.db.models import Count, Min, Q, Sum
 from django.utils import timezone
 
 from catalog.models import OutboxEvent
+from projections.models import OwnerManifest
 from writeback.models import DeadLetter, ShardLease
 
 from . import slo
@@ -49,6 +50,12 @@ def writeback_state(*, now: datetime | None = None) -> WritebackState:
     the stream keeps no leases and shows 0."""
     unowned = ShardLease.objects.filter(finished=False, lease_expires_at__lt=now or timezone.now()).count()
     return WritebackState(parked=DeadLetter.objects.count(), shards_unowned=unowned)
+
+
+def unstorable_documents() -> int:
+    """Documents too large for DynamoDB at their aggregate's current version (Postgres serves
+    them): one query over the manifests' partial index of those that have any."""
+    return OwnerManifest.objects.filter(unstorable__gt=0).aggregate(total=Sum("unstorable"))["total"] or 0
 
 
 WINDOWS = (("last hour", timedelta(hours=1), 60), ("last day", timedelta(days=1), 96))

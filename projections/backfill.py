@@ -22,16 +22,29 @@ from .models import BackfillCheckpoint
 from .pool import ProjectorPool, split
 from .projector import Request, project_many
 from .registry import AGGREGATES
+from .relay import backoff_seconds, is_transient
 
 
 def _project_all(aggregate_type: str, ids: list[int], pool: ProjectorPool, reshape: bool) -> None:
-    """Project ``ids`` in batches over the pool's threads; the first error stops the backfill
-    (``--resume`` continues from the last finished chunk)."""
-    batches = split([Request(aggregate_type, i) for i in ids], pool.size)
-    for answer in pool.map(lambda batch: project_many(batch, repair=reshape), batches):
-        errors = [answer] if isinstance(answer, Exception) else [r for r in answer if isinstance(r, Exception)]
-        if errors:
-            raise errors[0]
+    """Project ``ids`` in batches over the pool's threads. Aggregates that failed for a reason
+    that passes by itself (DynamoDB throttling, a connection) are projected again after the relay's
+    backoff, up to ``DYNAMODB_THROTTLE_ATTEMPTS`` times: a throttled backfill slows down. Any other
+    error, or one that lasts, stops the backfill (``--resume`` continues from the last finished
+    chunk)."""
+    requests = [Request(aggregate_type, i) for i in ids]
+    for attempt in range(1, settings.DYNAMODB_THROTTLE_ATTEMPTS + 1):
+        failed: list[tuple[Request, Exception]] = []
+        batches = split(requests, pool.size)
+        for batch, answer in zip(batches, pool.map(lambda batch: project_many(batch, repair=reshape), batches)):
+            results = [answer] * len(batch) if isinstance(answer, Exception) else answer
+            failed += [(request, result) for request, result in zip(batch, results) if isinstance(result, Exception)]
+        if not failed:
+            return
+        for _, error in failed:
+            if not is_transient(error) or attempt == settings.DYNAMODB_THROTTLE_ATTEMPTS:
+                raise error
+        time.sleep(backoff_seconds(attempt))
+        requests = [request for request, _ in failed]
 
 
 def default_processes() -> int:

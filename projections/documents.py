@@ -109,13 +109,56 @@ def listing_item(product: Product) -> dict[str, Any]:
     }
 
 
-def category_tree_document(categories: list[Category], version: int, projected_at: datetime) -> dict[str, Any]:
+TREE_PIECE_BYTES = 64 * 1024
+"""What one piece of the category tree holds at most (and one node more): a tree of any size is
+stored as pieces this small, and a reader fetches a 50,000-category tree in one BatchGetItem."""
+
+
+def _tree_roots(categories: list[Category]) -> list[dict[str, Any]]:
+    """The tree as the API serves it: roots and every node's children sorted by name, then slug."""
     nodes: dict[int, dict[str, Any]] = {c.pk: {"slug": c.slug, "name": c.name, "children": []} for c in categories}
     roots: list[dict[str, Any]] = []
     for category in sorted(categories, key=lambda c: (c.name, c.slug)):
         siblings = nodes[category.parent_id]["children"] if category.parent_id in nodes else roots
         siblings.append(nodes[category.pk])
-    return {"categories": roots, "version": version, "projected_at": projected_at.isoformat()}
+    return roots
+
+
+def category_tree_pieces(
+    categories: list[Category], version: int, projected_at: datetime
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The tree as a head and its pieces: the nodes in depth-first order (the order the API shows
+    them), each as ``[depth, slug, name]``, cut into pieces of at most ``TREE_PIECE_BYTES``. The head
+    says how many pieces there are; no item grows with the number of categories but their count."""
+    flat: list[list[Any]] = []
+    stack = [(0, node) for node in reversed(_tree_roots(categories))]
+    while stack:
+        depth, node = stack.pop()
+        flat.append([depth, node["slug"], node["name"]])
+        stack.extend((depth + 1, child) for child in reversed(node["children"]))
+    pieces: list[dict[str, Any]] = []
+    size = TREE_PIECE_BYTES
+    for entry in flat:
+        if size >= TREE_PIECE_BYTES:
+            pieces.append({"nodes": []})
+            size = 0
+        pieces[-1]["nodes"].append(entry)
+        size += len(orjson.dumps(entry)) + 1
+    head = {"pieces": len(pieces), "version": version, "projected_at": projected_at.isoformat()}
+    return head, pieces
+
+
+def category_tree_assembled(head: dict[str, Any], pieces: list[dict[str, Any]]) -> dict[str, Any]:
+    """The tree document the API serves, from the head and its pieces in order."""
+    roots: list[dict[str, Any]] = []
+    path: list[dict[str, Any]] = []  # the node last seen at each depth
+    for piece in pieces:
+        for depth, slug, name in piece["nodes"]:
+            node = {"slug": slug, "name": name, "children": []}
+            (path[depth - 1]["children"] if depth else roots).append(node)
+            del path[depth:]
+            path.append(node)
+    return {"categories": roots, "version": head["version"], "projected_at": head["projected_at"]}
 
 
 def comparable(document: dict[str, Any]) -> dict[str, Any]:

@@ -23,18 +23,20 @@ class Report:
     stale: int = 0
     differ: int = 0
     extra: int = 0
+    unstorable: int = 0
+    """Documents DynamoDB holds as placeholders: too large to store, served from Postgres."""
     drifted: set[tuple[str, int]] = field(default_factory=set)
     """(aggregate, id) pairs to re-project for a repair."""
 
     @property
     def clean(self) -> bool:
-        return not (self.missing or self.stale or self.differ or self.extra)
+        return not (self.missing or self.stale or self.differ or self.extra or self.unstorable)
 
     def line(self) -> str:
         return (
             f"checked={self.checked} missing={self.missing} stale={self.stale} "
             f"differ={self.differ} extra={self.extra}"
-        )
+        ) + (f" unstorable={self.unstorable}" if self.unstorable else "")
 
 
 def _stored_by_owner(model: type[ProjectedItem], owners: Iterable[str] | None) -> dict[str, list[ProjectedItem]]:
@@ -95,14 +97,15 @@ def _compare(aggregate, projection, owners: dict[str, int], stored, report: Repo
                 report.missing += 1
                 drift = True
                 continue
-            body = orjson.loads(found.body)
-            want = documents.comparable(item.body)
-            have = documents.comparable(body)
             if found.version < snapshot.version:
                 report.stale += 1
                 drift = True
                 continue
-            if want != have:
+            if found.body is None:
+                report.unstorable += 1
+                drift = True
+                continue
+            if documents.comparable(item.body) != documents.comparable(orjson.loads(found.body)):
                 report.differ += 1
                 drift = True
         extra = set(actual) - set(expected)

@@ -1,9 +1,11 @@
-"""Category listing pages: one strongly consistent DynamoDB Query per page, cached per listing
-generation and keyed by the position the cursor decodes to."""
+"""Category listing pages: one strongly consistent DynamoDB Query per page and shard, cached per
+listing generation and keyed by the position the cursor decodes to."""
 
 from __future__ import annotations
 
+import heapq
 import logging
+from functools import partial
 
 import orjson
 from django.db import DatabaseError
@@ -17,6 +19,7 @@ from hybridsite import cache_keys, redis_client
 from . import cache, documents
 from .breaker import CircuitOpen
 from .cursors import decode_cursor, encode_cursor
+from .projector import concurrently
 from .readpath import (
     DYNAMODB_ERRORS,
     Result,
@@ -27,7 +30,7 @@ from .readpath import (
     dynamodb_breaker,
     redis_breaker,
 )
-from .registry import listing_partition
+from .registry import listing_partitions
 from .tables import CategoryListingItem
 
 logger = logging.getLogger(__name__)
@@ -107,16 +110,28 @@ def _category_exists(slug: str) -> bool:
 
 
 def _query_listing(slug: str, limit: int, after: str) -> tuple[list[bytes], bool]:
+    """A page as the merge of one Query per shard, concurrent: each shard is sorted by SKU, so the
+    SKU the cursor holds is every shard's position, and the page is the same as unsharded."""
+    partitions = listing_partitions(slug)
+    shards: list[list[tuple[str, bytes]]] = []
+    for answer in concurrently(partial(_query_shard, limit=limit, after=after), partitions):
+        if isinstance(answer, Exception):
+            raise answer
+        shards.append(answer)
+    bodies = [body for _, body in heapq.merge(*shards)]  # (SKU, body): a SKU is in one shard only
+    return bodies[:limit], len(bodies) > limit
+
+
+def _query_shard(partition: str, limit: int, after: str) -> list[tuple[str, bytes]]:
     condition = CategoryListingItem.sk > after if after else None
     items = CategoryListingItem.query(
-        listing_partition(slug), condition, filter_condition=CategoryListingItem.deleted == False,  # noqa: E712
+        partition, condition, filter_condition=CategoryListingItem.deleted == False,  # noqa: E712
         limit=limit + 1, page_size=limit + 1,
         # Pages are read after a generation bump: an eventually consistent Query could return the
         # listing as it was before the write and cache it under the new generation.
         consistent_read=True,
     )
-    bodies = [item.body.encode() for item in items]
-    return bodies[:limit], len(bodies) > limit
+    return [(item.sk, item.body.encode()) for item in items]
 
 
 def _listing_from_postgres(slug: str, limit: int, after: str) -> tuple[list[bytes], bool]:

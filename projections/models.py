@@ -17,6 +17,13 @@ class OwnerManifest(models.Model):
     owner = models.CharField(max_length=100, primary_key=True)
     version = models.BigIntegerField()
     keys = models.JSONField(default=dict)  # {table name: [[key values], ...]}
+    unstorable = models.PositiveIntegerField(default=0)
+    """How many of its documents were too large to store at ``version`` (Postgres serves them)."""
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["owner"], condition=models.Q(unstorable__gt=0), name="ownermanifest_unstorable"),
+        ]
 
     def __str__(self) -> str:
         return self.owner

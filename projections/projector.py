@@ -61,7 +61,7 @@ ENVELOPE_BYTES = 1024  # key, owner, version and timestamps, generously
 
 
 class PermanentProjectionError(Exception):
-    """Retrying cannot fix this projection (e.g. a document over DynamoDB's item size limit)."""
+    """Retrying cannot fix this projection (e.g. an aggregate type nothing projects)."""
 
 
 @dataclass
@@ -77,6 +77,10 @@ class Outcome:
     """A cache refresh failed: the relay retries the projection so that Redis catches up."""
     refreshes: cache.Refreshes = field(default_factory=cache.Refreshes)
     """What Redis must learn of this projection's writes, sent once all of the batch's are done."""
+    unstorable: int = 0
+    """Documents too large for DynamoDB, stored as placeholders at this version."""
+    uncached: set[str] = field(default_factory=set)
+    """Cache names among ``documents`` that DynamoDB does not hold (too large): served, never cached."""
 
 
 @dataclass(frozen=True)
@@ -169,14 +173,9 @@ def read_snapshots(requests: Sequence[Request]) -> dict[tuple[str, int], Snapsho
     return _in_snapshot(load)
 
 
-def render(item: Item, owner: str) -> bytes:
-    body = orjson.dumps(item.body)
-    size = len(body) + ENVELOPE_BYTES
-    if size > MAX_ITEM_BYTES:
-        raise PermanentProjectionError(
-            f"{owner}: document {item.key} is {size:,} bytes; DynamoDB items are limited to 400 KB"
-        )
-    return body
+def fits(body: bytes) -> bool:
+    """Whether a rendered document fits in a DynamoDB item (400 KB, with its envelope)."""
+    return len(body) + ENVELOPE_BYTES <= MAX_ITEM_BYTES
 
 
 def key_of(item: ProjectedItem | Item, model: type[ProjectedItem]) -> tuple[str, ...]:
@@ -192,10 +191,10 @@ def _put(item: ProjectedItem, condition: Any) -> bool:
 class _Plan:
     """Everything to write for one projection, rendered before any write (no half-written state)."""
 
-    def __init__(self, projection: Projection, snapshot: Snapshot, owner: str, projected_at: datetime) -> None:
+    def __init__(self, projection: Projection, snapshot: Snapshot, projected_at: datetime) -> None:
         self.projection = projection
         self.table = projection.model.Meta.table_name
-        self.rendered = [(item, render(item, owner)) for item in projection.build(snapshot, projected_at)]
+        self.rendered = [(item, orjson.dumps(item.body)) for item in projection.build(snapshot, projected_at)]
         self.keys = {key_of(item, projection.model) for item, _ in self.rendered}
 
 
@@ -203,14 +202,15 @@ class _Plan:
 class Manifest:
     version: int
     keys: dict[str, set[tuple[str, ...]]]
+    unstorable: int = 0
 
     @classmethod
     def read_many(cls, owners: Sequence[str]) -> dict[str, Manifest]:
         """The owners' manifests in one query (an owner without one gets an empty manifest)."""
-        stored = OwnerManifest.objects.filter(owner__in=owners).values_list("owner", "version", "keys")
+        stored = OwnerManifest.objects.filter(owner__in=owners).values_list("owner", "version", "keys", "unstorable")
         found = {
-            owner: cls(version=version, keys={table: {tuple(k) for k in ks} for table, ks in keys.items()})
-            for owner, version, keys in stored
+            owner: cls(version, {table: {tuple(k) for k in ks} for table, ks in keys.items()}, unstorable)
+            for owner, version, keys, unstorable in stored
         }
         return {owner: found.get(owner) or cls(version=0, keys={}) for owner in owners}
 
@@ -232,11 +232,16 @@ class Manifest:
         with connection.cursor() as cursor:
             cursor.execute(
                 f"""
-                INSERT INTO {table} (owner, version, keys) VALUES {", ".join(["(%s, %s, %s)"] * len(owners))}
-                ON CONFLICT (owner) DO UPDATE SET version = EXCLUDED.version, keys = EXCLUDED.keys
+                INSERT INTO {table} (owner, version, keys, unstorable)
+                VALUES {", ".join(["(%s, %s, %s, %s)"] * len(owners))}
+                ON CONFLICT (owner) DO UPDATE
+                SET version = EXCLUDED.version, keys = EXCLUDED.keys, unstorable = EXCLUDED.unstorable
                 WHERE {table}.version <= EXCLUDED.version
                 """,
-                [value for owner in owners for value in (owner, manifests[owner].version, manifests[owner].encoded())],
+                [
+                    value for owner in owners for manifest in [manifests[owner]]
+                    for value in (owner, manifest.version, manifest.encoded(), manifest.unstorable)
+                ],
             )
 
 
@@ -326,6 +331,7 @@ def project_many(
         "projector.written": sum(outcome.written for outcome in outcomes),
         "projector.skipped": sum(outcome.skipped for outcome in outcomes),
         "projector.tombstoned": sum(outcome.tombstoned for outcome in outcomes),
+        "projector.unstorable": sum(outcome.unstorable for outcome in outcomes),
     })
     return [results[index] for index in range(len(requests))]
 
@@ -350,7 +356,7 @@ class _Job:
     def plan(self, snapshot: Snapshot, manifest: Manifest, projected_at: datetime, repair: bool) -> None:
         """Render every document and settle the version, before anything is written."""
         self.snapshot, self.manifest = snapshot, manifest
-        self.plans = [_Plan(p, snapshot, self.owner, projected_at) for p in self.aggregate.projections]
+        self.plans = [_Plan(p, snapshot, projected_at) for p in self.aggregate.projections]
         self.indexed = _indexed_items(self.plans, self.owner) if repair else {}
         newest_known = max([manifest.version, *(i.version for items in self.indexed.values() for i in items)])
         gone = snapshot.state is None
@@ -373,12 +379,14 @@ class _Job:
 
     def shrunk(self) -> Manifest | None:
         """The manifest to store once every write is done, or None when it stays as it is. The same
-        keys: nothing to record. A failed cache refresh keeps the keys, so that the retried
-        projection still finds what it has to refresh (a tombstone it already wrote)."""
+        keys and as many documents too large to store: nothing to record. A failed cache refresh
+        keeps the keys, so that the retried projection still finds what it has to refresh (a
+        tombstone it already wrote)."""
         wanted = _nonempty(self.kept)
-        if wanted == self.manifest.keys or self.outcome.cache_failed:
+        same = wanted == self.manifest.keys and self.outcome.unstorable == self.manifest.unstorable
+        if same or self.outcome.cache_failed:
             return None
-        return Manifest(version=self.outcome.version, keys=wanted)
+        return Manifest(self.outcome.version, wanted, self.outcome.unstorable)
 
 
 def _project_jobs(jobs: list[_Job], results: dict[int, Outcome | Exception], repair: bool) -> None:
@@ -392,10 +400,10 @@ def _project_jobs(jobs: list[_Job], results: dict[int, Outcome | Exception], rep
             snapshot = snapshots[job.request.aggregate_type, job.request.aggregate_id]
             job.plan(snapshot, manifests[job.owner], projected_at, repair)
             live.append(job)
-        except Exception as exc:  # a document over the size limit: this aggregate only
+        except Exception as exc:  # a document that cannot be built: this aggregate only
             results[job.index] = exc
     Manifest.write_many({
-        job.owner: Manifest(version=job.manifest.version, keys=grown)
+        job.owner: Manifest(job.manifest.version, grown, job.manifest.unstorable)
         for job in live
         if (grown := job.grown()) != job.manifest.keys
     })
@@ -436,8 +444,9 @@ os.register_at_fork(after_in_child=_forget_writers)
 
 
 def concurrently(func: Callable[[T], R], items: Sequence[T]) -> list[R | Exception]:
-    """``func`` of each item on the projectors' DynamoDB writer threads (they never touch
-    Postgres), in order; an error is returned in its place, not raised."""
+    """``func`` of each item on the process's DynamoDB threads (a batch's writes, a sharded
+    listing's queries; they never touch Postgres), in order; an error is returned in its place,
+    not raised."""
     global _writers
     if len(items) <= 1:
         return [_call(func, item) for item in items]
@@ -469,13 +478,15 @@ def put_document(
     model: type[ProjectedItem], key: dict[str, str], *, owner: str, version: int, body: bytes,
     committed_at: str | None, projected_at: datetime, repair: bool = False,
 ) -> bool:
-    """Write one document unless DynamoDB holds this (with ``repair``: only a newer) version.
-    True when written."""
+    """Write one document unless DynamoDB holds this (with ``repair``: only a newer) version;
+    one too large for an item is written as a placeholder without its body. True when written."""
     hash_key = hash_key_attribute(model)
+    stored = fits(body)
     document = model(
         # mypy fears the key fills PynamoDB's own ``_user_instantiated: bool``; it holds key attributes
         **key,  # type: ignore[arg-type]
-        owner=owner, version=version, deleted=False, body=body.decode(),
+        owner=owner, version=version, deleted=False, body=body.decode() if stored else None,
+        unstorable=None if stored else len(body),
         source_committed_at=committed_at, projected_at=projected_at.isoformat(),
     )
     # A tombstone left by another aggregate (a deleted product's SKU reused) may be replaced.
@@ -487,19 +498,23 @@ def put_document(
 
 
 def put_tombstone(
-    model: type[ProjectedItem], key: dict[str, str], *, owner: str, version: int, projected_at: datetime
+    model: type[ProjectedItem], key: dict[str, str], *, owner: str, version: int, projected_at: datetime,
+    repair: bool = False,
 ) -> bool:
-    """Mark an item this owner wrote as gone, unless a newer version (or another owner) holds it."""
+    """Mark an item this owner wrote as gone, unless a newer version (or another owner) holds it;
+    with ``repair``, also one of this very version (written under a key the aggregate no longer
+    has at it: say before the listing's shard count changed)."""
     tombstone = model(
         **key,  # type: ignore[arg-type]  # key attributes, as in put_document
         owner=owner, version=version, deleted=True, body=None, projected_at=projected_at.isoformat(),
         expires_at=projected_at + timedelta(seconds=settings.TOMBSTONE_TTL_SECONDS),
     )
-    return _put(tombstone, (model.owner == owner) & (model.version < version))
+    not_newer = (model.version <= version) if repair else (model.version < version)
+    return _put(tombstone, (model.owner == owner) & not_newer)
 
 
 def _tombstone(
-    plan: _Plan, key: dict[str, str], owner: str, version: int, projected_at: datetime, gone: bool
+    plan: _Plan, key: dict[str, str], owner: str, version: int, projected_at: datetime, gone: bool, repair: bool
 ) -> tuple[int | None, bool, bool]:
     """Tombstone an item this owner no longer wants. Returns the version of this owner's tombstone
     now stored (None: there is none), whether this call wrote it, and whether the key must stay in
@@ -510,7 +525,7 @@ def _tombstone(
     """
     model = plan.projection.model
     while True:
-        if put_tombstone(model, key, owner=owner, version=version, projected_at=projected_at):
+        if put_tombstone(model, key, owner=owner, version=version, projected_at=projected_at, repair=repair):
             return version, True, False
         item = get_item(model, key)
         if item is None or item.owner != owner:
@@ -540,11 +555,20 @@ def _apply(
         outcome.skipped += not written
         # Skipped: under the lock, DynamoDB holds this very version (a duplicate delivery, or a
         # projection that died before its cache refresh): the cache is refreshed all the same.
-        _after_write(projection, item.key, version, body, outcome, listings)
+        if fits(body):
+            _after_write(projection, item.key, version, body, outcome, listings)
+        else:
+            _unstorable(projection, item.key, body, outcome, listings)
+    if projection.assembled and plan.rendered:
+        name, whole = projection.assembled([item for item, _ in plan.rendered])
+        outcome.documents[name] = whole
+        outcome.refreshes.stored.append((name, version, whole))
     live: set[tuple[str, ...]] = set()
     for old_key in sorted(previous_keys - plan.keys):
         key = dict(zip(key_names(model), old_key))
-        tombstone_version, written, keep = _tombstone(plan, key, owner, version, projected_at, snapshot.state is None)
+        tombstone_version, written, keep = _tombstone(
+            plan, key, owner, version, projected_at, snapshot.state is None, repair
+        )
         outcome.tombstoned += written
         outcome.skipped += not written
         if keep:
@@ -556,6 +580,20 @@ def _apply(
             _after_write(projection, key, tombstone_version, None, outcome, listings)
     outcome.refreshes.listings |= listings
     return live
+
+
+def _unstorable(
+    projection: Projection, key: dict[str, str], body: bytes, outcome: Outcome, listings: set[str]
+) -> None:
+    """A document stored as a placeholder: the cache lets go of the older version it may hold (the
+    next read asks DynamoDB, finds the placeholder and answers from Postgres), and the caller of
+    this projection gets the body to serve, never to cache."""
+    outcome.unstorable += 1
+    logger.error("projector: %s is %s bytes, over DynamoDB's 400 KB: Postgres serves it", key, f"{len(body):,}")
+    if projection.cache_name:
+        outcome.documents[projection.cache_name(key)] = body
+        outcome.uncached.add(projection.cache_name(key))
+    _forget(projection, key, outcome, listings)
 
 
 def _forget(projection: Projection, key: dict[str, str], outcome: Outcome, listings: set[str]) -> None:
@@ -586,10 +624,12 @@ def render_documents(aggregate_type: str, aggregate_id: int) -> tuple[int, dict[
     """
     aggregate = AGGREGATES[aggregate_type]
     snapshot = read_snapshot(aggregate, aggregate_id)
-    bodies = {
-        projection.cache_name(item.key): orjson.dumps(item.body)
-        for projection in aggregate.projections
-        if projection.cache_name
-        for item in projection.build(snapshot, timezone.now())
-    }
+    bodies: dict[str, bytes] = {}
+    for projection in aggregate.projections:
+        items = projection.build(snapshot, timezone.now())
+        if projection.assembled and items:
+            name, whole = projection.assembled(items)
+            bodies[name] = whole
+        elif projection.cache_name:
+            bodies.update((projection.cache_name(item.key), orjson.dumps(item.body)) for item in items)
     return snapshot.version, bodies

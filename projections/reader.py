@@ -12,14 +12,12 @@ from __future__ import annotations
 import logging
 import secrets
 import time
-from collections.abc import Mapping
 
 from django.conf import settings
 from django.db import DatabaseError, connection
 from redis.exceptions import RedisError
 
 from hybridsite import cache_keys, redis_client
-from hybridsite.dynamodb import get_item
 
 from . import cache, metrics
 from .breaker import CircuitOpen
@@ -176,23 +174,23 @@ def _wait_for_entry(ref: DocumentAddress, floor: int) -> Result | None:
 
 def _fetch(ref: DocumentAddress, floor: int) -> tuple[cache.Entry, str, bool]:
     """DynamoDB first; Postgres when DynamoDB has no document, holds one below the floor (it is
-    behind what was already served), or cannot be reached."""
+    behind what was already served), holds one too large to store, or cannot be reached."""
+    unstorable = False
     try:
-        item = dynamodb_breaker.call(lambda: get_item(ref.model, ref.key))
+        item = dynamodb_breaker.call(ref.stored)
     except (CircuitOpen, *DYNAMODB_ERRORS) as exc:
         logger.warning("reader: DynamoDB unavailable for %s (%s); reading Postgres", ref.name, exc)
-        item = None
     else:
         if item is not None and item.version >= floor:
-            metrics.incr("reader.fill.dynamodb")
-            if item.deleted:
-                return cache.Entry(item.version, 404, b""), "dynamodb", True
-            return cache.Entry(item.version, 200, item.body.encode()), "dynamodb", True
-        if item is not None:
+            if item.deleted or item.body is not None:
+                metrics.incr("reader.fill.dynamodb")
+                return _entry(item.version, item.body), "dynamodb", True
+            unstorable = True  # a placeholder: the document at this version is too large for DynamoDB
+        elif item is not None:
             metrics.incr("reader.below_floor")
-    metrics.incr("reader.fill.postgres")
+    metrics.incr("reader.fill.unstorable" if unstorable else "reader.fill.postgres")
     try:
-        entry, cacheable = _from_postgres(ref)
+        entry, cacheable = (_rendered(ref), False) if unstorable else _from_postgres(ref)
         return entry, "postgres", cacheable
     except DatabaseError as exc:
         raise Unavailable(f"neither DynamoDB nor Postgres could answer for {ref.name}") from exc
@@ -209,17 +207,29 @@ def _from_postgres(ref: DocumentAddress) -> tuple[cache.Entry, bool]:
         outcome = dynamodb_breaker.call(
             lambda: project(aggregate_type, aggregate_id, lock_wait_ms=settings.READ_PROJECT_LOCK_WAIT_MS)
         )
-        bodies: Mapping[str, bytes | None] = outcome.documents
-        version, cacheable = outcome.version, True
     except (CircuitOpen, PermanentProjectionError, Fenced, LockBusy, *DYNAMODB_ERRORS) as exc:
-        # DynamoDB unreachable, the document cannot be stored there (over its item size), or a
-        # projection of it is under way: Postgres answers, and remembers the version it served,
-        # which DynamoDB may not have yet.
+        # DynamoDB unreachable, or a projection of it is under way: Postgres answers, and
+        # remembers the version it served, which DynamoDB may not have yet.
         logger.warning("reader: %s not projected (%s); serving it from Postgres", ref.name, exc)
-        version, bodies = render_documents(aggregate_type, aggregate_id)
-        _record_durable_floor(ref.name, version)
-        cacheable = False
-    body = bodies.get(ref.name)
-    return (cache.Entry(version, 404, b"") if body is None else cache.Entry(version, 200, body)), cacheable
+        return _rendered(ref), False
+    if ref.name in outcome.uncached:  # projected, but too large for DynamoDB: served, not cached
+        _record_durable_floor(ref.name, outcome.version)
+        return _entry(outcome.version, outcome.documents.get(ref.name)), False
+    return _entry(outcome.version, outcome.documents.get(ref.name)), True
+
+
+def _rendered(ref: DocumentAddress) -> cache.Entry:
+    """The document rendered from Postgres, never cached; the version served is remembered as the
+    key's durable floor (DynamoDB may not hold it)."""
+    located = ref.locate()
+    if located is None:
+        return cache.Entry(0, 404, b"")
+    version, bodies = render_documents(*located)
+    _record_durable_floor(ref.name, version)
+    return _entry(version, bodies.get(ref.name))
+
+
+def _entry(version: int, body: bytes | None) -> cache.Entry:
+    return cache.Entry(version, 404, b"") if body is None else cache.Entry(version, 200, body)
 
 

@@ -7,13 +7,18 @@ each view's identity (its keys, cache name and owner) is spelled once, by the fu
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import orjson
+from django.conf import settings
+
 from catalog import selectors
 from catalog.models import Category, CategoryTreeVersion, Product
+from hybridsite.dynamodb import get_item
 
 from . import documents, shapes
 from .tables import (
@@ -50,6 +55,10 @@ class Projection:
 
     listing: Callable[[dict[str, str]], str] | None = None
     """The listing an item belongs to, for views read as pages (cached per listing generation)."""
+
+    assembled: Callable[[list[Item]], tuple[str, bytes]] | None = None
+    """For a document stored as several items (pieces, so that no item grows with the catalog) and
+    served whole: its cache name and rendered bytes, from the items the build made."""
 
 
 @dataclass(frozen=True)
@@ -89,23 +98,47 @@ def product_owner_id(owner: str) -> int | None:
     return int(tail) if kind == "product" and tail.isdigit() else None
 
 
-def listing_partition(slug: str) -> str:
-    """A category listing's partition: a page is one Query on it."""
-    return f"CATEGORY#{slug}"
+LISTING_PREFIX = "CATEGORY#"
+
+
+def listing_partitions(slug: str) -> list[str]:
+    """A category listing's partitions, one per shard (``LISTING_SHARDS``; unsharded, the slug's
+    alone): a page is one Query on each, merged in SKU order. Spread over shards, one category's
+    writes stay under the 1,000 write units per second that DynamoDB allows a partition key."""
+    if settings.LISTING_SHARDS == 1:
+        return [f"{LISTING_PREFIX}{slug}"]
+    return [f"{LISTING_PREFIX}{slug}#{shard}" for shard in range(settings.LISTING_SHARDS)]
 
 
 def listing_key(slug: str, sku: str) -> dict[str, str]:
-    return {"pk": listing_partition(slug), "sk": sku}
+    """A listing item's key: its shard is computed from the SKU (the same in every process)."""
+    partitions = listing_partitions(slug)
+    return {"pk": partitions[zlib.crc32(sku.encode()) % len(partitions)], "sk": sku}
 
 
 def listing_slug(key: dict[str, str]) -> str:
     """The listing (category slug) a listing item belongs to: its pages are cached per generation."""
-    return key["pk"].removeprefix(listing_partition(""))
+    return key["pk"].removeprefix(LISTING_PREFIX).partition("#")[0]
 
 
 TREE_KEY = {"pk": "TREE"}
+"""The tree's head: its version and how many pieces hold its nodes."""
 TREE_CACHE_NAME = "category-tree"
 TREE_OWNER = "category-tree"
+
+
+def tree_piece_key(index: int) -> dict[str, str]:
+    """A piece of the category tree: each its own partition, all fetched in one BatchGetItem."""
+    return {"pk": f"TREE#{index}"}
+
+
+@dataclass(frozen=True)
+class Stored:
+    """A document as DynamoDB holds it: ``body`` None for a tombstone."""
+
+    version: int
+    deleted: bool
+    body: bytes | None
 
 
 @dataclass(frozen=True)
@@ -118,6 +151,17 @@ class DocumentAddress:
     key: dict[str, str]
     locate: Callable[[], tuple[str, int] | None]
     """The aggregate holding it in Postgres, or None when there is none."""
+    fetch: Callable[[], Stored | None] | None = None
+    """How to read it from DynamoDB when it is not the one item at ``key`` (a strongly consistent
+    read; None: none, or none that is whole)."""
+
+    def stored(self) -> Stored | None:
+        if self.fetch is not None:
+            return self.fetch()
+        item = get_item(self.model, self.key)
+        if item is None:
+            return None
+        return Stored(item.version, item.deleted, None if item.body is None else item.body.encode())
 
 
 def product_document(sku: str) -> DocumentAddress:
@@ -129,7 +173,29 @@ def product_document(sku: str) -> DocumentAddress:
 
 
 def category_tree_document() -> DocumentAddress:
-    return DocumentAddress(TREE_CACHE_NAME, CategoryTreeDocument, TREE_KEY, lambda: ("category", 0))
+    return DocumentAddress(
+        TREE_CACHE_NAME, CategoryTreeDocument, TREE_KEY, lambda: ("category", 0), fetch=stored_category_tree
+    )
+
+
+def stored_category_tree() -> Stored | None:
+    """The tree from its head and its pieces (one GetItem, one BatchGetItem), or None unless every
+    piece the head names is there at the head's version: the projector writes the pieces before
+    the head, so a tree read while a newer one is written is not whole (the reader then asks
+    Postgres, as for a missing document)."""
+    head = get_item(CategoryTreeDocument, TREE_KEY)
+    if head is None or head.deleted or head.body is None:
+        return None
+    header = orjson.loads(head.body)
+    if "pieces" not in header:  # stored by a release that kept the tree in one item
+        return None
+    keys = [tree_piece_key(index)["pk"] for index in range(header["pieces"])]
+    found = {piece.pk: piece for piece in CategoryTreeDocument.batch_get(keys, consistent_read=True)}
+    pieces = [found.get(key) for key in keys]
+    if any(p is None or p.deleted or p.body is None or p.version != head.version for p in pieces):
+        return None
+    whole = documents.category_tree_assembled(header, [orjson.loads(p.body) for p in pieces if p and p.body])
+    return Stored(head.version, False, orjson.dumps(whole))
 
 
 # --- product ----------------------------------------------------------------------------------
@@ -196,8 +262,15 @@ def load_category_tree(ids: list[int]) -> dict[int, Snapshot]:
 
 
 def build_category_tree(snapshot: Snapshot, projected_at: datetime) -> list[Item]:
-    body = documents.category_tree_document(snapshot.state, snapshot.version, projected_at)
-    return [Item(key=TREE_KEY, body=body)]
+    """The pieces first, the head last: the projector writes items in order, so a head is never
+    stored before the pieces it names."""
+    head, pieces = documents.category_tree_pieces(snapshot.state, snapshot.version, projected_at)
+    return [*(Item(key=tree_piece_key(i), body=piece) for i, piece in enumerate(pieces)), Item(key=TREE_KEY, body=head)]
+
+
+def assembled_category_tree(items: list[Item]) -> tuple[str, bytes]:
+    *pieces, head = items
+    return TREE_CACHE_NAME, orjson.dumps(documents.category_tree_assembled(head.body, [p.body for p in pieces]))
 
 
 def _tree_ids(chunk: int, after: int = 0) -> Iterator[list[int]]:
@@ -225,7 +298,7 @@ AGGREGATES: dict[str, Aggregate] = {
         owner_id=lambda owner: 0 if owner == TREE_OWNER else None,
         ids=_tree_ids,
         projections=(
-            Projection(CategoryTreeDocument, build_category_tree, cache_name=lambda key: TREE_CACHE_NAME),
+            Projection(CategoryTreeDocument, build_category_tree, assembled=assembled_category_tree),
         ),
     ),
 }

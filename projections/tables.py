@@ -4,7 +4,8 @@ PynamoDB's internals are in :mod:`hybridsite.dynamodb`, the one adapter.
 Every projected item has the same envelope: its key, the ``owner`` aggregate that produced it
 (indexed, so that the projector finds the items an aggregate no longer wants), the aggregate's
 ``version`` (the write condition), ``deleted`` for tombstones, and ``body``: the document as
-rendered JSON, so that the read path stores and returns bytes without serializer work.
+rendered JSON, so that the read path stores and returns bytes without serializer work (or
+``unstorable``: the document is too large to be stored).
 """
 
 from __future__ import annotations
@@ -53,6 +54,9 @@ class ProjectedItem(Model):
     source_committed_at = UnicodeAttribute(null=True)
     projected_at = UnicodeAttribute(null=True)
     expires_at = TTLAttribute(null=True)
+    unstorable = VersionAttribute(null=True)
+    """Set, with no ``body``, on an item standing for a document too large for DynamoDB (its size in
+    bytes): at its version, readers answer from Postgres instead of serving an older one."""
     owner_index = OwnerIndex()
 
 
@@ -62,10 +66,11 @@ class ProductDocument(ProjectedItem):
 
 
 class CategoryListingItem(ProjectedItem):
-    """One product's summary under its category: a listing page is one Query on ``pk``."""
+    """One product's summary under its category: a listing page is one Query on each ``pk`` of the
+    category (one per shard)."""
 
     Meta = table_meta("category-listing")
-    pk = UnicodeAttribute(hash_key=True)  # CATEGORY#<slug>
+    pk = UnicodeAttribute(hash_key=True)  # CATEGORY#<slug>, or CATEGORY#<slug>#<shard> (LISTING_SHARDS)
     sk = UnicodeAttribute(range_key=True)  # the SKU
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from urllib.parse import urlsplit
 
@@ -17,7 +18,7 @@ from django_redis import get_redis_connection
 
 from catalog import services
 from catalog.models import Category, Product
-from tests.services import Broker, Listener, TcpProxy, Web, Worker, database_url
+from tests.services import Broker, Listener, TcpProxy, ThrottlingProxy, Web, Worker, database_url
 
 
 @pytest.hookimpl(wrapper=True)
@@ -206,26 +207,45 @@ def worker(start_worker) -> Worker:
     return start_worker()
 
 
-@pytest.fixture
-def dynamodb_proxy(monkeypatch, dynamodb) -> Iterator[TcpProxy]:
-    """Every projection table reached through a proxy that a test can take down (a dead endpoint).
-
-    PynamoDB caches one connection per model, built from ``Meta.host`` on first use: the cached
-    connections are dropped while the host points at the proxy, and restored afterwards.
-    """
-    from hybridsite import dynamodb
-
+def _local_endpoint() -> tuple[str, int]:
     if not settings.DYNAMODB_ENDPOINT:
         pytest.skip("needs a local DynamoDB endpoint (DYNAMODB_ENDPOINT) to put a proxy in front of")
     endpoint = urlsplit(settings.DYNAMODB_ENDPOINT)
-    proxy = TcpProxy(endpoint.hostname, endpoint.port or 80)
+    return endpoint.hostname or "127.0.0.1", endpoint.port or 80
+
+
+@contextmanager
+def _tables_at(monkeypatch, url: str) -> Iterator[None]:
+    """PynamoDB caches one connection per model, built from ``Meta.host`` on first use: the cached
+    connections are dropped now and at the end (monkeypatch restores the host after that)."""
+    from hybridsite import dynamodb
+
     for model in dynamodb.all_tables():
-        monkeypatch.setattr(model.Meta, "host", proxy.url)
+        monkeypatch.setattr(model.Meta, "host", url)
         dynamodb.reset_connection(model)
-    yield proxy
-    proxy.down()
-    for model in dynamodb.all_tables():
-        dynamodb.reset_connection(model)
+    try:
+        yield
+    finally:
+        for model in dynamodb.all_tables():
+            dynamodb.reset_connection(model)
+
+
+@pytest.fixture
+def dynamodb_proxy(monkeypatch, dynamodb) -> Iterator[TcpProxy]:
+    """Every projection table reached through a proxy that a test can take down (a dead endpoint)."""
+    proxy = TcpProxy(*_local_endpoint())
+    with _tables_at(monkeypatch, proxy.url):
+        yield proxy
+        proxy.down()
+
+
+@pytest.fixture
+def throttling_proxy(monkeypatch, dynamodb) -> Iterator[ThrottlingProxy]:
+    """Every table reached through a proxy that a test can make throttle."""
+    proxy = ThrottlingProxy(*_local_endpoint())
+    with _tables_at(monkeypatch, proxy.url):
+        yield proxy
+        proxy.stop()
 
 
 @pytest.fixture

@@ -5,16 +5,22 @@
 - ``Broker``: a Redis server of its own for Celery, so that a test can stop and restart it.
 - ``TcpProxy``: a loopback TCP forwarder in front of a service; ``down()`` refuses and cuts
   connections, as a dead endpoint does; ``up()`` restores it.
+- ``ThrottlingProxy``: an HTTP forwarder in front of DynamoDB that, for a while, answers a share of
+  requests with AWS's throttling errors (DynamoDB Local and moto never throttle).
 """
 
 from __future__ import annotations
 
+import http.client
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import quote, urlsplit
 
@@ -215,6 +221,92 @@ class TcpProxy:
             with self._lock:
                 self._conns.discard(src)
                 self._conns.discard(dst)
+
+
+THROTTLING_ERRORS = (
+    ("com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+     "The level of configured provisioned throughput for the table was exceeded."),
+    ("com.amazon.coral.availability#ThrottlingException", "Rate of requests exceeds the allowed throughput."),
+    ("com.amazonaws.dynamodb.v20120810#RequestLimitExceeded",
+     "Throughput exceeds the current throughput limit for your account."),
+)
+
+
+class ThrottlingProxy:
+    """An HTTP forwarder to DynamoDB on 127.0.0.1:<port>. ``throttle(share, seconds)`` makes it
+    answer that share of requests, for that long, as AWS answers a throttled call: status 400, a
+    JSON body with the error's ``__type`` and ``message``, and ``x-amzn-ErrorType``. ``throttled``
+    counts those answers, ``forwarded`` the others."""
+
+    def __init__(self, target_host: str, target_port: int) -> None:
+        self.target = (target_host, target_port)
+        self.share, self.until = 0.0, 0.0
+        self.throttled = self.forwarded = 0
+        self._lock = threading.Lock()
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"  # keep-alive, as the SDKs' pools expect
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                error = proxy._error()
+                if error is not None:
+                    self._answer(400, {"Content-Type": "application/x-amz-json-1.0",
+                                       "x-amzn-ErrorType": error[0].rsplit("#", 1)[-1]},
+                                 f'{{"__type":"{error[0]}","message":"{error[1]}"}}'.encode())
+                    return
+                upstream = http.client.HTTPConnection(*proxy.target, timeout=30)
+                try:
+                    headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "connection")}
+                    upstream.request("POST", self.path, body=body, headers=headers)
+                    response = upstream.getresponse()
+                    answer = response.read()
+                    kept = {k: v for k, v in response.getheaders()
+                            if k.lower() not in ("content-length", "connection", "transfer-encoding")}
+                    self._answer(response.status, kept, answer)
+                finally:
+                    upstream.close()
+
+            def _answer(self, status: int, headers: dict[str, str], body: bytes) -> None:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, format: str, *args: object) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def throttle(self, share: float, seconds: float) -> None:
+        with self._lock:
+            self.share, self.until = share, time.monotonic() + seconds
+
+    @property
+    def throttling(self) -> bool:
+        return time.monotonic() < self.until
+
+    def _error(self) -> tuple[str, str] | None:
+        with self._lock:
+            if time.monotonic() < self.until and random.random() < self.share:
+                self.throttled += 1
+                return random.choice(THROTTLING_ERRORS)
+            self.forwarded += 1
+            return None
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
 class Web:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import math
 import os
+import random
 import socket
 import threading
 import time
@@ -208,15 +209,22 @@ class Consumer:
 
     def run(self) -> None:
         logger.info("write-back: consumer %s started", self.owner)
+        failures = 0
         try:
             while not self.stopping.is_set():
                 try:
                     applied = self.step()
-                except Exception as exc:  # noqa: BLE001  (a dependency down: wait and go on)
+                    failures = 0
+                except Exception as exc:  # noqa: BLE001  (a dependency down or throttling: wait and go on)
                     logger.warning("write-back: %s: %s", type(exc).__name__, exc)
                     close_old_connections()
                     self.iterators.clear()
-                    applied = 0
+                    failures += 1
+                    # Throttled or down: each failure in a row doubles the wait (jittered), so that
+                    # the consumers slow down together; records are read again from the checkpoint.
+                    ceiling = min(settings.DYNAMODB_THROTTLE_CAP_SECONDS, settings.WRITEBACK_IDLE_SECONDS * 2**failures)
+                    self.stopping.wait(random.uniform(ceiling / 2, ceiling))
+                    continue
                 if not applied:
                     self.stopping.wait(settings.WRITEBACK_IDLE_SECONDS)
         finally:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
+import orjson
 import pytest
 
 from catalog import selectors
@@ -137,7 +138,9 @@ def test_category_tree_nests_children_sorted_by_name() -> None:
         Category(id=4, slug="claw", name="Claw hammers", parent_id=3),
         Category(id=5, slug="garden", name="Garden", parent_id=None),
     ]
-    assert documents.category_tree_document(categories, 42, PROJECTED_AT) == {
+    head, pieces = documents.category_tree_pieces(categories, 42, PROJECTED_AT)
+    assert head == {"pieces": 1, "version": 42, "projected_at": "2024-05-01T12:30:00+00:00"}
+    assert documents.category_tree_assembled(head, pieces) == {
         "categories": [
             {"slug": "garden", "name": "Garden", "children": []},
             {"slug": "tools", "name": "Tools", "children": [
@@ -150,6 +153,19 @@ def test_category_tree_nests_children_sorted_by_name() -> None:
         "version": 42,
         "projected_at": "2024-05-01T12:30:00+00:00",
     }
+
+
+def test_category_tree_pieces_are_bounded_and_assemble_to_the_same_tree(monkeypatch) -> None:
+    categories = [Category(id=1, slug="root", name="Root", parent_id=None)] + [
+        Category(id=n, slug=f"c{n}", name=f"Category {n:03d}", parent_id=1 + (n % 3 == 0)) for n in range(2, 200)
+    ]
+    whole = documents.category_tree_assembled(*documents.category_tree_pieces(categories, 7, PROJECTED_AT))
+    monkeypatch.setattr(documents, "TREE_PIECE_BYTES", 512)
+    head, pieces = documents.category_tree_pieces(categories, 7, PROJECTED_AT)
+    assert head["pieces"] == len(pieces) > 5
+    assert max(len(orjson.dumps(piece)) for piece in pieces) < 512 + 64  # a piece and one node at most
+    assert documents.category_tree_assembled(head, pieces) == whole
+    assert [c["slug"] for c in whole["categories"]] == ["root"]
 
 
 def test_comparable_drops_only_projected_at(hammer: Product) -> None:

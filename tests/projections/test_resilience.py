@@ -8,13 +8,13 @@ import threading
 from decimal import Decimal
 
 import pytest
-from django.conf import settings
 from django.db import connection
 
 from catalog import services
 from catalog.models import Category, OutboxEvent, Price, Product, Warehouse
 from devtools.net import wait_for
 from projections.drift import check
+from projections.tables import ProductDocument
 
 pytestmark = pytest.mark.integration
 
@@ -113,19 +113,14 @@ def test_dynamodb_unreachable_then_back(start_worker, dynamodb_proxy):
     assert not OutboxEvent.objects.filter(status=OutboxEvent.Status.DEAD).exists()
 
 
-def test_poison_aggregate_is_dead_lettered_and_others_flow(worker):
+def test_a_document_too_large_is_served_from_postgres_and_others_flow(worker, client):
     category = Category.objects.create(slug="tools", name="Tools")
     poison = services.product_create(sku="POISON", name="Too big", category=category, description="x" * 500_000)
     services.product_create(sku="FINE-1", name="Fine", category=category)
-    wait_for(
-        lambda: OutboxEvent.objects.filter(aggregate_id=poison.pk, status=OutboxEvent.Status.DEAD).exists(),
-        30, 0.3, "poison dead-lettered",
-    )
-    dead = OutboxEvent.objects.filter(aggregate_id=poison.pk, status=OutboxEvent.Status.DEAD).first()
-    assert "400 KB" in dead.last_error
-    assert dead.attempts == settings.OUTBOX_MAX_ATTEMPTS
-    services.product_create(sku="FINE-2", name="Also fine", category=category)
-    wait_for(lambda: not OutboxEvent.objects.filter(status=OutboxEvent.Status.PENDING).exists(), 30, 0.3, "others")
+    wait_for(lambda: not OutboxEvent.objects.exists(), 30, 0.3, "every row projected")
+    assert ProductDocument.get("POISON").unstorable > 400 * 1024
+    response = client.get("/api/products/POISON/")
+    assert (response.status_code, response["X-Served-From"]) == (200, "postgres")
     report = check()
-    assert report.missing == 2  # the poison product's document and listing item, nothing else
+    assert (report.unstorable, report.missing) == (1, 0)  # the poison product's document, nothing else
     assert ("product", poison.pk) in report.drifted and len(report.drifted) == 1

@@ -53,7 +53,7 @@ def test_connection_trouble_and_throttling_are_transient(error: Exception) -> No
     client_error("ValidationException"),
     client_error("ResourceNotFoundException"),
     client_error("ConditionalCheckFailedException"),
-    PermanentProjectionError("product#1: document is 512,000 bytes"),
+    PermanentProjectionError("no projection is registered for 'retired'"),
     ValueError("a bug"),
     KeyError("product"),
 ], ids=error_id)
