@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from hybridsite.settings import Env, ImproperlyConfiguredEnv
+from tests.hybridsite.test_settings import clean_env
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 SHOWN = (
@@ -21,16 +22,7 @@ SHOWN = (
 
 def region_settings(**overrides: str) -> dict[str, object] | str:
     """The region settings a process started with these variables sees, or its one-line error."""
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DJANGO_SETTINGS_MODULE": "hybridsite.settings",
-        "SECRET_KEY": "s" * 64,
-        "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/unused",
-        "REDIS_URL": "redis://127.0.0.1:6379/15",
-        "DYNAMODB_ENDPOINT": "",
-        "AWS_REGION": "",
-        **overrides,
-    }
+    env = clean_env(**{"DYNAMODB_ENDPOINT": "", "AWS_REGION": "", **overrides})
     script = (
         "import json; from django.conf import settings;"
         f" print(json.dumps({{n: getattr(settings, n) for n in {SHOWN!r}}}))"
