@@ -59,7 +59,7 @@ DISCOVERY_SECONDS = 1.0
 RETRY_SECONDS = 0.2
 
 
-def _clients(endpoint: str, region: str) -> tuple[Any, Any]:
+def clients(endpoint: str, region: str) -> tuple[Any, Any]:
     """The DynamoDB and DynamoDB Streams clients of one side."""
     config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1})
     credentials = {
@@ -126,7 +126,7 @@ class Side:
     def __init__(self, name: str, endpoint: str) -> None:
         self.name = name
         self.endpoint = endpoint
-        self.dynamodb, self.streams = _clients(endpoint, name)
+        self.dynamodb, self.streams = clients(endpoint, name)
         self.tables: dict[str, Stream] = {}
         self.counts = Counts()
         self.passes = 0  # full passes over every shard that read nothing
@@ -333,8 +333,11 @@ class Replicator:
                 )["ShardIterator"]
                 continue
             for record in page["Records"]:
+                sequence = record["dynamodb"]["SequenceNumber"]
+                if shard.last_sequence and int(sequence) <= int(shard.last_sequence):
+                    continue  # handled before the failure that made this page be read again
                 self._handle(side, other, table, record)
-                shard.last_sequence = record["dynamodb"]["SequenceNumber"]
+                shard.last_sequence = sequence
                 found += 1
             shard.iterator = page.get("NextShardIterator")
             shard.done = shard.iterator is None
@@ -440,22 +443,21 @@ class Replicator:
 
     def _apply_one(self, target: Side, change: Change) -> None:
         """Apply one change unless the target's copy is newer (then it is dropped)."""
-        try:
-            apply = self._apply_put if change.image is not None else self._apply_delete
-            applied = apply(target, change)
-        except target.dynamodb.exceptions.ConditionalCheckFailedException:
-            applied = False
-        if applied:
+        apply = self._apply_put if change.image is not None else self._apply_delete
+        if apply(target, change):
             target.counts.applied += 1
         else:
             target.counts.dropped += 1
 
     def _apply_put(self, target: Side, change: Change) -> bool:
-        target.dynamodb.put_item(
-            TableName=change.table, Item=change.image, ConditionExpression="attribute_not_exists(#k) OR #ts < :ts",
-            ExpressionAttributeNames={"#k": self.keys[change.table][0], "#ts": STAMP},
-            ExpressionAttributeValues={":ts": {"N": str(change.stamp)}},
-        )
+        try:
+            target.dynamodb.put_item(
+                TableName=change.table, Item=change.image, ConditionExpression="attribute_not_exists(#k) OR #ts < :ts",
+                ExpressionAttributeNames={"#k": self.keys[change.table][0], "#ts": STAMP},
+                ExpressionAttributeValues={":ts": {"N": str(change.stamp)}},
+            )
+        except target.dynamodb.exceptions.ConditionalCheckFailedException:
+            return False
         return True
 
     def _apply_delete(self, target: Side, change: Change) -> bool:
@@ -466,16 +468,16 @@ class Replicator:
         if token is None:  # nothing there, or a write of the target's own still to be stamped: newer
             return False
         removal = (change.table, change.item[1], token)
-        target.expected_removals.add(removal)
+        target.expected_removals.add(removal)  # kept when the answer is lost: the delete may have been made
         try:
             target.dynamodb.delete_item(
                 TableName=change.table, Key=change.keys, ConditionExpression="#tok = :tok AND #ts < :ts",
                 ExpressionAttributeNames={"#tok": TOKEN, "#ts": STAMP},
                 ExpressionAttributeValues={":ts": {"N": str(change.stamp)}, ":tok": {"S": token}},
             )
-        except BaseException:
+        except target.dynamodb.exceptions.ConditionalCheckFailedException:
             target.expected_removals.discard(removal)
-            raise
+            return False
         return True
 
 

@@ -8,15 +8,18 @@ import random
 import threading
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
 
 from devtools.embedded import start_dynamodb_local, stop_dynamodb_local
 from devtools.net import wait_for
-from devtools.replication import STAMP, Replicator, Side
+from devtools.replication import STAMP, Replicator, Side, clients
+from tests.services import TcpProxy
 
 pytestmark = [
     pytest.mark.dynamodb,
@@ -35,11 +38,11 @@ def replica_endpoint(tmp_path_factory) -> Iterator[str]:
     stop_dynamodb_local(directory)
 
 
-@pytest.fixture
-def replicator(replica_endpoint) -> Iterator[Replicator]:
+@contextmanager
+def replicated(home_endpoint: str, replica_endpoint: str) -> Iterator[Replicator]:
     """One table (``pk``) of a prefix of the test's own on both sides, replicated."""
     prefix = f"{settings.DYNAMODB_TABLE_PREFIX}replication-{uuid.uuid4().hex[:8]}-"
-    stand_in = Replicator({HOME: settings.DYNAMODB_ENDPOINT, REPLICA: replica_endpoint}, prefix=prefix)
+    stand_in = Replicator({HOME: home_endpoint, REPLICA: replica_endpoint}, prefix=prefix)
     for side in stand_in.sides:
         side.dynamodb.create_table(
             TableName=prefix + TABLE, BillingMode="PAY_PER_REQUEST",
@@ -47,10 +50,18 @@ def replicator(replica_endpoint) -> Iterator[Replicator]:
             AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
         )
     stand_in.start()
-    yield stand_in
-    stand_in.stop()
-    for side in stand_in.sides:
-        side.dynamodb.delete_table(TableName=prefix + TABLE)
+    try:
+        yield stand_in
+    finally:
+        stand_in.stop()
+        for side in stand_in.sides:
+            side.dynamodb.delete_table(TableName=prefix + TABLE)
+
+
+@pytest.fixture
+def replicator(replica_endpoint) -> Iterator[Replicator]:
+    with replicated(settings.DYNAMODB_ENDPOINT, replica_endpoint) as stand_in:
+        yield stand_in
 
 
 def put(stand_in: Replicator, side: str, pk: str, value: str) -> None:
@@ -228,3 +239,23 @@ def test_paused_changes_wait_then_catch_up_after_the_delay(replicator) -> None:
     assert items(replicator, REPLICA) == items(replicator, HOME) and len(items(replicator, HOME)) == 40
     lag = replicator.lag()[REPLICA]
     assert lag["count"] == 40 and lag["min"] >= 0.2  # none applied before its stamp plus the delay
+
+
+def test_a_side_that_does_not_answer_gets_every_change_in_order_when_it_is_back(replica_endpoint) -> None:
+    proxy = TcpProxy("127.0.0.1", int(urlsplit(replica_endpoint).port or 80))
+    with replicated(settings.DYNAMODB_ENDPOINT, proxy.url) as stand_in:
+        home, replica = stand_in.sides
+        proxy.down()
+        for n in range(10):
+            put(stand_in, HOME, "x", f"{n:02}")
+        stamped(stand_in, HOME, "x", "09")
+        direct, _ = clients(replica_endpoint, REPLICA)
+        assert "Item" not in direct.get_item(TableName=stand_in.prefix + TABLE, Key={"pk": {"S": "x"}})
+        proxy.up()
+        stand_in.settle()
+
+        assert get(stand_in, REPLICA, "x") == get(stand_in, HOME, "x")
+        assert get(stand_in, REPLICA, "x")["value"]["S"] == "09"
+        seen = values_written(replica, stand_in.prefix + TABLE, "x")
+        assert seen == sorted(set(seen)) and seen[-1] == "09", seen
+    proxy.down()
