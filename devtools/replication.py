@@ -125,7 +125,6 @@ class Side:
 
     def __init__(self, name: str, endpoint: str) -> None:
         self.name = name
-        self.endpoint = endpoint
         self.dynamodb, self.streams = clients(endpoint, name)
         self.tables: dict[str, Stream] = {}
         self.counts = Counts()
