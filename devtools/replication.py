@@ -10,8 +10,8 @@ enabled where a table has none) is read and each change applied to the other sid
   the stamp; ``_rorg``: the side), as DynamoDB stamps ``aws:rep:updatetime``, but with a second,
   conditional write. Stamps go on while replication is paused: they date the writes, not their
   replication. A side's own delete is dated when its record is read.
-- **Per-item order.** The stamp writes of one side follow its stream, and each item's changes are
-  applied in that order by one of the direction's appliers (different items' side by side).
+- **Per-item order.** Each item's records are handled, and its changes applied, in the order of its
+  side's stream, by one of :data:`LANES` threads (different items' side by side).
 - **Last writer wins.** A copy is applied only over an older stamp (``attribute_not_exists(key) OR
   _rts < :ts``), a delete only over an older stamp: a change older than the target's copy is
   dropped. An unstamped item on the target is a local write whose stamp is still to come, so newer.
@@ -38,7 +38,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from statistics import quantiles
 from typing import Any
@@ -57,8 +57,9 @@ NAMES = {"#ts": STAMP, "#tok": TOKEN, "#org": ORIGIN}
 TRANSIENT = (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError)
 DISCOVERY_SECONDS = 1.0
 RETRY_SECONDS = 0.2
-APPLY_LANES = 8
-"""Appliers per direction, each item always in the same one (one at a time kept up with 50 changes/s)."""
+LANES = 8
+"""Threads per side handling its records, and per direction applying changes: each item always in
+the same one, so that its changes keep their order (one thread for all kept up with 50 a second)."""
 
 
 def clients(endpoint: str, region: str) -> tuple[Any, Any]:
@@ -90,7 +91,12 @@ class Change:
 
     @property
     def item(self) -> tuple[str, str]:
-        return self.table, repr(sorted(self.keys.items()))
+        return _item(self.table, self.keys)
+
+
+def _item(table: str, keys: dict[str, Any]) -> tuple[str, str]:
+    """An item's identity: its table and its key."""
+    return table, repr(sorted(keys.items()))
 
 
 @dataclass
@@ -151,10 +157,13 @@ class Replicator:
         self.poll_seconds = poll_seconds
         self.sides = [Side(name, endpoint) for name, endpoint in sides.items()]
         self.keys: dict[str, list[str]] = {}
-        self._lanes: dict[str, list[deque[Change]]] = {  # by target
-            side.name: [deque() for _ in range(APPLY_LANES)] for side in self.sides
+        self._records: dict[str, list[deque[tuple[str, dict[str, Any]]]]] = {  # by the side they were read on
+            side.name: [deque() for _ in range(LANES)] for side in self.sides
         }
-        self._applying: set[tuple[str, int]] = set()
+        self._changes: dict[str, list[deque[Change]]] = {  # by target
+            side.name: [deque() for _ in range(LANES)] for side in self.sides
+        }
+        self._busy: set[tuple[str, str, int]] = set()
         self._lags: dict[str, deque[float]] = {side.name: deque(maxlen=100_000) for side in self.sides}  # by target
         self._lock = threading.Condition()
         self._paused = False
@@ -171,10 +180,16 @@ class Replicator:
             for table in tables:
                 side.tables[table] = self._stream(side, table, from_latest=True)
         for side, other in (self.sides, self.sides[::-1]):
-            self._threads.append(threading.Thread(target=self._read, args=(side, other), daemon=True))
-            self._threads += [
-                threading.Thread(target=self._apply, args=(other, lane), daemon=True) for lane in range(APPLY_LANES)
-            ]
+            self._threads.append(threading.Thread(target=self._read, args=(side,), daemon=True))
+            for lane in range(LANES):
+                self._threads.append(threading.Thread(target=self._lane, args=(
+                    self._records[side.name][lane], (side.name, "handle", lane),
+                    lambda record, side=side, other=other: self._handle(side, other, *record), False,
+                ), daemon=True))
+                self._threads.append(threading.Thread(target=self._lane, args=(
+                    self._changes[other.name][lane], (other.name, "apply", lane),
+                    lambda change, other=other: self._apply(other, change), True,
+                ), daemon=True))
         for thread in self._threads:
             thread.start()
         return self
@@ -221,8 +236,9 @@ class Replicator:
     def _quiet(self, passes: list[int]) -> bool:
         read = all(side.passes >= seen + 2 for side, seen in zip(self.sides, passes))
         with self._lock:
-            applied = self._paused or (not self._applying and not any(map(any, self._lanes.values())))
-        return read and applied
+            handled = not self._busy and not any(map(any, self._records.values()))
+            applied = self._paused or not any(map(any, self._changes.values()))
+        return read and handled and applied
 
     def lag(self) -> dict[str, dict[str, float]]:
         """Per target side: changes applied, and the least, p50, p95 and largest seconds from a
@@ -307,11 +323,11 @@ class Replicator:
 
     # --- reading a side's stream -----------------------------------------------------------------
 
-    def _read(self, side: Side, other: Side) -> None:
+    def _read(self, side: Side) -> None:
         next_discovery = time.monotonic() + DISCOVERY_SECONDS
         while not self._stopped.is_set():
             try:
-                found = sum(self._read_table(side, other, table) for table in side.tables)
+                found = sum(self._read_table(side, table) for table in side.tables)
                 if time.monotonic() >= next_discovery:
                     for stream in side.tables.values():
                         self._discover(side, stream)
@@ -324,7 +340,7 @@ class Replicator:
                 side.passes += 1
                 self._stopped.wait(self.poll_seconds)
 
-    def _read_table(self, side: Side, other: Side, table: str) -> int:
+    def _read_table(self, side: Side, table: str) -> int:
         stream = side.tables[table]
         found = 0
         for shard in self._ready(stream):
@@ -337,13 +353,13 @@ class Replicator:
                        if shard.last_sequence else {"ShardIteratorType": "TRIM_HORIZON"}),
                 )["ShardIterator"]
                 continue
-            for record in page["Records"]:
-                sequence = record["dynamodb"]["SequenceNumber"]
-                if shard.last_sequence and int(sequence) <= int(shard.last_sequence):
-                    continue  # handled before the failure that made this page be read again
-                self._handle(side, other, table, record)
-                shard.last_sequence = sequence
-                found += 1
+            with self._lock:
+                for record in page["Records"]:
+                    lane = hash(_item(table, record["dynamodb"]["Keys"])) % LANES
+                    self._records[side.name][lane].append((table, record))
+                    shard.last_sequence = record["dynamodb"]["SequenceNumber"]
+                    found += 1
+                self._lock.notify_all()
             shard.iterator = page.get("NextShardIterator")
             shard.done = shard.iterator is None
         return found
@@ -351,18 +367,16 @@ class Replicator:
     def _handle(self, side: Side, other: Side, table: str, record: dict[str, Any]) -> None:
         data = record["dynamodb"]
         keys, new, old = data["Keys"], data.get("NewImage"), data.get("OldImage") or {}
-        with self._lock:
-            self.activity += 1
         if new is None:
             token = old.get(TOKEN, {}).get("S", "")
             change = Change(table, keys, None, 0)
             if (table, change.item[1], token) in side.expected_removals:
                 side.expected_removals.discard((table, change.item[1], token))
-                side.counts.echoes_skipped += 1
+                self._count(side, "echoes_skipped")
                 return
             change.stamp = self._stamp()
             side.deleted_at[change.item] = change.stamp
-            side.counts.deletes_read += 1
+            self._count(side, "deletes_read")
             self._send(other, change)
             return
         token = new.get(TOKEN)
@@ -373,9 +387,13 @@ class Replicator:
         if new[ORIGIN]["S"] == side.name:
             self._send(other, change)  # a stamp of this side's own write
             return
-        side.counts.echoes_skipped += 1
+        self._count(side, "echoes_skipped")
         if side.deleted_at.get(change.item, 0) > change.stamp:
             self._delete_again(side, change, token["S"])
+
+    def _count(self, side: Side, what: str) -> None:
+        with self._lock:
+            setattr(side.counts, what, getattr(side.counts, what) + 1)
 
     def _stamp(self) -> int:
         with self._lock:
@@ -395,7 +413,7 @@ class Replicator:
                 ConditionExpression=condition, ExpressionAttributeNames={**NAMES, "#k": self.keys[table][0]},
                 ExpressionAttributeValues=values,
             )
-            side.counts.stamped += 1
+            self._count(side, "stamped")
         except side.dynamodb.exceptions.ConditionalCheckFailedException:
             pass
 
@@ -407,51 +425,56 @@ class Replicator:
                 TableName=change.table, Key=change.keys, ConditionExpression="#tok = :tok",
                 ExpressionAttributeNames={"#tok": TOKEN}, ExpressionAttributeValues={":tok": {"S": token}},
             )
-            side.counts.repaired += 1
+            self._count(side, "repaired")
         except side.dynamodb.exceptions.ConditionalCheckFailedException:
             side.expected_removals.discard((change.table, change.item[1], token))
 
     # --- applying to the other side --------------------------------------------------------------
 
     def _send(self, target: Side, change: Change) -> None:
-        """Queue a change in its item's lane: one item's changes are applied in order, different
-        items' side by side."""
         with self._lock:
-            self._lanes[target.name][hash(change.item) % APPLY_LANES].append(change)
+            self._changes[target.name][hash(change.item) % LANES].append(change)
             self._lock.notify_all()
 
-    def _apply(self, target: Side, lane: int) -> None:
-        queue = self._lanes[target.name][lane]
+    def _lane(
+        self, queue: deque[Any], busy: tuple[str, str, int], work: Callable[[Any], float | None], pausable: bool,
+    ) -> None:
+        """Do ``work`` for each entry of ``queue`` in order; an entry whose work fails for a moment
+        (an endpoint that does not answer) is tried again, and one whose work asks to wait (the
+        delay) is looked at again after that time."""
         while not self._stopped.is_set():
             with self._lock:
-                while not self._stopped.is_set() and (self._paused or not queue):
+                while not self._stopped.is_set() and ((pausable and self._paused) or not queue):
                     self._lock.wait()
                 if self._stopped.is_set():
                     return
-                change = queue[0]
-                self._applying.add((target.name, lane))
+                entry = queue[0]
+                self._busy.add(busy)
             try:
-                wait = change.stamp / 1e9 + self.delay_seconds - time.time()
-                if wait > 0:
-                    self._stopped.wait(wait)
-                    continue  # paused or stopped meanwhile: look again
-                apply = self._apply_put if change.image is not None else self._apply_delete
-                applied = apply(target, change)  # else dropped: the target's copy is newer
+                wait = work(entry)
             except TRANSIENT as exc:
-                logger.warning("replication: applying to %s: %s; retrying", target.name, exc)
-                self._stopped.wait(RETRY_SECONDS)
-                continue
+                logger.warning("replication: %s on %s: %s; retrying", busy[1], busy[0], exc)
+                wait = RETRY_SECONDS
             finally:
                 with self._lock:
-                    self._applying.discard((target.name, lane))
+                    self._busy.discard(busy)
+            if wait:
+                self._stopped.wait(wait)
+                continue
             with self._lock:
                 queue.popleft()
                 self.activity += 1
-                if applied:
-                    target.counts.applied += 1
-                else:
-                    target.counts.dropped += 1
-            self._lags[target.name].append(time.time() - change.stamp / 1e9)
+
+    def _apply(self, target: Side, change: Change) -> float:
+        """Apply one change unless the target's copy is newer (then it is dropped); the seconds to
+        wait instead while its delay runs."""
+        wait = change.stamp / 1e9 + self.delay_seconds - time.time()
+        if wait > 0:
+            return wait
+        apply = self._apply_put if change.image is not None else self._apply_delete
+        self._count(target, "applied" if apply(target, change) else "dropped")
+        self._lags[target.name].append(time.time() - change.stamp / 1e9)
+        return 0.0
 
     def _apply_put(self, target: Side, change: Change) -> bool:
         try:
