@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import builtins
 import os
+import re
 import sys
 from datetime import timedelta
 from pathlib import Path
@@ -97,6 +98,39 @@ class Env:
     def list(self, name: builtins.str, default: builtins.str = "") -> builtins.list[builtins.str]:
         return [item.strip() for item in self.values.get(name, default).split(",") if item.strip()]
 
+    REGION_NAME = re.compile(r"[a-z][a-z0-9-]*[a-z0-9]")
+
+    def region(self, name: builtins.str, default: builtins.str) -> builtins.str:
+        """A region's name, as AWS spells one (``eu-west-1``)."""
+        return self._region_name(name, self.values.get(name, "").strip() or default)
+
+    def regions(self, name: builtins.str, first: builtins.list[builtins.str]) -> builtins.list[builtins.str]:
+        """``first``, then the regions a comma-separated list names, each once."""
+        return builtins.list(dict.fromkeys([*first, *(self._region_name(name, raw) for raw in self.list(name))]))
+
+    def _region_name(self, name: builtins.str, raw: builtins.str) -> builtins.str:
+        if not self.REGION_NAME.fullmatch(raw):
+            raise ImproperlyConfiguredEnv(name, f"must name regions such as eu-west-1, got {raw!r}")
+        return raw
+
+    @staticmethod
+    def regional_name(name: builtins.str, region: builtins.str) -> builtins.str:
+        """``REDIS_URL`` of ``us-east-1`` is ``REDIS_URL_US_EAST_1``."""
+        return f"{name}_{region.upper().replace('-', '_')}"
+
+    def regional_urls(
+        self, name: builtins.str, schemes: tuple[builtins.str, ...], regions: builtins.list[builtins.str],
+        here: builtins.str, required: builtins.bool = False,
+    ) -> dict[builtins.str, builtins.str]:
+        """Each region's ``<name>_<REGION>`` (empty where unset); here's defaults to ``<name>``, and
+        must agree with it when both are set."""
+        urls = {region: self.url(self.regional_name(name, region), schemes) for region in regions}
+        plain = self.url(name, schemes, required=required and not urls[here])
+        if plain and urls[here] and urls[here] != plain:
+            raise ImproperlyConfiguredEnv(self.regional_name(name, here), f"and {name} differ in this region ({here})")
+        urls[here] = urls[here] or plain
+        return urls
+
     def url(
         self, name: builtins.str, schemes: tuple[builtins.str, ...], default: builtins.str = "",
         required: builtins.bool = False,
@@ -126,18 +160,47 @@ ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", "localhost,127.0.0.1")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS")
 
 DATABASE_URL = env.url("DATABASE_URL", ("postgres", "postgresql"), required=True)
-REDIS_URL = env.url("REDIS_URL", ("redis", "rediss", "unix"), required=True)
+# Regions (docs/architecture/regions.md). HOME_REGION holds Postgres, the relay and every projection
+# write; HYBRIDSITE_REGION is this process's region (by default AWS_REGION: a region's tables are that
+# AWS region's replicas of the global tables). REGIONS lists the others; with none, this one region is
+# the home region (where REGIONS names several, HOME_REGION must be given: a replica that took itself
+# for the home region would project into its own tables). A region's DynamoDB endpoint and Redis URL
+# may be named per region, DYNAMODB_ENDPOINT_<REGION> and REDIS_URL_<REGION> (the name upper-cased,
+# "-" as "_"), so that one environment serves every region's processes; this region's own default to
+# DYNAMODB_ENDPOINT and REDIS_URL.
+HYBRIDSITE_REGION = env.region("HYBRIDSITE_REGION", env.str("AWS_REGION") or "eu-west-1")
+REGIONS = env.regions("REGIONS", [HYBRIDSITE_REGION])
+if len(REGIONS) > 1 and not env.str("HOME_REGION"):
+    raise ImproperlyConfiguredEnv("HOME_REGION", f"is required: REGIONS names {', '.join(REGIONS)}")
+HOME_REGION = env.region("HOME_REGION", HYBRIDSITE_REGION)
+REGIONS = env.regions("REGIONS", [HOME_REGION, HYBRIDSITE_REGION])
+REDIS_REGION_URLS = env.regional_urls(
+    "REDIS_URL", ("redis", "rediss", "unix"), REGIONS, HYBRIDSITE_REGION, required=True
+)
+DYNAMODB_REGION_ENDPOINTS = env.regional_urls("DYNAMODB_ENDPOINT", ("http", "https"), REGIONS, HYBRIDSITE_REGION)
+if DYNAMODB_REGION_ENDPOINTS[HYBRIDSITE_REGION]:  # an emulator here: never AWS's endpoint for the others
+    for _region, _endpoint in DYNAMODB_REGION_ENDPOINTS.items():
+        if not _endpoint:
+            raise ImproperlyConfiguredEnv(
+                env.regional_name("DYNAMODB_ENDPOINT", _region), "is not set, and this region's DynamoDB is local"
+            )
+REDIS_URL = REDIS_REGION_URLS[HYBRIDSITE_REGION]
 CELERY_BROKER_URL = env.url(
     "CELERY_BROKER_URL", ("redis", "rediss", "amqp", "sqs", "memory"), default=REDIS_URL
 )
-DYNAMODB_ENDPOINT = env.url("DYNAMODB_ENDPOINT", ("http", "https"))
+DYNAMODB_ENDPOINT = DYNAMODB_REGION_ENDPOINTS[HYBRIDSITE_REGION]
 # What answers at that endpoint, so that tests know which behaviours to expect: AWS itself (no
 # endpoint), DynamoDB Local (AWS's emulator, the embedded default) or moto server (the second engine,
 # which lacks TTL expiry and ClientRequestToken idempotency). The launcher records it beside the URL.
 DYNAMODB_ENGINE = env.choice(
     "DYNAMODB_ENGINE", ("aws", "dynamodb-local", "moto"), "dynamodb-local" if DYNAMODB_ENDPOINT else "aws"
 )
-AWS_REGION = env.str("AWS_REGION", "eu-west-1")
+AWS_REGION = env.str("AWS_REGION") or HYBRIDSITE_REGION
+if AWS_REGION != HYBRIDSITE_REGION:
+    raise ImproperlyConfiguredEnv(
+        "HYBRIDSITE_REGION",
+        f"is {HYBRIDSITE_REGION!r} but AWS_REGION is {AWS_REGION!r}: a region's processes use its tables",
+    )
 DYNAMODB_TABLE_PREFIX = env.str("DYNAMODB_TABLE_PREFIX", "hybridsite-")
 DYNAMODB_TIMEOUT_SECONDS = env.float("DYNAMODB_TIMEOUT_SECONDS", 5.0, minimum=0.05)
 # HTTP connections kept per table client: at least the projectors' writer threads.

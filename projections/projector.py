@@ -46,7 +46,7 @@ from django.utils import timezone
 from hybridsite import dynamodb, tracing
 from hybridsite.dynamodb import get_item, hash_key_attribute, key_names
 
-from . import cache, metrics
+from . import cache, metrics, regions
 from .models import OwnerManifest
 from .registry import AGGREGATES, Aggregate, Item, Projection, Snapshot
 from .tables import ProjectedItem
@@ -62,6 +62,11 @@ ENVELOPE_BYTES = 1024  # key, owner, version and timestamps, generously
 
 class PermanentProjectionError(Exception):
     """Retrying cannot fix this projection (e.g. an aggregate type nothing projects)."""
+
+
+class ReplicaRegionWrite(PermanentProjectionError):
+    """A projection write in a replica region (see :mod:`projections.regions`): a reader's miss
+    there answers from Postgres instead."""
 
 
 @dataclass
@@ -185,6 +190,9 @@ def key_of(item: ProjectedItem | Item, model: type[ProjectedItem]) -> tuple[str,
 
 
 def _put(item: ProjectedItem, condition: Any) -> bool:
+    refusal = regions.replica_write_refusal(table=item.Meta.table_name)
+    if refusal:
+        raise ReplicaRegionWrite(refusal)
     return dynamodb.put(item, condition)
 
 

@@ -117,20 +117,23 @@ def test_process_environment_wins_over_env_file(tmp_path: Path) -> None:
     }
 
 
-def start_django(**overrides: str) -> subprocess.CompletedProcess[str]:
-    """``django.setup()`` with hybridsite.settings in a clean environment that names every service."""
-    env = {
+def clean_env(**overrides: str) -> dict[str, str]:
+    """A process environment for hybridsite.settings that names every service, and nothing else."""
+    return {
         "PATH": "/usr/bin:/bin",
         "DJANGO_SETTINGS_MODULE": "hybridsite.settings",
-        "DEBUG": "0",
         "SECRET_KEY": "s" * 64,
         "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/unused",
         "REDIS_URL": "redis://127.0.0.1:6379/15",
         **overrides,
     }
+
+
+def start_django(**overrides: str) -> subprocess.CompletedProcess[str]:
+    """``django.setup()`` with hybridsite.settings in a clean environment that names every service."""
     return subprocess.run(
         [sys.executable, "-c", "import django; django.setup()"],
-        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60,
+        cwd=BASE_DIR, env=clean_env(**{"DEBUG": "0", **overrides}), capture_output=True, text=True, timeout=60,
     )
 
 
@@ -174,17 +177,9 @@ def test_choice_rejects_other_values() -> None:
 
 def engine(**overrides: str) -> str:
     """settings.DYNAMODB_ENGINE as a process started with these variables sees it."""
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "DJANGO_SETTINGS_MODULE": "hybridsite.settings",
-        "SECRET_KEY": "s" * 64,
-        "DATABASE_URL": "postgresql://postgres@127.0.0.1:5432/unused",
-        "REDIS_URL": "redis://127.0.0.1:6379/15",
-        **overrides,
-    }
     result = subprocess.run(
         [sys.executable, "-c", "from django.conf import settings; print(settings.DYNAMODB_ENGINE)"],
-        cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60,
+        cwd=BASE_DIR, env=clean_env(**overrides), capture_output=True, text=True, timeout=60,
     )
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()

@@ -7,7 +7,7 @@ from django.core.management.base import BaseCommand
 from django.db import OperationalError, connection
 
 from catalog.models import NOTIFY_CHANNEL
-from projections import relay
+from projections import regions, relay
 from projections.tasks import kick_relay
 
 logger = logging.getLogger("projections.relay")
@@ -22,6 +22,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options) -> None:
+        regions.require_home_region(process="outbox_listen")
         while True:
             try:
                 self._listen()

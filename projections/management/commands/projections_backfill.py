@@ -3,6 +3,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
+from projections import regions
 from projections.backfill import backfill, default_processes
 from projections.registry import AGGREGATES
 
@@ -30,6 +31,7 @@ class Command(BaseCommand):
         self, *args, model: list[str] | None, resume: bool, chunk: int, workers: int, processes: int,
         reshape: bool, rate: float | None, **options,
     ) -> None:
+        regions.require_home_region(process="projections_backfill")
         if rate is not None and rate <= 0:
             raise CommandError("--rate must be positive")
         for aggregate_type in model or sorted(AGGREGATES):

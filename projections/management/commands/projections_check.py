@@ -1,5 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
+from projections import regions
 from projections.drift import check
 from projections.projector import project
 from projections.registry import AGGREGATES
@@ -17,6 +18,8 @@ class Command(BaseCommand):
         parser.add_argument("--repair", action="store_true", help="re-project every aggregate that drifted")
 
     def handle(self, *args, sample: int | None, model: list[str] | None, repair: bool, **options) -> None:
+        if repair:
+            regions.require_home_region(process="projections_check --repair")
         if sample is not None and sample < 1:
             raise CommandError("--sample must be at least 1")
         report = check(sample=sample, aggregates=model)

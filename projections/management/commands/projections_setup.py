@@ -1,6 +1,7 @@
 from django.core.management.base import BaseCommand
 
 from hybridsite.dynamodb import tables_ensure
+from projections import regions
 from projections.backfill import backfill
 from projections.registry import AGGREGATES
 
@@ -15,6 +16,8 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, backfill_created: bool, **options) -> None:
+        if backfill_created:
+            regions.require_home_region(process="projections_setup --backfill-created")
         actions = tables_ensure()
         for table, action in actions.items():
             self.stdout.write(f"{table}: {action}")
