@@ -32,7 +32,8 @@ ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
         "category-tree": _PROJECTOR,
         "carts": ("GetItem", "PutItem"),  # conditional on the cart's version
         "drafts": ("GetItem", "PutItem", "DeleteItem"),  # autosave; deleted once published
-        "idempotency-keys": ("GetItem", "PutItem", "DeleteItem"),  # a claim, its response, a released claim
+        # a claim (conditional put), its response (update), a released claim (delete)
+        "idempotency-keys": ("GetItem", "PutItem", "UpdateItem", "DeleteItem"),
     },
     "worker": {
         # Scan: projections_check and projections_shapes (one-off tasks on the worker's definition)
