@@ -108,6 +108,9 @@ class HybridsiteStack(cdk.Stack):
             self, "Cluster", vpc=self.vpc, container_insights_v2=ecs.ContainerInsights.ENABLED,
         )
         self.services = {process.role: self._service(process) for process in self._processes()}
+        for service in self.services.values():  # a new model's table exists before the code that uses it runs
+            for table in self.tables.values():
+                service.node.add_dependency(table)
         self.one_off = self._task_definition(
             Process("migrate", ("sh", "-c", "python manage.py migrate --noinput && python manage.py projections_setup"),
                     count=0),
@@ -115,6 +118,7 @@ class HybridsiteStack(cdk.Stack):
         self.load_balancer = self._load_balancer(self.services["web"], certificate_arn.value_as_string)
         self.writeback = self._writeback_lambda(writeback_tables)
         self._alarms(writeback_tables)
+        self._outputs()
 
     # --- network ---------------------------------------------------------------------------------
 
@@ -456,6 +460,21 @@ class HybridsiteStack(cdk.Stack):
         if not Path(self.config.lambda_asset).exists():
             raise FileNotFoundError(f"{self.config.lambda_asset}: build the write-back Lambda first (make lambda)")
         return lambda_.Code.from_asset(self.config.lambda_asset)
+
+    def _outputs(self) -> None:
+        """What the one-off tasks and the DNS record need (docs/deploy/aws.md)."""
+        private = self.vpc.select_subnets(subnet_type=ec2.SubnetType.PRIVATE_ISOLATED).subnet_ids
+        for name, value in {
+            "ClusterName": self.cluster.cluster_name,
+            "MigrateTaskDefinitionArn": self.one_off.task_definition_arn,
+            "WorkerTaskDefinitionArn": self.services["worker"].task_definition.task_definition_arn,
+            "PrivateSubnetIds": cdk.Fn.join(",", private),
+            "TaskSecurityGroupId": self.app_security_group.security_group_id,
+            "LoadBalancerDnsName": self.load_balancer.load_balancer_dns_name,
+            "AlarmTopicArn": self.alarm_topic.topic_arn,
+            "WritebackFailureQueueUrl": self.writeback_failures.queue_url,
+        }.items():
+            cdk.CfnOutput(self, name, value=value)
 
     # --- alarms ----------------------------------------------------------------------------------
 
