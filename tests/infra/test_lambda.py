@@ -67,9 +67,9 @@ def test_the_clean_environment_has_none_of_this_ones_packages(lambda_python) -> 
 
 def test_the_packaged_handler_applies_real_stream_records(fresh_streams, on_sale, customers, lambda_python) -> None:
     ann, bob = customers(2)
-    services.cart_line_set(user_id=ann, sku="SKU-1", quantity=3)
-    services.cart_line_set(user_id=bob, sku="SKU-2", quantity=1)
-    services.cart_line_set(user_id=ann, sku="SKU-4", quantity=1)
+    services.cart_line_set(user_id=bob, sku="SKU-0", quantity=2)
+    services.cart_line_set(user_id=ann, sku="SKU-3", quantity=5)
+    services.cart_line_remove(user_id=bob, sku="SKU-0")
     records = stream_records()
     assert [r["eventName"] for r in records] == ["INSERT", "INSERT", "MODIFY"]
     assert invoke(lambda_python, {"Records": records}) == {"batchItemFailures": []}
@@ -78,7 +78,7 @@ def test_the_packaged_handler_applies_real_stream_records(fresh_streams, on_sale
     assert invoke(lambda_python, {"Records": records}) == {"batchItemFailures": []}  # redelivered
     assert list(CartCopy.objects.order_by("user_id").values_list("user_id", "version", "lines", "copied_at")) == copied
 
-    ghost = {**records[1], "dynamodb": {**records[1]["dynamodb"], "SequenceNumber": "999"}}
-    ghost["dynamodb"]["NewImage"] = {**ghost["dynamodb"]["NewImage"], "user_id": {"S": str(bob + 1000)}}
-    answer = invoke(lambda_python, {"Records": [records[0], ghost, records[2]]})
+    stranger = {**records[0], "dynamodb": {**records[0]["dynamodb"], "SequenceNumber": "999"}}
+    stranger["dynamodb"]["NewImage"] = {**stranger["dynamodb"]["NewImage"], "user_id": {"S": str(ann + 1000)}}
+    answer = invoke(lambda_python, {"Records": [records[1], stranger, records[2]]})
     assert answer == {"batchItemFailures": [{"itemIdentifier": "999"}]}
