@@ -47,7 +47,7 @@ def _touch_products(where: str) -> str:
     return f"UPDATE catalog_product SET version = version + 1 WHERE {where};"
 
 
-def _emit(aggregate: str, source: str, aggregate_id: str = "id", version: str = "version") -> str:
+def emit_outbox(aggregate: str, source: str, aggregate_id: str = "id", version: str = "version") -> str:
     """SQL that writes one outbox row per row of ``source`` and wakes the relay at commit."""
     return (
         f"INSERT INTO catalog_outboxevent ({OUTBOX_COLUMNS})"
@@ -56,7 +56,7 @@ def _emit(aggregate: str, source: str, aggregate_id: str = "id", version: str = 
     )
 
 
-def _statement_triggers(
+def statement_triggers(
     name: str, insert: str | None, update: str | None, delete: str | None, truncate: str | None = None,
     truncate_when: pgtrigger.When = pgtrigger.Before,
 ) -> list:
@@ -89,7 +89,7 @@ def _statement_triggers(
 def _child_touches_product(name: str) -> list:
     """Triggers of a table with a ``product_id``: any real change to its rows is a change of the
     product; a statement that changes nothing (same values written again) changes no version."""
-    return _statement_triggers(
+    return statement_triggers(
         name,
         insert=_touch_products("id IN (SELECT product_id FROM new_rows)"),
         update=_touch_products(
@@ -135,7 +135,7 @@ _CATEGORY_TREE_CHANGED = (
     # truncated version table starts again instead of counting nothing.
     f"INSERT INTO catalog_categorytreeversion (id, version) VALUES (1, {NOW_US})"
     f" ON CONFLICT (id) DO UPDATE SET version = GREATEST(catalog_categorytreeversion.version + 1, {NOW_US});"
-    + _emit("category", "catalog_categorytreeversion", aggregate_id="0")
+    + emit_outbox("category", "catalog_categorytreeversion", aggregate_id="0")
 )
 _CATEGORY_ROW_CHANGED = "(n.name, n.slug, n.parent_id) IS DISTINCT FROM (o.name, o.slug, o.parent_id)"
 
@@ -149,7 +149,7 @@ class Category(models.Model):
         verbose_name_plural = "categories"
         ordering = ["slug"]
         constraints = [models.CheckConstraint(condition=~Q(parent=models.F("id")), name="category_not_own_parent")]
-        triggers = _statement_triggers(
+        triggers = statement_triggers(
             "category_outbox",
             insert=_CATEGORY_CYCLE_CHECK + _CATEGORY_TREE_CHANGED,
             update=(
@@ -206,16 +206,16 @@ class Product(models.Model):
                     " ELSE NEW.updated_at := OLD.updated_at; END IF; RETURN NEW;"
                 ),
             ),
-            *_statement_triggers(
+            *statement_triggers(
                 "product_outbox",
-                insert=_emit("product", "new_rows"),
-                update=_emit(
+                insert=emit_outbox("product", "new_rows"),
+                update=emit_outbox(
                     "product", "new_rows n JOIN old_rows o ON o.id = n.id WHERE n.version <> o.version",
                     aggregate_id="n.id", version="n.version",
                 ),
-                delete=_emit("product", "old_rows", version=f"GREATEST(version + 1, {NOW_US})"),
+                delete=emit_outbox("product", "old_rows", version=f"GREATEST(version + 1, {NOW_US})"),
                 # Products are deleted with their child rows (CASCADE): each gets its delete row.
-                truncate=_emit("product", "catalog_product", version=f"GREATEST(version + 1, {NOW_US})"),
+                truncate=emit_outbox("product", "catalog_product", version=f"GREATEST(version + 1, {NOW_US})"),
             ),
         ]
 
@@ -249,7 +249,7 @@ class Warehouse(models.Model):
 
     class Meta:
         ordering = ["code"]
-        triggers = _statement_triggers(
+        triggers = statement_triggers(
             "warehouse_bumps_product",
             insert=None,
             update=_touch_products(

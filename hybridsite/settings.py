@@ -369,6 +369,8 @@ OUTBOX_STALL_SECONDS = env.float("OUTBOX_STALL_SECONDS", 30.0, 0.1)
 DRIFT_WATCH_SECONDS = env.float("DRIFT_WATCH_SECONDS", 300.0, 1.0)
 DRIFT_WATCH_SAMPLE = env.int("DRIFT_WATCH_SAMPLE", 200, 1)
 TOMBSTONE_TTL_SECONDS = env.int("TOMBSTONE_TTL_SECONDS", 7 * 24 * 3600, 60)
+# How long a product's history keeps each version (DynamoDB's TTL removes it after).
+HISTORY_DAYS = env.int("HISTORY_DAYS", 90, 1)
 
 # Metrics and SLOs (ops/). prometheus_client reads PROMETHEUS_MULTIPROC_DIR from the process
 # environment itself (the launcher gives every process it starts the same fresh directory); with it,
@@ -420,6 +422,7 @@ THROTTLE_RATES = {
     "login": env.int("THROTTLE_LOGIN_PER_MINUTE", 10, 1),
     "health": env.int("THROTTLE_HEALTH_PER_MINUTE", 120, 1),
     "cart": env.int("THROTTLE_CART_PER_MINUTE", 600, 1),
+    "orders": env.int("THROTTLE_ORDERS_PER_MINUTE", 600, 1),  # a customer's reads of their orders
     # Orders one customer may place (or try to), whatever the client.
     "checkout": env.int("THROTTLE_CHECKOUT_PER_MINUTE", 30, 1),
 }

@@ -27,17 +27,48 @@ def encode_cursor(sku: str) -> str:
     return _cursor_signer().sign_object({"after": sku})
 
 
+def _unsigned(signer: signing.Signer, cursor: str) -> object:
+    if len(cursor) > CURSOR_MAX_LENGTH:
+        raise BadCursor("cursor is not one this API returned")
+    try:
+        return signer.unsign_object(cursor)
+    except (signing.BadSignature, ValueError, TypeError):
+        raise BadCursor("cursor is not one this API returned") from None
+
+
 def decode_cursor(cursor: str) -> str:
     """The SKU a cursor continues after; anything not signed by us, or not a SKU, is refused."""
     if not cursor:
         return ""
-    if len(cursor) > CURSOR_MAX_LENGTH:
-        raise BadCursor("cursor is not one this API returned")
-    try:
-        data = _cursor_signer().unsign_object(cursor)
-    except (signing.BadSignature, ValueError, TypeError):
-        raise BadCursor("cursor is not one this API returned") from None
+    data = _unsigned(_cursor_signer(), cursor)
     after = data.get("after") if isinstance(data, dict) else None
     if not isinstance(after, str) or len(after) > SKU_MAX_LENGTH or not _SKU.fullmatch(after):
+        raise BadCursor("cursor is not one this API returned")
+    return after
+
+
+# --- a customer's order pages: the position is bound to the customer it was handed to ------------
+
+_ORDER_POSITION = re.compile("[0-9]{19}")
+
+
+def _order_cursor_signer() -> signing.Signer:
+    return signing.Signer(salt="projections.order-cursor", algorithm="sha256")
+
+
+def encode_order_cursor(user_id: int, after: str) -> str:
+    """A position in one customer's orders (a sort key), signed with the customer's id."""
+    return _order_cursor_signer().sign_object({"customer": user_id, "after": after})
+
+
+def decode_order_cursor(cursor: str, user_id: int) -> str:
+    """The sort key a customer's cursor continues after; another customer's cursor is refused."""
+    if not cursor:
+        return ""
+    data = _unsigned(_order_cursor_signer(), cursor)
+    if not isinstance(data, dict) or data.get("customer") != user_id:
+        raise BadCursor("cursor is not one this API returned")
+    after = data.get("after")
+    if not isinstance(after, str) or not _ORDER_POSITION.fullmatch(after):
         raise BadCursor("cursor is not one this API returned")
     return after

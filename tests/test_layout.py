@@ -17,11 +17,11 @@ FIRST_PARTY = {*SHIPPED, "devtools", "bench", "tests"}
 # that imports every app.
 ALLOWED = {
     "catalog": set(),
-    "projections": {"catalog", "hybridsite"},
+    "projections": {"catalog", "orders", "hybridsite"},  # orders: projected like the catalog
     "writeback": {"hybridsite"},  # the Streams consumer: each app registers how to apply its records
     "carts": {"catalog", "projections", "writeback", "hybridsite"},
     "drafts": {"catalog", "projections", "writeback", "hybridsite"},
-    "orders": {"catalog", "carts", "hybridsite"},
+    "orders": {"catalog", "carts", "projections", "hybridsite"},  # reads served like the catalog's
     "ops": {"catalog", "projections", "hybridsite"},  # operating the site: metrics, SLOs, read-only mode, drift watch
     "hybridsite": {"catalog", "projections", "carts", "drafts", "orders", "writeback", "ops"},
 }
