@@ -16,6 +16,7 @@ class BadCursor(ValueError):
 
 CURSOR_MAX_LENGTH = 256
 _SKU = re.compile(f"{SKU_PATTERN}")
+_SORT_KEY = re.compile("[0-9]{19}")  # a zero-padded bigint: an inverted order id, a version
 
 
 def _cursor_signer() -> signing.Signer:
@@ -49,7 +50,6 @@ def decode_cursor(cursor: str) -> str:
 
 # --- a customer's order pages: the position is bound to the customer it was handed to ------------
 
-_ORDER_POSITION = re.compile("[0-9]{19}")
 
 
 def _order_cursor_signer() -> signing.Signer:
@@ -69,6 +69,31 @@ def decode_order_cursor(cursor: str, user_id: int) -> str:
     if not isinstance(data, dict) or data.get("customer") != user_id:
         raise BadCursor("cursor is not one this API returned")
     after = data.get("after")
-    if not isinstance(after, str) or not _ORDER_POSITION.fullmatch(after):
+    if not isinstance(after, str) or not _SORT_KEY.fullmatch(after):
         raise BadCursor("cursor is not one this API returned")
     return after
+
+
+# --- a product's history: the position is bound to the SKU it was handed for --------------------
+
+
+def _history_cursor_signer() -> signing.Signer:
+    return signing.Signer(salt="projections.history-cursor", algorithm="sha256")
+
+
+def encode_history_cursor(sku: str, before: str) -> str:
+    """A position in one product's history (a version's sort key)."""
+    return _history_cursor_signer().sign_object({"sku": sku, "before": before})
+
+
+def decode_history_cursor(cursor: str, sku: str) -> str:
+    """The sort key a history page continues before; a cursor of another SKU is refused."""
+    if not cursor:
+        return ""
+    data = _unsigned(_history_cursor_signer(), cursor)
+    if not isinstance(data, dict) or data.get("sku") != sku:
+        raise BadCursor("cursor is not one this API returned")
+    before = data.get("before")
+    if not isinstance(before, str) or not _SORT_KEY.fullmatch(before):
+        raise BadCursor("cursor is not one this API returned")
+    return before
