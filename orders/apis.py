@@ -29,6 +29,7 @@ from projections.apis import (
     MAX_VERSION,
     PublicApi,
     min_version_of,
+    refuse_unknown,
 )
 from projections.cursors import CURSOR_MAX_LENGTH
 from projections.documents import order_document
@@ -94,6 +95,7 @@ READ_RESPONSES = {
     404: OpenApiResponse(description="No such order of this customer."),
     412: OpenApiResponse(description="No version at or above min_version exists."),
     429: OpenApiResponse(description="Rate limit reached; see Retry-After."),
+    503: OpenApiResponse(description="Neither DynamoDB nor Postgres can answer; retry after Retry-After."),
 }
 
 
@@ -147,6 +149,7 @@ class OrderListCreateApi(CustomerReadApi):
     )
     def get(self, request: Request) -> HttpResponse:
         """The customer's own orders, newest first."""
+        refuse_unknown(request, {"limit", "cursor", "min_version"})
         limit = _integer_param(request, "limit", MAX_PAGE) or DEFAULT_PAGE
         result = listings.read_orders(
             _user_id(request), limit, request.GET.get("cursor", ""), self.throttle(request), min_version_of(request)
@@ -212,6 +215,7 @@ class OrderDetailApi(CustomerReadApi):
     )
     def get(self, request: Request, order_id: int) -> HttpResponse:
         """One of the customer's orders (ETag: its version)."""
+        refuse_unknown(request, {"min_version"})
         min_version = min_version_of(request)
         address = order_address(_user_id(request), order_id)
         result = reader.read_document(address, self.throttle(request), min_version)

@@ -11,6 +11,7 @@ from rest_framework.views import APIView
 from catalog.apis import StaffWithPermission
 from catalog.models import Product
 
+from .apis import refuse_unknown
 from .cursors import CURSOR_MAX_LENGTH, BadCursor, decode_history_cursor, encode_history_cursor
 from .history import product_history
 
@@ -55,6 +56,7 @@ class ProductHistoryApi(APIView):
     def get(self, request: Request, sku: str) -> Response:
         """The product's versions, newest first, each with what changed since the one before it
         (kept for ``HISTORY_DAYS``; a deleted product's history stays until then)."""
+        refuse_unknown(request, {"cursor"})
         try:
             before = decode_history_cursor(request.query_params.get("cursor", ""), sku)
         except BadCursor as exc:

@@ -22,7 +22,8 @@ from carts.services import cart_line_set
 from catalog import services
 from catalog.models import Category, Product, Warehouse
 from hybridsite.wsgi import application
-from projections.cursors import encode_cursor
+from projections.cursors import encode_cursor, encode_history_cursor, encode_order_cursor
+from projections.registry import order_key
 from projections.relay import drain
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,11 +31,14 @@ pytestmark = pytest.mark.django_db(transaction=True)
 load_all_checks()
 ALL_CHECKS = list(CHECKS.get_all())
 LISTING = "/api/categories/{slug}/products/"
+ORDERS = "/api/orders/"
+HISTORY = "/api/internal/products/{sku}/history/"
 # A schema-valid stock adjustment can still be refused by the data it meets: a warehouse code that
 # does not exist, or stock that would go below zero; so can a cart line (a SKU not on sale, a full
 # cart). All are 400 naming the field, by design. A schema-valid If-Match that is not the current
 # ETag is a 412, by design too. A schema-valid checkout meets the customer's cart: empty (400), or
-# holding more than is in stock (409).
+# holding more than is in stock (409). A schema-valid min_version above every version of an order is
+# a 412 (none exists), and a history cursor is bound to the SKU it was handed for (400 for another).
 REFUSED_BY_DATA = {
     "positive_data_acceptance": {"expected-statuses": ["2xx", "400", "401", "403", "404", "409", "412", "429"]},
 }
@@ -46,6 +50,9 @@ CONFIG = SchemathesisConfig.from_dict({
         {"include-path": "/api/cart/", "include-method": "DELETE", "checks": REFUSED_BY_DATA},
         {"include-path": "/api/internal/products/{sku}/draft/", "include-method": "PUT", "checks": REFUSED_BY_DATA},
         {"include-path": "/api/orders/", "include-method": "POST", "checks": REFUSED_BY_DATA},
+        {"include-path": "/api/orders/", "include-method": "GET", "checks": REFUSED_BY_DATA},
+        {"include-path": "/api/orders/{order_id}/", "include-method": "GET", "checks": REFUSED_BY_DATA},
+        {"include-path": HISTORY, "include-method": "GET", "checks": REFUSED_BY_DATA},
     ],
 })
 FUZZ = hypothesis_settings(
@@ -91,6 +98,18 @@ def _fuzz_test(strategy, name: str, calls: Counter[str], headers: dict[str, str]
     return run
 
 
+def signed_cursors(token: str | None) -> dict[str, dict[str, str]]:
+    """A cursor is HMAC-signed (and an order cursor bound to its customer): a schema-valid string is
+    still not one the API handed out, so positive examples send one it did."""
+    cursors = {
+        LISTING: {"cursor": encode_cursor("SKU-0")}, HISTORY: {"cursor": encode_history_cursor("SKU-0", "1" * 19)},
+    }
+    if token is not None:
+        user_id = Token.objects.get(key=token).user_id
+        cursors[ORDERS] = {"cursor": encode_order_cursor(user_id, order_key(user_id, 1)["sk"])}
+    return cursors
+
+
 def fuzz(headers: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
     """Every operation of the schema this caller is served, positive then negative examples.
 
@@ -100,13 +119,13 @@ def fuzz(headers: dict[str, str] | None = None) -> tuple[list[str], list[str]]:
     schema = schemathesis.openapi.from_wsgi("/api/schema/", application, config=CONFIG, headers=headers or {})
     operations, failures = [], []
     calls: Counter[str] = Counter()
+    token = (headers or {}).get("Authorization", "").removeprefix("Token ") or None
+    cursors = signed_cursors(token)
     for result in schema.get_all_operations():
         operation = result.ok()
         operations.append(f"{operation.method.upper()} {operation.path}")
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-            # A cursor is HMAC-signed: a schema-valid string is still not one the API handed out.
-            fixed = {"cursor": encode_cursor("SKU-0")} if mode.is_positive and operation.path == LISTING else None
+            fixed = cursors.get(operation.path) if mode.is_positive and operation.method.upper() == "GET" else None
 
             run = _fuzz_test(operation.as_strategy(generation_mode=mode, query=fixed), operations[-1], calls, headers)
             try:
@@ -133,7 +152,7 @@ def test_public_api_as_anonymous(catalog):
 @pytest.mark.proof
 def test_whole_api_with_a_staff_token(staff_token):
     operations, failures = fuzz({"Authorization": f"Token {staff_token}"})
-    assert len(operations) == 16, operations
+    assert len(operations) == 17, operations
     assert failures == [], "\n\n".join(failures)
 
 
@@ -147,6 +166,9 @@ def customer_token(catalog) -> str:
 def test_customer_api_with_a_customer_token(customer_token):
     operations, failures = fuzz({"Authorization": f"Token {customer_token}"})
     assert not [name for name in operations if "/api/internal/" in name]  # the staff API stays unlisted
-    customer = {"GET /api/cart/", "PUT /api/cart/items/{sku}/", "POST /api/orders/", "GET /api/orders/{order_id}/"}
+    customer = {
+        "GET /api/cart/", "PUT /api/cart/items/{sku}/", "POST /api/orders/", "GET /api/orders/",
+        "GET /api/orders/{order_id}/",
+    }
     assert customer <= set(operations)
     assert failures == [], "\n\n".join(failures)
