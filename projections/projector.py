@@ -375,12 +375,13 @@ class _Job:
     def grown(self) -> dict[str, set[tuple[str, ...]]]:
         return self.manifest.grown({plan.table: plan.keys for plan in self.plans if not plan.projection.append_only})
 
-    def apply_round(self, number: int, projected_at: datetime, repair: bool) -> None:
-        for table in self.rounds[number]:
-            if self.plans[table].projection.append_only:
-                _append(self.plans[table], self.owner, self.snapshot, self.version, projected_at, self.outcome)
-            else:
-                self.apply(table, projected_at, repair)
+    def write(self, table: int, projected_at: datetime, repair: bool) -> None:
+        """The ``table``-th view's writes: appended, or applied. The two kinds of one job may run
+        at once on two threads: they change different fields of the outcome."""
+        if self.plans[table].projection.append_only:
+            _append(self.plans[table], self.owner, self.snapshot, self.version, projected_at, self.outcome)
+        else:
+            self.apply(table, projected_at, repair)
 
     def apply(self, table: int, projected_at: datetime, repair: bool) -> None:
         """Write the documents of the aggregate's ``table``-th view and tombstone what it left."""
@@ -427,11 +428,11 @@ def _project_jobs(jobs: list[_Job], results: dict[int, Outcome | Exception], rep
             if job.owner in unfenced:
                 results[job.index] = Fenced(f"{job.owner}: the projection lock is no longer held")
         live = [job for job in live if job.owner not in unfenced]
-        writing = [job for job in live if number < len(job.rounds)]
-        write = partial(_Job.apply_round, number=number, projected_at=projected_at, repair=repair)
-        for job, error in zip(writing, concurrently(write, writing)):
+        writes = [(job, table) for job in live if number < len(job.rounds) for table in job.rounds[number]]
+        write = partial(_write, projected_at=projected_at, repair=repair)
+        for (job, _), error in zip(writes, concurrently(write, writes)):
             if isinstance(error, Exception):
-                results[job.index] = error
+                results.setdefault(job.index, error)
         live = [job for job in live if job.index not in results]
     for job, refreshed in zip(live, cache.refresh_after_projections([job.outcome.refreshes for job in live])):
         job.outcome.cache_failed |= not refreshed
@@ -442,6 +443,11 @@ def _project_jobs(jobs: list[_Job], results: dict[int, Outcome | Exception], rep
             lag = projected_at - datetime.fromisoformat(job.snapshot.committed_at)
             outcome.lag_ms.append(lag.total_seconds() * 1000)
         results[job.index] = outcome
+
+
+def _write(task: tuple[_Job, int], projected_at: datetime, repair: bool) -> None:
+    job, table = task
+    job.write(table, projected_at, repair)
 
 
 _writers: ThreadPoolExecutor | None = None

@@ -90,6 +90,9 @@ class ProductVersion(ProjectedItem):
     Meta = table_meta("history")
     pk = UnicodeAttribute(hash_key=True)  # the SKU
     sk = UnicodeAttribute(range_key=True)  # the version, zero-padded: versions sort in order
+    # No owner index: nothing looks the history up by owner (the drift check reads the keys it
+    # expects), and an index would be a second write for every append.
+    owner_index = None  # type: ignore[assignment]
 
 
 TABLES: tuple[type[ProjectedItem], ...] = (
