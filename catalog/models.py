@@ -86,19 +86,59 @@ def statement_triggers(
     return triggers
 
 
-def _child_touches_product(name: str) -> list:
-    """Triggers of a table with a ``product_id``: any real change to its rows is a change of the
-    product; a statement that changes nothing (same values written again) changes no version."""
+def root_triggers(aggregate: str, table: str, stamp: str | None = None) -> list:
+    """The triggers of an aggregate's root table: BEFORE ones that give each row its version (a new
+    one when asked for one, a touch: version + 1, or when data changed; writing the same values
+    again changes nothing), and statement ones that write an outbox row per changed version. A
+    deleted or truncated row's outbox row carries a version above its last (its children go with it,
+    by CASCADE). ``stamp``: a column that takes the time of each new version."""
+    stamped = f" NEW.{stamp} := clock_timestamp();" if stamp else ""
+    ignored = "'version'" + (f" - '{stamp}'" if stamp else "")
+    kept = f" ELSE NEW.{stamp} := OLD.{stamp};" if stamp else ""
+    gone = f"GREATEST(version + 1, {NOW_US})"
+    return [
+        pgtrigger.Trigger(
+            name=f"{aggregate}_version_insert", when=pgtrigger.Before, operation=pgtrigger.Insert,
+            func=f"NEW.version := {NOW_US};{stamped} RETURN NEW;",
+        ),
+        pgtrigger.Trigger(
+            name=f"{aggregate}_version_update", when=pgtrigger.Before, operation=pgtrigger.Update,
+            func=(
+                f"IF NEW.version IS DISTINCT FROM OLD.version OR (to_jsonb(NEW) - {ignored})"
+                f" IS DISTINCT FROM (to_jsonb(OLD) - {ignored}) THEN"
+                f" NEW.version := GREATEST(OLD.version + 1, {NOW_US});{stamped}{kept} END IF; RETURN NEW;"
+            ),
+        ),
+        *statement_triggers(
+            f"{aggregate}_outbox",
+            insert=emit_outbox(aggregate, "new_rows"),
+            update=emit_outbox(
+                aggregate, "new_rows n JOIN old_rows o ON o.id = n.id WHERE n.version <> o.version",
+                aggregate_id="n.id", version="n.version",
+            ),
+            delete=emit_outbox(aggregate, "old_rows", version=gone),
+            truncate=emit_outbox(aggregate, table, version=gone),
+        ),
+    ]
+
+
+def child_triggers(name: str, root_table: str, key: str) -> list:
+    """Triggers of a table whose rows belong to an aggregate (``key`` names the row of its root
+    table): any real change to its rows is a change of the aggregate; a statement that changes
+    nothing (same values written again) changes no version."""
+
+    def touch(where: str) -> str:
+        """A new version for the root rows matched (their BEFORE UPDATE trigger gives it)."""
+        return f"UPDATE {root_table} SET version = version + 1 WHERE {where};"
+
     return statement_triggers(
         name,
-        insert=_touch_products("id IN (SELECT product_id FROM new_rows)"),
-        update=_touch_products(
-            f"id IN (SELECT n.product_id FROM {CHANGED_ROWS} UNION SELECT o.product_id FROM {CHANGED_ROWS})"
-        ),
-        delete=_touch_products("id IN (SELECT product_id FROM old_rows)"),
-        # After the TRUNCATE, every product that is left may have lost rows. (Before it, updating
-        # products that the same statement truncates would break its deferred key checks.)
-        truncate=_touch_products("true"),
+        insert=touch(f"id IN (SELECT {key} FROM new_rows)"),
+        update=touch(f"id IN (SELECT n.{key} FROM {CHANGED_ROWS} UNION SELECT o.{key} FROM {CHANGED_ROWS})"),
+        delete=touch(f"id IN (SELECT {key} FROM old_rows)"),
+        # After the TRUNCATE, every root row that is left may have lost rows. (Before it, updating
+        # root rows that the same statement truncates would break its deferred key checks.)
+        truncate=touch("true"),
         truncate_when=pgtrigger.After,
     )
 
@@ -190,34 +230,7 @@ class Product(models.Model):
         ordering = ["sku"]
         indexes = [models.Index(fields=["category", "sku"])]
         constraints = [models.CheckConstraint(condition=~Q(sku=""), name="product_sku_not_empty")]
-        triggers = [
-            pgtrigger.Trigger(
-                name="product_version_insert", when=pgtrigger.Before, operation=pgtrigger.Insert,
-                func=f"NEW.version := {NOW_US}; NEW.updated_at := clock_timestamp(); RETURN NEW;",
-            ),
-            pgtrigger.Trigger(
-                name="product_version_update", when=pgtrigger.Before, operation=pgtrigger.Update,
-                func=(
-                    # A new version when asked for one (a touch: version + 1) or when data changed;
-                    # writing the same values again changes nothing.
-                    "IF NEW.version IS DISTINCT FROM OLD.version OR (to_jsonb(NEW) - 'version' - 'updated_at')"
-                    " IS DISTINCT FROM (to_jsonb(OLD) - 'version' - 'updated_at') THEN"
-                    f" NEW.version := GREATEST(OLD.version + 1, {NOW_US}); NEW.updated_at := clock_timestamp();"
-                    " ELSE NEW.updated_at := OLD.updated_at; END IF; RETURN NEW;"
-                ),
-            ),
-            *statement_triggers(
-                "product_outbox",
-                insert=emit_outbox("product", "new_rows"),
-                update=emit_outbox(
-                    "product", "new_rows n JOIN old_rows o ON o.id = n.id WHERE n.version <> o.version",
-                    aggregate_id="n.id", version="n.version",
-                ),
-                delete=emit_outbox("product", "old_rows", version=f"GREATEST(version + 1, {NOW_US})"),
-                # Products are deleted with their child rows (CASCADE): each gets its delete row.
-                truncate=emit_outbox("product", "catalog_product", version=f"GREATEST(version + 1, {NOW_US})"),
-            ),
-        ]
+        triggers = root_triggers("product", "catalog_product", stamp="updated_at")
 
     def __str__(self) -> str:
         return f"{self.sku} — {self.name}"
@@ -237,7 +250,7 @@ class Price(models.Model):
             models.CheckConstraint(condition=Q(amount__gte=0), name="price_amount_not_negative"),
             models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="price_currency_iso4217"),
         ]
-        triggers = _child_touches_product("price_bumps_product")
+        triggers = child_triggers("price_bumps_product", "catalog_product", "product_id")
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"
@@ -274,7 +287,7 @@ class StockLevel(models.Model):
             models.UniqueConstraint(fields=["product", "warehouse"], name="stock_one_per_warehouse"),
             models.CheckConstraint(condition=Q(quantity__gte=0), name="stock_quantity_not_negative"),
         ]
-        triggers = _child_touches_product("stock_bumps_product")
+        triggers = child_triggers("stock_bumps_product", "catalog_product", "product_id")
 
     def __str__(self) -> str:
         """What the admin shows for a row ("SKU-000001 at AMS1"); querysets that list levels

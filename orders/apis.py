@@ -125,7 +125,7 @@ class OrderListCreateApi(CustomerReadApi):
             allow_null=True, help_text="The next page's `cursor` (opaque, for this customer only); null on the last."
         )
 
-    throttle_classes = api_settings.DEFAULT_THROTTLE_CLASSES  # POST; reads count in the read (``throttle``)
+    throttle_classes = list(api_settings.DEFAULT_THROTTLE_CLASSES)  # POST; reads count in the read (``throttle``)
     throttle_scope = "checkout"
 
     def get_throttles(self) -> list[BaseThrottle]:

@@ -12,22 +12,20 @@ transaction. Allocations are not part of the customer's view of an order: they c
 
 from __future__ import annotations
 
-import pgtrigger
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
-from catalog.models import CHANGED_ROWS, NOW_US, Product, Warehouse, emit_outbox, statement_triggers
+from catalog.models import (
+    Product,
+    Warehouse,
+    child_triggers,
+    root_triggers,
+)
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 NOTE_MAX_LENGTH = 500
-
-
-def _touch_orders(where: str) -> str:
-    """SQL that asks the orders matched by ``where`` for a new version (a change of a line is a
-    change of its order)."""
-    return f"UPDATE orders_order SET version = version + 1 WHERE {where};"
 
 
 class Order(models.Model):
@@ -47,30 +45,7 @@ class Order(models.Model):
             models.UniqueConstraint(fields=["user", "idempotency_key"], name="order_one_per_idempotency_key"),
             models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative"),
         ]
-        triggers = [
-            pgtrigger.Trigger(
-                name="order_version_insert", when=pgtrigger.Before, operation=pgtrigger.Insert,
-                func=f"NEW.version := {NOW_US}; RETURN NEW;",
-            ),
-            pgtrigger.Trigger(
-                name="order_version_update", when=pgtrigger.Before, operation=pgtrigger.Update,
-                func=(
-                    "IF NEW.version IS DISTINCT FROM OLD.version OR (to_jsonb(NEW) - 'version')"
-                    " IS DISTINCT FROM (to_jsonb(OLD) - 'version') THEN"
-                    f" NEW.version := GREATEST(OLD.version + 1, {NOW_US}); END IF; RETURN NEW;"
-                ),
-            ),
-            *statement_triggers(
-                "order_outbox",
-                insert=emit_outbox("order", "new_rows"),
-                update=emit_outbox(
-                    "order", "new_rows n JOIN old_rows o ON o.id = n.id WHERE n.version <> o.version",
-                    aggregate_id="n.id", version="n.version",
-                ),
-                delete=emit_outbox("order", "old_rows", version=f"GREATEST(version + 1, {NOW_US})"),
-                truncate=emit_outbox("order", "orders_order", version=f"GREATEST(version + 1, {NOW_US})"),
-            ),
-        ]
+        triggers = root_triggers("order", "orders_order")
 
     def __str__(self) -> str:
         return f"order {self.pk}"
@@ -93,16 +68,7 @@ class OrderLine(models.Model):
             models.UniqueConstraint(fields=["order", "product"], name="order_line_one_per_product"),
             models.CheckConstraint(condition=Q(quantity__gt=0), name="order_line_quantity_positive"),
         ]
-        triggers = statement_triggers(
-            "order_line_bumps_order",
-            insert=_touch_orders("id IN (SELECT order_id FROM new_rows)"),
-            update=_touch_orders(
-                f"id IN (SELECT n.order_id FROM {CHANGED_ROWS} UNION SELECT o.order_id FROM {CHANGED_ROWS})"
-            ),
-            delete=_touch_orders("id IN (SELECT order_id FROM old_rows)"),
-            truncate=_touch_orders("true"),
-            truncate_when=pgtrigger.After,
-        )
+        triggers = child_triggers("order_line_bumps_order", "orders_order", "order_id")
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.sku}"

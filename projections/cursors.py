@@ -48,52 +48,45 @@ def decode_cursor(cursor: str) -> str:
     return after
 
 
-# --- a customer's order pages: the position is bound to the customer it was handed to ------------
+# --- cursors bound to what they page (a customer's orders, a product's history) ----------------
+# The position is a sort key; a cursor handed out for one customer (or SKU) is refused for another.
 
 
+def _bound_signer(salt: str) -> signing.Signer:
+    return signing.Signer(salt=salt, algorithm="sha256")
 
-def _order_cursor_signer() -> signing.Signer:
-    return signing.Signer(salt="projections.order-cursor", algorithm="sha256")
+
+def _encode_bound(salt: str, bound_to: int | str, position: str) -> str:
+    return _bound_signer(salt).sign_object({"to": bound_to, "at": position})
+
+
+def _decode_bound(salt: str, cursor: str, bound_to: int | str) -> str:
+    if not cursor:
+        return ""
+    data = _unsigned(_bound_signer(salt), cursor)
+    position = data.get("at") if isinstance(data, dict) and data.get("to") == bound_to else None
+    if not isinstance(position, str) or not _SORT_KEY.fullmatch(position):
+        raise BadCursor("cursor is not one this API returned")
+    return position
+
+
+ORDER_CURSOR_SALT = "projections.order-cursor"
+HISTORY_CURSOR_SALT = "projections.history-cursor"
 
 
 def encode_order_cursor(user_id: int, after: str) -> str:
-    """A position in one customer's orders (a sort key), signed with the customer's id."""
-    return _order_cursor_signer().sign_object({"customer": user_id, "after": after})
+    """A position in one customer's orders (the sort key it continues after)."""
+    return _encode_bound(ORDER_CURSOR_SALT, user_id, after)
 
 
 def decode_order_cursor(cursor: str, user_id: int) -> str:
-    """The sort key a customer's cursor continues after; another customer's cursor is refused."""
-    if not cursor:
-        return ""
-    data = _unsigned(_order_cursor_signer(), cursor)
-    if not isinstance(data, dict) or data.get("customer") != user_id:
-        raise BadCursor("cursor is not one this API returned")
-    after = data.get("after")
-    if not isinstance(after, str) or not _SORT_KEY.fullmatch(after):
-        raise BadCursor("cursor is not one this API returned")
-    return after
-
-
-# --- a product's history: the position is bound to the SKU it was handed for --------------------
-
-
-def _history_cursor_signer() -> signing.Signer:
-    return signing.Signer(salt="projections.history-cursor", algorithm="sha256")
+    return _decode_bound(ORDER_CURSOR_SALT, cursor, user_id)
 
 
 def encode_history_cursor(sku: str, before: str) -> str:
-    """A position in one product's history (a version's sort key)."""
-    return _history_cursor_signer().sign_object({"sku": sku, "before": before})
+    """A position in one product's history (the sort key it continues before)."""
+    return _encode_bound(HISTORY_CURSOR_SALT, sku, before)
 
 
 def decode_history_cursor(cursor: str, sku: str) -> str:
-    """The sort key a history page continues before; a cursor of another SKU is refused."""
-    if not cursor:
-        return ""
-    data = _unsigned(_history_cursor_signer(), cursor)
-    if not isinstance(data, dict) or data.get("sku") != sku:
-        raise BadCursor("cursor is not one this API returned")
-    before = data.get("before")
-    if not isinstance(before, str) or not _SORT_KEY.fullmatch(before):
-        raise BadCursor("cursor is not one this API returned")
-    return before
+    return _decode_bound(HISTORY_CURSOR_SALT, cursor, sku)
