@@ -144,7 +144,7 @@ def test_a_new_user_walks_through_admin_and_docs(web, catalog, tmp_path, redis_c
     slo_sample_record()
     kettle = Product.objects.get(pk=catalog["product_id"])  # two versions in its history
     project("product", kettle.pk)
-    services.price_set(product=kettle, currency="EUR", amount=Decimal("17.99"))
+    services.product_update(product=kettle, name="Steel Kettle, 1.7 l")
     project("product", kettle.pk)
     drift_watch_run(sample=50)  # one stored run for the drift page
     with sync_api.sync_playwright() as playwright:
@@ -184,7 +184,7 @@ def test_a_new_user_walks_through_admin_and_docs(web, catalog, tmp_path, redis_c
             page.wait_for_load_state("networkidle")
             visit("product-history")
             assert page.locator("tr.product-version").count() == 2
-            assert "price EUR: 19.99 → 17.99" in page.locator("#product-versions").inner_text()
+            assert "name: Steel Kettle → Steel Kettle, 1.7 l" in page.locator("#product-versions").inner_text()
             keep("product-history")
 
             visit("report", "/admin/catalog/product/report/")
