@@ -18,7 +18,7 @@ class Migration(migrations.Migration):
             field=models.BigIntegerField(db_default=0, default=0, editable=False),
         ),
         # Orders placed before change capture: a version from their creation time, below any the
-        # triggers give later (they are projected by `projections_backfill order`).
+        # triggers give later (they are projected by `projections_backfill --model order`).
         migrations.RunSQL(
             "UPDATE orders_order SET version = (extract(epoch from created_at) * 1000000)::bigint",
             migrations.RunSQL.noop,

@@ -44,6 +44,7 @@ pytestmark = pytest.mark.integration
 PSQL = Path(pgserver.__file__).parent / "pginstall" / "bin" / "psql"
 WRITES = 5000
 PRODUCTS = 200
+ORDERED = 20
 
 
 class Catalog:
@@ -61,6 +62,7 @@ class Catalog:
         self.orders: list[int] = []  # appended by the writer, read by the order reader
         for n in range(PRODUCTS):
             self.create(f"SKU-{n:04d}")
+        self.sold = set(sorted(self.live)[:ORDERED])  # what orders are placed for: never deleted (PROTECT)
 
     def create(self, sku: str) -> None:
         product = services.product_create(sku=sku, name=f"Product {sku}", category=self.rng.choice(self.categories))
@@ -82,7 +84,8 @@ class Catalog:
         sku = rng.choice(sorted(self.live))
         product = self.live[sku]
         if kind < 0.04:
-            self.delete(sku)
+            if sku not in self.sold:
+                self.delete(sku)
         elif kind < 0.05:
             services.product_update(product=product, category=rng.choice(self.categories))
         elif kind < 0.055:
@@ -95,7 +98,7 @@ class Catalog:
                 check=True, capture_output=True,
             )
         elif kind < 0.28:
-            self.order(sku)
+            self.order(rng.choice(sorted(self.sold)))
         elif kind < 0.29 and self.orders:
             Order.objects.filter(pk=rng.choice(self.orders)).update(note=f"note {rng.randint(0, 10**6)}")
         elif kind < 0.30:
