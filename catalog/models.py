@@ -51,7 +51,7 @@ def _touch_products(where: str) -> str:
     return f"UPDATE catalog_product SET version = version + 1 WHERE {where};"
 
 
-def _emit(aggregate: str, source: str, aggregate_id: str = "id", version: str = "version") -> str:
+def emit_outbox(aggregate: str, source: str, aggregate_id: str = "id", version: str = "version") -> str:
     """SQL that writes one outbox row per row of ``source`` and wakes the relay at commit."""
     return (
         f"INSERT INTO catalog_outboxevent ({OUTBOX_COLUMNS})"
@@ -61,7 +61,7 @@ def _emit(aggregate: str, source: str, aggregate_id: str = "id", version: str = 
     )
 
 
-def _statement_triggers(
+def statement_triggers(
     name: str, insert: str | None, update: str | None, delete: str | None, truncate: str | None = None,
     truncate_when: pgtrigger.When = pgtrigger.Before,
 ) -> list:
@@ -91,19 +91,59 @@ def _statement_triggers(
     return triggers
 
 
-def _child_touches_product(name: str) -> list:
-    """Triggers of a table with a ``product_id``: any real change to its rows is a change of the
-    product; a statement that changes nothing (same values written again) changes no version."""
-    return _statement_triggers(
-        name,
-        insert=_touch_products("id IN (SELECT product_id FROM new_rows)"),
-        update=_touch_products(
-            f"id IN (SELECT n.product_id FROM {CHANGED_ROWS} UNION SELECT o.product_id FROM {CHANGED_ROWS})"
+def root_triggers(aggregate: str, table: str, stamp: str | None = None) -> list:
+    """The triggers of an aggregate's root table: BEFORE ones that give each row its version (a new
+    one when asked for one, a touch: version + 1, or when data changed; writing the same values
+    again changes nothing), and statement ones that write an outbox row per changed version. A
+    deleted or truncated row's outbox row carries a version above its last (its children go with it,
+    by CASCADE). ``stamp``: a column that takes the time of each new version."""
+    stamped = f" NEW.{stamp} := clock_timestamp();" if stamp else ""
+    ignored = "'version'" + (f" - '{stamp}'" if stamp else "")
+    kept = f" ELSE NEW.{stamp} := OLD.{stamp};" if stamp else ""
+    gone = f"GREATEST(version + 1, {NOW_US})"
+    return [
+        pgtrigger.Trigger(
+            name=f"{aggregate}_version_insert", when=pgtrigger.Before, operation=pgtrigger.Insert,
+            func=f"NEW.version := {NOW_US};{stamped} RETURN NEW;",
         ),
-        delete=_touch_products("id IN (SELECT product_id FROM old_rows)"),
-        # After the TRUNCATE, every product that is left may have lost rows. (Before it, updating
-        # products that the same statement truncates would break its deferred key checks.)
-        truncate=_touch_products("true"),
+        pgtrigger.Trigger(
+            name=f"{aggregate}_version_update", when=pgtrigger.Before, operation=pgtrigger.Update,
+            func=(
+                f"IF NEW.version IS DISTINCT FROM OLD.version OR (to_jsonb(NEW) - {ignored})"
+                f" IS DISTINCT FROM (to_jsonb(OLD) - {ignored}) THEN"
+                f" NEW.version := GREATEST(OLD.version + 1, {NOW_US});{stamped}{kept} END IF; RETURN NEW;"
+            ),
+        ),
+        *statement_triggers(
+            f"{aggregate}_outbox",
+            insert=emit_outbox(aggregate, "new_rows"),
+            update=emit_outbox(
+                aggregate, "new_rows n JOIN old_rows o ON o.id = n.id WHERE n.version <> o.version",
+                aggregate_id="n.id", version="n.version",
+            ),
+            delete=emit_outbox(aggregate, "old_rows", version=gone),
+            truncate=emit_outbox(aggregate, table, version=gone),
+        ),
+    ]
+
+
+def child_triggers(name: str, root_table: str, key: str) -> list:
+    """Triggers of a table whose rows belong to an aggregate (``key`` names the row of its root
+    table): any real change to its rows is a change of the aggregate; a statement that changes
+    nothing (same values written again) changes no version."""
+
+    def touch(where: str) -> str:
+        """A new version for the root rows matched (their BEFORE UPDATE trigger gives it)."""
+        return f"UPDATE {root_table} SET version = version + 1 WHERE {where};"
+
+    return statement_triggers(
+        name,
+        insert=touch(f"id IN (SELECT {key} FROM new_rows)"),
+        update=touch(f"id IN (SELECT n.{key} FROM {CHANGED_ROWS} UNION SELECT o.{key} FROM {CHANGED_ROWS})"),
+        delete=touch(f"id IN (SELECT {key} FROM old_rows)"),
+        # After the TRUNCATE, every root row that is left may have lost rows. (Before it, updating
+        # root rows that the same statement truncates would break its deferred key checks.)
+        truncate=touch("true"),
         truncate_when=pgtrigger.After,
     )
 
@@ -140,7 +180,7 @@ _CATEGORY_TREE_CHANGED = (
     # truncated version table starts again instead of counting nothing.
     f"INSERT INTO catalog_categorytreeversion (id, version) VALUES (1, {NOW_US})"
     f" ON CONFLICT (id) DO UPDATE SET version = GREATEST(catalog_categorytreeversion.version + 1, {NOW_US});"
-    + _emit("category", "catalog_categorytreeversion", aggregate_id="0")
+    + emit_outbox("category", "catalog_categorytreeversion", aggregate_id="0")
 )
 _CATEGORY_ROW_CHANGED = "(n.name, n.slug, n.parent_id) IS DISTINCT FROM (o.name, o.slug, o.parent_id)"
 
@@ -154,7 +194,7 @@ class Category(models.Model):
         verbose_name_plural = "categories"
         ordering = ["slug"]
         constraints = [models.CheckConstraint(condition=~Q(parent=models.F("id")), name="category_not_own_parent")]
-        triggers = _statement_triggers(
+        triggers = statement_triggers(
             "category_outbox",
             insert=_CATEGORY_CYCLE_CHECK + _CATEGORY_TREE_CHANGED,
             update=(
@@ -195,34 +235,7 @@ class Product(models.Model):
         ordering = ["sku"]
         indexes = [models.Index(fields=["category", "sku"])]
         constraints = [models.CheckConstraint(condition=~Q(sku=""), name="product_sku_not_empty")]
-        triggers = [
-            pgtrigger.Trigger(
-                name="product_version_insert", when=pgtrigger.Before, operation=pgtrigger.Insert,
-                func=f"NEW.version := {NOW_US}; NEW.updated_at := clock_timestamp(); RETURN NEW;",
-            ),
-            pgtrigger.Trigger(
-                name="product_version_update", when=pgtrigger.Before, operation=pgtrigger.Update,
-                func=(
-                    # A new version when asked for one (a touch: version + 1) or when data changed;
-                    # writing the same values again changes nothing.
-                    "IF NEW.version IS DISTINCT FROM OLD.version OR (to_jsonb(NEW) - 'version' - 'updated_at')"
-                    " IS DISTINCT FROM (to_jsonb(OLD) - 'version' - 'updated_at') THEN"
-                    f" NEW.version := GREATEST(OLD.version + 1, {NOW_US}); NEW.updated_at := clock_timestamp();"
-                    " ELSE NEW.updated_at := OLD.updated_at; END IF; RETURN NEW;"
-                ),
-            ),
-            *_statement_triggers(
-                "product_outbox",
-                insert=_emit("product", "new_rows"),
-                update=_emit(
-                    "product", "new_rows n JOIN old_rows o ON o.id = n.id WHERE n.version <> o.version",
-                    aggregate_id="n.id", version="n.version",
-                ),
-                delete=_emit("product", "old_rows", version=f"GREATEST(version + 1, {NOW_US})"),
-                # Products are deleted with their child rows (CASCADE): each gets its delete row.
-                truncate=_emit("product", "catalog_product", version=f"GREATEST(version + 1, {NOW_US})"),
-            ),
-        ]
+        triggers = root_triggers("product", "catalog_product", stamp="updated_at")
 
     def __str__(self) -> str:
         return f"{self.sku} — {self.name}"
@@ -242,7 +255,7 @@ class Price(models.Model):
             models.CheckConstraint(condition=Q(amount__gte=0), name="price_amount_not_negative"),
             models.CheckConstraint(condition=Q(currency__regex=r"^[A-Z]{3}$"), name="price_currency_iso4217"),
         ]
-        triggers = _child_touches_product("price_bumps_product")
+        triggers = child_triggers("price_bumps_product", "catalog_product", "product_id")
 
     def __str__(self) -> str:
         return f"{self.amount} {self.currency}"
@@ -254,7 +267,7 @@ class Warehouse(models.Model):
 
     class Meta:
         ordering = ["code"]
-        triggers = _statement_triggers(
+        triggers = statement_triggers(
             "warehouse_bumps_product",
             insert=None,
             update=_touch_products(
@@ -279,7 +292,7 @@ class StockLevel(models.Model):
             models.UniqueConstraint(fields=["product", "warehouse"], name="stock_one_per_warehouse"),
             models.CheckConstraint(condition=Q(quantity__gte=0), name="stock_quantity_not_negative"),
         ]
-        triggers = _child_touches_product("stock_bumps_product")
+        triggers = child_triggers("stock_bumps_product", "catalog_product", "product_id")
 
     def __str__(self) -> str:
         """What the admin shows for a row ("SKU-000001 at AMS1"); querysets that list levels

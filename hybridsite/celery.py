@@ -19,7 +19,7 @@ def refuse_outside_the_home_region(**kwargs: object) -> None:
     handler's exceptions."""
     from django.core.management.base import SystemCheckError
 
-    from projections.regions import require_home_region
+    from hybridsite.regions import require_home_region
 
     try:
         require_home_region(process="celery worker")

@@ -481,6 +481,8 @@ TOMBSTONE_TTL_SECONDS = env.int("TOMBSTONE_TTL_SECONDS", 7 * 24 * 3600, 60)
 # a new count takes effect for each product as it is rewritten (`projections_backfill --model product
 # --reshape` moves every item to its shard at its version).
 LISTING_SHARDS = env.int("LISTING_SHARDS", 1, 1)
+# How long a product's history keeps each version (DynamoDB's TTL removes it after).
+HISTORY_DAYS = env.int("HISTORY_DAYS", 90, 1)
 
 # Metrics and SLOs (ops/). prometheus_client reads PROMETHEUS_MULTIPROC_DIR from the process
 # environment itself (the launcher gives every process it starts the same fresh directory); with it,
@@ -532,6 +534,7 @@ THROTTLE_RATES = {
     "login": env.int("THROTTLE_LOGIN_PER_MINUTE", 10, 1),
     "health": env.int("THROTTLE_HEALTH_PER_MINUTE", 120, 1),
     "cart": env.int("THROTTLE_CART_PER_MINUTE", 600, 1),
+    "orders": env.int("THROTTLE_ORDERS_PER_MINUTE", 600, 1),  # a customer's reads of their orders
     # Orders one customer may place (or try to), whatever the client.
     "checkout": env.int("THROTTLE_CHECKOUT_PER_MINUTE", 30, 1),
 }

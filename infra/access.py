@@ -17,19 +17,24 @@ from dataclasses import dataclass
 
 from .tables import TableSpec
 
-PROJECTIONS = ("products", "category-listing", "category-tree")
+PROJECTIONS = ("products", "category-listing", "category-tree", "orders", "history")
 
 # The read path projects a miss, and the admin's drift repair re-projects (web); the relay projects
 # (worker, and the listener when the relay stalls); the drift watch and projections_check read
 # the tables back (worker).
 _PROJECTOR = ("GetItem", "PutItem", "Query@owner-index")
+# A product's history is appended by whoever projects products (a conditional put, never replaced)
+# and read back by the drift check one key at a time; it has no owner index.
+_APPENDER = ("GetItem", "PutItem")
 
 ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
     "web": {
         "*": ("ListTables",),  # the health check's one call (Limit=1): no resource-level permission exists
         "products": _PROJECTOR,
         "category-listing": (*_PROJECTOR, "Query"),  # a listing page is one Query on its category
-        "category-tree": _PROJECTOR,
+        "category-tree": (*_PROJECTOR, "BatchGetItem"),  # the tree's pieces, read in one call
+        "orders": (*_PROJECTOR, "Query"),  # a customer's orders are one Query on their partition
+        "history": (*_APPENDER, "Query"),  # staff read a product's history as one Query
         "carts": ("GetItem", "PutItem"),  # conditional on the cart's version
         "drafts": ("GetItem", "PutItem", "DeleteItem"),  # autosave; deleted once published
         # a claim (conditional put), its response (update), a released claim (delete)
@@ -39,13 +44,17 @@ ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
         # Scan: projections_check and projections_shapes (one-off tasks on the worker's definition)
         "products": (*_PROJECTOR, "Scan"),
         "category-listing": (*_PROJECTOR, "Scan"),
-        "category-tree": (*_PROJECTOR, "Scan"),
+        "category-tree": (*_PROJECTOR, "BatchGetItem", "Scan"),
+        "orders": (*_PROJECTOR, "Scan"),
+        "history": (*_APPENDER, "Scan"),
     },
     "beat": {},  # schedules tasks on the broker; touches no table
     "listener": {
         "products": _PROJECTOR,
         "category-listing": _PROJECTOR,
         "category-tree": _PROJECTOR,
+        "orders": _PROJECTOR,
+        "history": _APPENDER,
     },
     "consumer": {  # streams_consume: the stream found through DescribeTable; Scan to resync a trimmed shard
         "carts": ("DescribeTable", "Stream", "Scan"),

@@ -1,5 +1,10 @@
 """The customer's orders: checkout (``POST``, exactly once per ``Idempotency-Key``) and reads of
 their own orders. Another customer's order is a 404, never a 403 that would confirm it exists.
+
+Reads are served like the catalog's, from the projection of the orders (Redis -> DynamoDB ->
+Postgres), with the token's owner read from Redis: a read served from the cache asks Postgres
+nothing. Checkout answers with the order's ``version``; a read with ``min_version`` set to it
+never answers without that order.
 """
 
 from __future__ import annotations
@@ -7,17 +12,31 @@ from __future__ import annotations
 import re
 from typing import Any, cast
 
+import orjson
+from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
-from rest_framework.renderers import JSONRenderer
+from rest_framework.permissions import IsAuthenticated
 from rest_framework.request import Request
-from rest_framework.response import Response
-from rest_framework.views import APIView
+from rest_framework.settings import api_settings
+from rest_framework.throttling import BaseThrottle
 
 from catalog.apis import StrictInputSerializer
+from hybridsite.authentication import CachedTokenAuthentication
+from projections import listings, reader
+from projections.apis import (
+    MAX_VERSION,
+    PublicApi,
+    min_version_of,
+    refuse_unknown,
+)
+from projections.cursors import CURSOR_MAX_LENGTH
+from projections.documents import order_document
+from projections.readpath import Result, Throttle
+from projections.registry import order_document as order_address
 
-from . import idempotency, selectors, services
+from . import idempotency, services
 from .models import IDEMPOTENCY_KEY_MAX_LENGTH, NOTE_MAX_LENGTH, Order
 
 JSON = "application/json"
@@ -26,7 +45,7 @@ KEY_PATTERN = rf"^[\x21-\x7e]{{1,{IDEMPOTENCY_KEY_MAX_LENGTH}}}$"
 REPLAY_HEADER = "Idempotent-Replayed"
 DEFAULT_PAGE = 20
 MAX_PAGE = 100
-MAX_ORDER_ID = 2**63 - 1
+PRIVATE = "private, no-store"
 
 
 class OrderOutputSerializer(serializers.Serializer):
@@ -42,12 +61,13 @@ class OrderOutputSerializer(serializers.Serializer):
     total = serializers.DecimalField(max_digits=14, decimal_places=2)
     note = serializers.CharField()
     lines = OrderLineSerializer(many=True)
+    version = serializers.IntegerField(help_text="Read your writes: pass it as `min_version` to the reads.")
 
 
 def _rendered(order: Order) -> bytes:
-    """The order as JSON, always rendered from the committed rows: a replay and the first answer
-    are the same bytes."""
-    return JSONRenderer().render(OrderOutputSerializer(order).data)
+    """The order as JSON, always rendered from the committed rows, as the projection renders it: a
+    replay and the first answer are the same bytes, and the reads serve the same document."""
+    return orjson.dumps(order_document(order))
 
 
 def _user_id(request: Request) -> int:
@@ -66,19 +86,52 @@ def _integer_param(request: Request, name: str, maximum: int) -> int | None:
     return int(raw)
 
 
+MIN_VERSION = OpenApiParameter(
+    "min_version", {"type": "integer", "minimum": 0, "maximum": MAX_VERSION},
+    description="Read your writes: never answer without the order of this `version` (checkout returns it).",
+)
+READ_RESPONSES = {
+    400: OpenApiResponse(description="A parameter is not valid (or the cursor is not one handed to this customer)."),
+    404: OpenApiResponse(description="No such order of this customer."),
+    412: OpenApiResponse(description="No version at or above min_version exists."),
+    429: OpenApiResponse(description="Rate limit reached; see Retry-After."),
+    503: OpenApiResponse(description="Neither DynamoDB nor Postgres can answer; retry after Retry-After."),
+}
+
+
+class CustomerReadApi(PublicApi):
+    """A customer's reads of their own orders: the token's owner comes from Redis, the rate limit
+    is counted in the read's own round trip, and answers are private to the customer."""
+
+    authentication_classes = [CachedTokenAuthentication]
+    permission_classes = [IsAuthenticated]
+
+    def throttle(self, request: Request) -> Throttle:
+        return Throttle("orders", f"user:{_user_id(request)}", settings.THROTTLE_RATES["orders"])
+
+    def respond(self, request: Request, result: Result, not_found: str, shape: int | None = None) -> HttpResponse:
+        response = super().respond(request, result, not_found, shape)
+        response["Cache-Control"] = PRIVATE
+        return response
+
+
 @extend_schema(tags=["orders"])
-class OrderListCreateApi(APIView):
+class OrderListCreateApi(CustomerReadApi):
     class OrderCreateInputSerializer(StrictInputSerializer):
         note = serializers.CharField(max_length=NOTE_MAX_LENGTH, required=False, allow_blank=True, default="")
 
     class OrderPageOutputSerializer(serializers.Serializer):
         results = OrderOutputSerializer(many=True)
-        next = serializers.CharField(allow_null=True, help_text="The next page's URL; null on the last page.")
+        next_cursor = serializers.CharField(
+            allow_null=True, help_text="The next page's `cursor` (opaque, for this customer only); null on the last."
+        )
 
-    @property
-    def throttle_scope(self) -> str:
-        """Placing orders counts against the customer's write limit; reading against the default."""
-        return "checkout" if self.request.method == "POST" else "default"
+    throttle_classes = list(api_settings.DEFAULT_THROTTLE_CLASSES)  # POST; reads count in the read (``throttle``)
+    throttle_scope = "checkout"
+
+    def get_throttles(self) -> list[BaseThrottle]:
+        """Placing orders counts against the customer's checkout limit; reads are counted apart."""
+        return super().get_throttles() if self.request.method == "POST" else []
 
     @extend_schema(
         operation_id="order_list",
@@ -88,25 +141,25 @@ class OrderListCreateApi(APIView):
                 description=f"Orders per page, 1 to {MAX_PAGE}.",
             ),
             OpenApiParameter(
-                "before", {"type": "integer", "minimum": 1, "maximum": MAX_ORDER_ID},
-                description="Orders older than this order id (the `next` link sets it).",
+                "cursor", {"type": "string", "maxLength": CURSOR_MAX_LENGTH},
+                description="The next_cursor of the previous page (opaque and signed: use it as it is).",
             ),
+            MIN_VERSION,
         ],
-        responses=OrderPageOutputSerializer,
+        responses={200: OrderPageOutputSerializer, **READ_RESPONSES},
     )
-    def get(self, request: Request) -> Response:
+    def get(self, request: Request) -> HttpResponse:
         """The customer's own orders, newest first."""
+        refuse_unknown(request, {"limit", "cursor", "min_version"})
         limit = _integer_param(request, "limit", MAX_PAGE) or DEFAULT_PAGE
-        before = _integer_param(request, "before", MAX_ORDER_ID)
-        orders = selectors.order_list(user_id=_user_id(request))
-        if before is not None:
-            orders = orders.filter(pk__lt=before)
-        page = list(orders[: limit + 1])
-        following = None
-        if len(page) > limit:
-            page = page[:limit]
-            following = request.build_absolute_uri(f"{request.path}?limit={limit}&before={page[-1].pk}")
-        return Response(self.OrderPageOutputSerializer({"results": page, "next": following}).data)
+        result = listings.read_orders(
+            _user_id(request), limit, request.GET.get("cursor", ""), self.throttle(request), min_version_of(request)
+        )
+        # No ETag: a page's version is its newest order's, which a page with one order fewer can share.
+        self.served_from = result.source
+        response = HttpResponse(result.body, content_type=JSON)
+        response["Cache-Control"] = PRIVATE
+        return response
 
     @extend_schema(
         operation_id="order_create",
@@ -158,10 +211,15 @@ class OrderListCreateApi(APIView):
 
 
 @extend_schema(tags=["orders"])
-class OrderDetailApi(APIView):
-    @extend_schema(operation_id="order_detail", responses=OrderOutputSerializer)
+class OrderDetailApi(CustomerReadApi):
+    @extend_schema(
+        operation_id="order_detail", parameters=[MIN_VERSION],
+        responses={200: OrderOutputSerializer, 304: OpenApiResponse(description="Not modified."), **READ_RESPONSES},
+    )
     def get(self, request: Request, order_id: int) -> HttpResponse:
-        order = selectors.order_get(user_id=_user_id(request), order_id=order_id)
-        if order is None:
-            raise exceptions.NotFound("No such order.")
-        return HttpResponse(_rendered(order), content_type=JSON)
+        """One of the customer's orders (ETag: its version)."""
+        refuse_unknown(request, {"min_version"})
+        min_version = min_version_of(request)
+        address = order_address(_user_id(request), order_id)
+        result = reader.read_document(address, self.throttle(request), min_version)
+        return self.respond(request, result, "No such order.")

@@ -1,8 +1,13 @@
-"""Orders: Postgres only, written once by checkout and never changed by the API.
+"""Orders: written once by checkout in Postgres and never changed by the API; projected to the
+customer's order history in DynamoDB (``projections.registry``).
 
 The ``Idempotency-Key`` the customer sent is kept on the order row, unique per customer: whatever
 happens to the key's record in DynamoDB, a second order for one key cannot commit, and a retry
 after a crash finds the order the first attempt committed.
+
+Change capture as in the catalog: triggers give an order a new version (a hybrid logical clock) on
+every change of its row or its lines, by any write path, and write an outbox row in the same
+transaction. Allocations are not part of the customer's view of an order: they change no version.
 """
 
 from __future__ import annotations
@@ -12,7 +17,12 @@ from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Now
 
-from catalog.models import Product, Warehouse
+from catalog.models import (
+    Product,
+    Warehouse,
+    child_triggers,
+    root_triggers,
+)
 
 IDEMPOTENCY_KEY_MAX_LENGTH = 255
 NOTE_MAX_LENGTH = 500
@@ -26,6 +36,7 @@ class Order(models.Model):
     note = models.CharField(max_length=NOTE_MAX_LENGTH, blank=True, default="")
     cart_version = models.BigIntegerField(help_text="The version of the cart the order was placed from.")
     created_at = models.DateTimeField(db_default=Now())
+    version = models.BigIntegerField(default=0, db_default=0, editable=False)
 
     class Meta:
         ordering = ["-id"]
@@ -34,6 +45,7 @@ class Order(models.Model):
             models.UniqueConstraint(fields=["user", "idempotency_key"], name="order_one_per_idempotency_key"),
             models.CheckConstraint(condition=Q(total__gte=0), name="order_total_not_negative"),
         ]
+        triggers = root_triggers("order", "orders_order")
 
     def __str__(self) -> str:
         return f"order {self.pk}"
@@ -56,6 +68,7 @@ class OrderLine(models.Model):
             models.UniqueConstraint(fields=["order", "product"], name="order_line_one_per_product"),
             models.CheckConstraint(condition=Q(quantity__gt=0), name="order_line_quantity_positive"),
         ]
+        triggers = child_triggers("order_line_bumps_order", "orders_order", "order_id")
 
     def __str__(self) -> str:
         return f"{self.quantity} × {self.sku}"

@@ -24,10 +24,6 @@ def order_list(*, user_id: int) -> QuerySet[Order]:
     ).order_by("-id")
 
 
-def order_get(*, user_id: int, order_id: int) -> Order | None:
-    return order_list(user_id=user_id).filter(pk=order_id).first()
-
-
 def order_get_by_key(*, user_id: int, idempotency_key: str) -> Order | None:
     return order_list(user_id=user_id).filter(idempotency_key=idempotency_key).first()
 

@@ -1,5 +1,7 @@
 from django.urls import path, register_converter
 
+from projections.registry import MAX_ORDER_ID
+
 from . import apis
 
 
@@ -10,7 +12,7 @@ class OrderIdConverter:
 
     def to_python(self, value: str) -> int:
         number = int(value)
-        if not 1 <= number <= apis.MAX_ORDER_ID:
+        if not 1 <= number <= MAX_ORDER_ID:
             raise ValueError(value)
         return number
 

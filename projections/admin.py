@@ -1,14 +1,20 @@
-"""The outbox in the admin: pending and dead-lettered changes, with their errors, retryable."""
+"""The outbox in the admin: pending and dead-lettered changes, with their errors, retryable; and
+each product's history of versions, on the product's own "History" page."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
-from catalog.models import OutboxEvent
+from catalog.admin import ProductAdmin
+from catalog.models import OutboxEvent, Product
 
 from . import relay
+from .cursors import BadCursor, decode_history_cursor, encode_history_cursor
+from .history import product_history
 from .models import BackfillCheckpoint
 from .tasks import kick_relay
 
@@ -58,3 +64,29 @@ class BackfillCheckpointAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request: HttpRequest, obj: BackfillCheckpoint | None = None) -> bool:
         return False
+
+
+HISTORY_ADMIN_PAGE = 50
+
+admin.site.unregister(Product)
+
+
+@admin.register(Product)
+class ProductWithHistoryAdmin(ProductAdmin):
+    """The catalog's product admin, whose "History" page also lists the product's versions as
+    projected (price, stock band, name, category, when), from the ``history`` table."""
+
+    object_history_template = "admin/projections/product_history.html"
+
+    def history_view(self, request: HttpRequest, object_id: str, extra_context: dict | None = None) -> HttpResponse:
+        product = self.get_object(request, unquote(object_id))
+        context = {"history_days": settings.HISTORY_DAYS, **(extra_context or {})}
+        if product is not None and self.has_view_or_change_permission(request, product):
+            try:
+                before = decode_history_cursor(request.GET.get("versions", ""), product.sku)
+            except BadCursor:
+                before = ""
+            page = product_history(sku=product.sku, limit=HISTORY_ADMIN_PAGE, before=before)
+            context["versions"] = page.versions
+            context["older_versions"] = encode_history_cursor(product.sku, page.before) if page.before else None
+        return super().history_view(request, object_id, context)

@@ -71,6 +71,14 @@ def min_version_of(request) -> int:
     return int(raw)
 
 
+def refuse_unknown(request, known: set[str]) -> None:
+    """400 for a query parameter the operation does not have: a misspelt ``min_version`` must not
+    pass for a read without it."""
+    unknown = sorted(set(request.GET) - known) if request.META.get("QUERY_STRING") else []
+    if unknown:
+        raise exceptions.ValidationError({name: ["Unknown parameter."] for name in unknown})
+
+
 def document_response(request, result: Result, shape: int | None = None) -> HttpResponse:
     """A found document's bytes as they are (ETag, 304, Cache-Control), or converted to the product
     document ``shape`` being served."""

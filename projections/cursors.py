@@ -22,6 +22,7 @@ CURSOR_PATTERN = (
     f"^([A-Za-z0-9_-]{{1,{CURSOR_MAX_LENGTH - _SIGNATURE_LENGTH - 1}}}:[A-Za-z0-9_-]{{{_SIGNATURE_LENGTH}}})?$"
 )
 _SKU = re.compile(f"{SKU_PATTERN}")
+_SORT_KEY = re.compile("[0-9]{19}")  # a zero-padded bigint: an inverted order id, a version
 
 
 def _cursor_signer() -> signing.Signer:
@@ -33,17 +34,65 @@ def encode_cursor(sku: str) -> str:
     return _cursor_signer().sign_object({"after": sku})
 
 
+def _unsigned(signer: signing.Signer, cursor: str) -> object:
+    if len(cursor) > CURSOR_MAX_LENGTH:
+        raise BadCursor("cursor is not one this API returned")
+    try:
+        return signer.unsign_object(cursor)
+    except (signing.BadSignature, ValueError, TypeError):
+        raise BadCursor("cursor is not one this API returned") from None
+
+
 def decode_cursor(cursor: str) -> str:
     """The SKU a cursor continues after; anything not signed by us, or not a SKU, is refused."""
     if not cursor:
         return ""
-    if len(cursor) > CURSOR_MAX_LENGTH:
-        raise BadCursor("cursor is not one this API returned")
-    try:
-        data = _cursor_signer().unsign_object(cursor)
-    except (signing.BadSignature, ValueError, TypeError):
-        raise BadCursor("cursor is not one this API returned") from None
+    data = _unsigned(_cursor_signer(), cursor)
     after = data.get("after") if isinstance(data, dict) else None
     if not isinstance(after, str) or len(after) > SKU_MAX_LENGTH or not _SKU.fullmatch(after):
         raise BadCursor("cursor is not one this API returned")
     return after
+
+
+# --- cursors bound to what they page (a customer's orders, a product's history) ----------------
+# The position is a sort key; a cursor handed out for one customer (or SKU) is refused for another.
+
+
+def _bound_signer(salt: str) -> signing.Signer:
+    return signing.Signer(salt=salt, algorithm="sha256")
+
+
+def _encode_bound(salt: str, bound_to: int | str, position: str) -> str:
+    return _bound_signer(salt).sign_object({"to": bound_to, "at": position})
+
+
+def _decode_bound(salt: str, cursor: str, bound_to: int | str) -> str:
+    if not cursor:
+        return ""
+    data = _unsigned(_bound_signer(salt), cursor)
+    position = data.get("at") if isinstance(data, dict) and data.get("to") == bound_to else None
+    if not isinstance(position, str) or not _SORT_KEY.fullmatch(position):
+        raise BadCursor("cursor is not one this API returned")
+    return position
+
+
+ORDER_CURSOR_SALT = "projections.order-cursor"
+HISTORY_CURSOR_SALT = "projections.history-cursor"
+
+
+def encode_order_cursor(user_id: int, after: str) -> str:
+    """A position in one customer's orders (the sort key it continues after)."""
+    return _encode_bound(ORDER_CURSOR_SALT, user_id, after)
+
+
+def decode_order_cursor(cursor: str, user_id: int) -> str:
+    return _decode_bound(ORDER_CURSOR_SALT, cursor, user_id)
+
+
+def encode_history_cursor(sku: str, before: str) -> str:
+    """A position in one product's history (the sort key it continues before)."""
+    return _encode_bound(HISTORY_CURSOR_SALT, sku, before)
+
+
+def decode_history_cursor(cursor: str, sku: str) -> str:
+    return _decode_bound(HISTORY_CURSOR_SALT, cursor, sku)

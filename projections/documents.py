@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 from catalog.models import Category, Product
+from orders.models import Order
 
 VOLATILE_FIELDS = ("projected_at",)
 
@@ -106,6 +107,37 @@ def listing_item(product: Product) -> dict[str, Any]:
         "prices": _prices(product),
         "in_stock": total > 0,
         "version": product.version,
+    }
+
+
+def product_version(product: Product, category_path: list[Category]) -> dict[str, Any]:
+    """What a product's history keeps of one of its versions: what a customer saw change."""
+    total = _total_stock(product)
+    return {
+        "sku": product.sku,
+        "version": product.version,
+        "name": product.name,
+        "category": _category_ref(category_path)["slug"],
+        "prices": _prices(product),
+        "stock_band": stock_band(total),
+        "is_active": product.is_active,
+        "committed_at": product.updated_at.isoformat(),
+    }
+
+
+def order_document(order: Order) -> dict[str, Any]:
+    """An order as its customer reads it (lines prefetched, by SKU); also checkout's answer."""
+    return {
+        "id": order.pk,
+        "created_at": order.created_at.isoformat(),
+        "currency": order.currency,
+        "total": f"{order.total:.2f}",
+        "note": order.note,
+        "lines": [
+            {"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price": f"{line.unit_price:.2f}"}
+            for line in order.lines.all()
+        ],
+        "version": order.version,
     }
 
 

@@ -1,10 +1,13 @@
-"""Category listing pages: one strongly consistent DynamoDB Query per page and shard, cached per
-listing generation and keyed by the position the cursor decodes to."""
+"""Pages of listings (a category's products, a customer's orders): one strongly consistent
+DynamoDB Query per page, cached per listing generation and keyed by the position the cursor decodes
+to. A projection that changes an item of a listing counts its generation up, so a page cached
+under the old generation is never read again."""
 
 from __future__ import annotations
 
 import heapq
 import logging
+from collections.abc import Callable
 from functools import partial
 
 import orjson
@@ -15,42 +18,66 @@ from redis.exceptions import RedisError
 from catalog import selectors
 from catalog.models import Category
 from hybridsite import cache_keys, redis_client
+from orders.selectors import order_list
 
-from . import cache, documents
+from . import cache, documents, metrics
 from .breaker import CircuitOpen
-from .cursors import decode_cursor, encode_cursor
+from .cursors import decode_cursor, decode_order_cursor, encode_cursor, encode_order_cursor
 from .projector import concurrently
 from .readpath import (
     DYNAMODB_ERRORS,
     Result,
     Throttle,
     Unavailable,
+    VersionUnavailable,
     check_rate,
     counted_get,
     dynamodb_breaker,
     redis_breaker,
 )
-from .registry import listing_partitions
-from .tables import CategoryListingItem
+from .registry import customer_partition, listing_partitions, order_id_of, order_key, orders_listing
+from .tables import CategoryListingItem, CustomerOrder
+
+Fetch = Callable[[], tuple[cache.Entry, str, bool]]
+"""A page from its sources: its entry, the layer that answered, and whether the cache may keep it."""
 
 logger = logging.getLogger(__name__)
 
 
 def read_listing(slug: str, limit: int, cursor: str, throttle: Throttle | None = None) -> Result:
-    """One page of a category listing: a DynamoDB Query, cached per listing generation.
+    """One page of a category listing."""
+    after = decode_cursor(cursor)
+    return read_page(slug, limit, after, lambda: (*_listing_page(slug, limit, after), True), throttle)
+
+
+def read_orders(
+    user_id: int, limit: int, cursor: str, throttle: Throttle | None = None, min_version: int = 0
+) -> Result:
+    """One page of a customer's orders, newest first, never older than ``min_version`` (the version
+    checkout returned: the page then holds the order). A cursor handed to another customer is
+    refused (``BadCursor``), and every key of the page names its customer."""
+    after = decode_order_cursor(cursor, user_id)
+    fetch: Fetch = lambda: _orders_page(user_id, limit, after, min_version)  # noqa: E731
+    return read_page(orders_listing(user_id), limit, after, fetch, throttle, min_version)
+
+
+def read_page(
+    listing: str, limit: int, after: str, fetch: Fetch, throttle: Throttle | None = None, min_version: int = 0
+) -> Result:
+    """One page of ``listing`` after position ``after``: from the cache when it holds the page at
+    the listing's generation (at ``min_version`` or above), else ``fetch``-ed and cached.
 
     Pages are keyed by the position the cursor decodes to, never by its text, and each page a
     client makes the cache hold is charged to its rate limit (``Throttle.fill_cost``).
     """
-    after = decode_cursor(cursor)
     page_key: str | None = None
     count = 0
     raw = None
     try:
         count, generation, _ = redis_breaker.call(
-            lambda: counted_get(cache_keys.listing_generation(slug), throttle, metered=False)
+            lambda: counted_get(cache_keys.listing_generation(listing), throttle, metered=False)
         )
-        page_key = cache_keys.listing_page(slug, int(generation or 0), limit, after)
+        page_key = cache_keys.listing_page(listing, int(generation or 0), limit, after)
     except (RedisError, CircuitOpen):
         pass  # without Redis the rate limit fails open: reads matter more
     check_rate(throttle, count)
@@ -60,9 +87,11 @@ def read_listing(slug: str, limit: int, cursor: str, throttle: Throttle | None =
         except (RedisError, CircuitOpen):
             pass  # a failed page read costs a fetch, never the client's count
     if raw is not None:
-        return Result.of(cache.decode(raw), "cache")
-    entry, source = _listing_page(slug, limit, after)
-    if page_key is not None:
+        cached = cache.decode(raw)
+        if cached.version >= min_version:
+            return Result.of(cached, "cache")
+    entry, source, cacheable = fetch()
+    if page_key is not None and cacheable:
         payload = cache.encode(entry.version, entry.status, entry.body)
         try:
             redis_breaker.call(lambda: _store_page(page_key, payload, entry.status != 200, throttle))
@@ -142,3 +171,50 @@ def _listing_from_postgres(slug: str, limit: int, after: str) -> tuple[list[byte
     )
     bodies = [orjson.dumps(documents.listing_item(product)) for product in products]
     return bodies[:limit], len(bodies) > limit
+
+
+def _orders_page(user_id: int, limit: int, after: str, min_version: int) -> tuple[cache.Entry, str, bool]:
+    """A page of a customer's orders from DynamoDB; from Postgres (served, never cached) when
+    DynamoDB cannot answer or is behind ``min_version``. The page's version is the newest of its
+    orders' versions."""
+    try:
+        found, more = dynamodb_breaker.call(lambda: _query_orders(user_id, limit, after))
+        page = _orders_body(user_id, found, more)
+        if page.version >= min_version:
+            return page, "dynamodb", True
+        metrics.incr("reader.below_min_version")
+    except (CircuitOpen, *DYNAMODB_ERRORS) as exc:
+        logger.warning("reader: DynamoDB unavailable for the orders of %s (%s); reading Postgres", user_id, exc)
+    try:
+        orders = order_list(user_id=user_id)
+        if after:
+            orders = orders.filter(pk__lt=order_id_of(after))
+        rows = [
+            (order_key(user_id, order.pk)["sk"], order.version, orjson.dumps(documents.order_document(order)))
+            for order in orders[: limit + 1]
+        ]
+    except DatabaseError as exc:
+        raise Unavailable(f"neither DynamoDB nor Postgres could answer for the orders of {user_id}") from exc
+    page = _orders_body(user_id, rows[:limit], len(rows) > limit)
+    if page.version < min_version:
+        raise VersionUnavailable(page.version, "postgres")
+    return page, "postgres", False
+
+
+def _query_orders(user_id: int, limit: int, after: str) -> tuple[list[tuple[str, int, bytes]], bool]:
+    """(sort key, version, body) of up to ``limit`` orders after ``after``, and whether more follow."""
+    items = CustomerOrder.query(
+        customer_partition(user_id), CustomerOrder.sk > after if after else None,
+        filter_condition=CustomerOrder.deleted == False,  # noqa: E712
+        limit=limit + 1, page_size=limit + 1, consistent_read=True,  # read after a generation bump
+    )
+    found = [(item.sk, item.version, item.body.encode()) for item in items]
+    return found[:limit], len(found) > limit
+
+
+def _orders_body(user_id: int, rows: list[tuple[str, int, bytes]], more: bool) -> cache.Entry:
+    following = encode_order_cursor(user_id, rows[-1][0]) if rows and more else None
+    body = b"".join([
+        b'{"results":[', b",".join(body for _, _, body in rows), b'],"next_cursor":', orjson.dumps(following), b"}",
+    ])
+    return cache.Entry(max((version for _, version, _ in rows), default=0), 200, body)

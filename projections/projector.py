@@ -13,6 +13,11 @@ when its item is no longer live: a crash between the two leaves keys that the ne
 tombstones, never a live item nobody tracks. A gone aggregate's tombstones win over every live
 version of it.
 
+An append-only view (a product's history) is written once per key (``attribute_not_exists``): a
+retried or duplicate projection finds its item there, counts it and succeeds, and nothing ever
+replaces or tombstones it. Its writes go out beside the aggregate's first view, not in a round of
+their own.
+
 A duplicate delivery still refreshes the cache (the projection before it may have died between
 DynamoDB and Redis); a failed cache refresh is reported in the outcome, and the relay retries it.
 Before each table's writes the projector checks that its session still holds the lock (fencing).
@@ -43,10 +48,10 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from hybridsite import dynamodb, tracing
+from hybridsite import dynamodb, regions, tracing
 from hybridsite.dynamodb import get_item, hash_key_attribute, key_names
 
-from . import cache, metrics, regions
+from . import cache, metrics
 from .models import OwnerManifest
 from .registry import AGGREGATES, Aggregate, Item, Projection, Snapshot
 from .tables import ProjectedItem
@@ -65,7 +70,7 @@ class PermanentProjectionError(Exception):
 
 
 class ReplicaRegionWrite(PermanentProjectionError):
-    """A projection write in a replica region (see :mod:`projections.regions`): a reader's miss
+    """A projection write in a replica region (see :mod:`hybridsite.regions`): a reader's miss
     there answers from Postgres instead."""
 
 
@@ -75,6 +80,9 @@ class Outcome:
     written: int = 0
     skipped: int = 0
     tombstoned: int = 0
+    appended: int = 0
+    already_appended: int = 0
+    """Append-only items this projection found written (a retry, a duplicate delivery)."""
     documents: dict[str, bytes | None] = field(default_factory=dict)
     """Rendered bodies by cache name (None: absent), for the reader's fill on miss."""
     lag_ms: list[float] = field(default_factory=list)
@@ -340,6 +348,8 @@ def project_many(
         "projector.skipped": sum(outcome.skipped for outcome in outcomes),
         "projector.tombstoned": sum(outcome.tombstoned for outcome in outcomes),
         "projector.unstorable": sum(outcome.unstorable for outcome in outcomes),
+        "projector.appended": sum(outcome.appended for outcome in outcomes),
+        "projector.already_appended": sum(outcome.already_appended for outcome in outcomes),
     })
     return [results[index] for index in range(len(requests))]
 
@@ -359,12 +369,17 @@ class _Job:
     version: int = field(init=False)
     """The version this projection writes (its tombstones may go above it: ``outcome.version``)."""
     outcome: Outcome = field(init=False)
+    rounds: list[list[int]] = field(init=False)
+    """The plans written in each round of the batch: append-only ones beside the first view."""
     kept: dict[str, set[tuple[str, ...]]] = field(default_factory=dict)
 
     def plan(self, snapshot: Snapshot, manifest: Manifest, projected_at: datetime, repair: bool) -> None:
         """Render every document and settle the version, before anything is written."""
         self.snapshot, self.manifest = snapshot, manifest
         self.plans = [_Plan(p, snapshot, projected_at) for p in self.aggregate.projections]
+        tracked = [i for i, plan in enumerate(self.plans) if not plan.projection.append_only]
+        appended = [i for i, plan in enumerate(self.plans) if plan.projection.append_only]
+        self.rounds = [[*tracked[:1], *appended], *([i] for i in tracked[1:])]
         self.indexed = _indexed_items(self.plans, self.owner) if repair else {}
         newest_known = max([manifest.version, *(i.version for items in self.indexed.values() for i in items)])
         gone = snapshot.state is None
@@ -372,7 +387,15 @@ class _Job:
         self.outcome = Outcome(version=self.version)
 
     def grown(self) -> dict[str, set[tuple[str, ...]]]:
-        return self.manifest.grown({plan.table: plan.keys for plan in self.plans})
+        return self.manifest.grown({plan.table: plan.keys for plan in self.plans if not plan.projection.append_only})
+
+    def write(self, table: int, projected_at: datetime, repair: bool) -> None:
+        """The ``table``-th view's writes: appended, or applied. The two kinds of one job may run
+        at once on two threads: they change different fields of the outcome."""
+        if self.plans[table].projection.append_only:
+            _append(self.plans[table], self.owner, self.snapshot, self.version, projected_at, self.outcome)
+        else:
+            self.apply(table, projected_at, repair)
 
     def apply(self, table: int, projected_at: datetime, repair: bool) -> None:
         """Write the documents of the aggregate's ``table``-th view and tombstone what it left."""
@@ -415,17 +438,17 @@ def _project_jobs(jobs: list[_Job], results: dict[int, Outcome | Exception], rep
         for job in live
         if (grown := job.grown()) != job.manifest.keys
     })
-    for table in range(max((len(job.plans) for job in live), default=0)):
+    for number in range(max((len(job.rounds) for job in live), default=0)):
         unfenced = _unfenced([job.owner for job in live])
         for job in live:
             if job.owner in unfenced:
                 results[job.index] = Fenced(f"{job.owner}: the projection lock is no longer held")
         live = [job for job in live if job.owner not in unfenced]
-        writing = [job for job in live if table < len(job.plans)]
-        write = partial(_Job.apply, table=table, projected_at=projected_at, repair=repair)
-        for job, error in zip(writing, concurrently(write, writing)):
+        writes = [(job, table) for job in live if number < len(job.rounds) for table in job.rounds[number]]
+        write = partial(_write, projected_at=projected_at, repair=repair)
+        for (job, _), error in zip(writes, concurrently(write, writes)):
             if isinstance(error, Exception):
-                results[job.index] = error
+                results.setdefault(job.index, error)
         live = [job for job in live if job.index not in results]
     for job, refreshed in zip(live, cache.refresh_after_projections([job.outcome.refreshes for job in live])):
         job.outcome.cache_failed |= not refreshed
@@ -436,6 +459,11 @@ def _project_jobs(jobs: list[_Job], results: dict[int, Outcome | Exception], rep
             lag = projected_at - datetime.fromisoformat(job.snapshot.committed_at)
             outcome.lag_ms.append(lag.total_seconds() * 1000)
         results[job.index] = outcome
+
+
+def _write(task: tuple[_Job, int], projected_at: datetime, repair: bool) -> None:
+    job, table = task
+    job.write(table, projected_at, repair)
 
 
 _writers: ThreadPoolExecutor | None = None
@@ -478,7 +506,9 @@ def _nonempty(keys: dict[str, set[tuple[str, ...]]]) -> dict[str, set[tuple[str,
 def _indexed_items(plans: list[_Plan], owner: str) -> dict[str, list[ProjectedItem]]:
     """Live items of this owner found through the owner index (drift repair only: it lags)."""
     return {
-        plan.table: [i for i in plan.projection.model.owner_index.query(owner) if not i.deleted] for plan in plans
+        plan.table: [i for i in plan.projection.model.owner_index.query(owner) if not i.deleted]
+        for plan in plans
+        if not plan.projection.append_only
     }
 
 
@@ -519,6 +549,32 @@ def put_tombstone(
     )
     not_newer = (model.version <= version) if repair else (model.version < version)
     return _put(tombstone, (model.owner == owner) & not_newer)
+
+
+def put_once(
+    model: type[ProjectedItem], key: dict[str, str], *, owner: str, version: int, body: bytes,
+    committed_at: str | None, projected_at: datetime, expires_at: datetime | None,
+) -> bool:
+    """Append an item unless its key holds one already (append-only views). True when written."""
+    item = model(
+        **key,  # type: ignore[arg-type]  # key attributes, as in put_document
+        owner=owner, version=version, deleted=False, body=body.decode(), source_committed_at=committed_at,
+        projected_at=projected_at.isoformat(), expires_at=expires_at,
+    )
+    return _put(item, hash_key_attribute(model).does_not_exist())
+
+
+def _append(
+    plan: _Plan, owner: str, snapshot: Snapshot, version: int, projected_at: datetime, outcome: Outcome
+) -> None:
+    """Append the plan's items: an item already there is this very version, appended before."""
+    for item, body in plan.rendered:
+        written = put_once(
+            plan.projection.model, item.key, owner=owner, version=version, body=body,
+            committed_at=snapshot.committed_at, projected_at=projected_at, expires_at=item.expires_at,
+        )
+        outcome.appended += written
+        outcome.already_appended += not written
 
 
 def _tombstone(

@@ -10,21 +10,25 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
 from django.conf import settings
+from django.db.models import Prefetch
 
 from catalog import selectors
 from catalog.models import Category, CategoryTreeVersion, Product
 from hybridsite.dynamodb import get_item
+from orders.models import Order, OrderLine
 
 from . import documents, shapes
 from .tables import (
     CategoryListingItem,
     CategoryTreeDocument,
+    CustomerOrder,
     ProductDocument,
+    ProductVersion,
     ProjectedItem,
 )
 
@@ -35,6 +39,8 @@ class Item:
 
     key: dict[str, str]
     body: dict[str, Any]
+    expires_at: datetime | None = None
+    """When DynamoDB's TTL removes it (append-only views); None: never."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +65,10 @@ class Projection:
     assembled: Callable[[list[Item]], tuple[str, bytes]] | None = None
     """For a document stored as several items (pieces, so that no item grows with the catalog) and
     served whole: its cache name and rendered bytes, from the items the build made."""
+
+    append_only: bool = False
+    """Each item is written once (``attribute_not_exists``) and never replaced nor tombstoned, and
+    its key is not kept in the owner's manifest: a log of versions, such as a product's history."""
 
 
 @dataclass(frozen=True)
@@ -121,6 +131,58 @@ def listing_slug(key: dict[str, str]) -> str:
     return key["pk"].removeprefix(LISTING_PREFIX).partition("#")[0]
 
 
+def product_version_key(sku: str, version: int) -> dict[str, str]:
+    """A product version's key in the history: the SKU, and the version zero-padded to sort."""
+    return {"pk": sku, "sk": f"{version:019d}"}
+
+
+def product_version_number(key: dict[str, str]) -> int:
+    return int(key["sk"])
+
+
+MAX_ORDER_ID = 2**63 - 1  # order ids are Postgres bigints
+
+
+CUSTOMER_PREFIX = "CUSTOMER#"
+
+
+def customer_partition(user_id: int) -> str:
+    """A customer's orders: one partition, a page of them is one Query on it."""
+    return f"{CUSTOMER_PREFIX}{user_id}"
+
+
+def order_key(user_id: int, order_id: int) -> dict[str, str]:
+    """The order's key under its customer: the id inverted and zero-padded, so newest sorts first."""
+    return {"pk": customer_partition(user_id), "sk": f"{MAX_ORDER_ID - order_id:019d}"}
+
+
+def order_id_of(sort_key: str) -> int:
+    return MAX_ORDER_ID - int(sort_key)
+
+
+def order_cache_name(user_id: int, order_id: int) -> str:
+    """Customer and order both: a key one customer can never share with another."""
+    return f"order:{user_id}:{order_id}"
+
+
+def orders_listing(user_id: int) -> str:
+    """The listing of one customer's orders (its pages are cached per generation)."""
+    return f"orders:{user_id}"
+
+
+def _customer_of(key: dict[str, str]) -> int:
+    return int(key["pk"].removeprefix(CUSTOMER_PREFIX))
+
+
+def order_owner(order_id: int) -> str:
+    return f"order#{order_id}"
+
+
+def order_owner_id(owner: str) -> int | None:
+    kind, _, tail = owner.partition("#")
+    return int(tail) if kind == "order" and tail.isdigit() else None
+
+
 TREE_KEY = {"pk": "TREE"}
 """The tree's head: its version and how many pieces hold its nodes."""
 TREE_CACHE_NAME = "category-tree"
@@ -170,6 +232,18 @@ def product_document(sku: str) -> DocumentAddress:
         return None if product_id is None else ("product", product_id)
 
     return DocumentAddress(product_cache_name(sku), ProductDocument, product_key(sku), locate)
+
+
+def order_document(user_id: int, order_id: int) -> DocumentAddress:
+    """One customer's order: under another customer's key it is absent, in every layer."""
+
+    def locate() -> tuple[str, int] | None:
+        found = Order.objects.filter(pk=order_id, user_id=user_id).exists()
+        return ("order", order_id) if found else None
+
+    return DocumentAddress(
+        order_cache_name(user_id, order_id), CustomerOrder, order_key(user_id, order_id), locate
+    )
 
 
 def category_tree_document() -> DocumentAddress:
@@ -242,13 +316,53 @@ def build_listing_item(snapshot: Snapshot, projected_at: datetime) -> list[Item]
     return [Item(key=key, body=documents.listing_item(state.product))]
 
 
-def product_ids(chunk: int, after: int = 0) -> Iterator[list[int]]:
-    while True:
-        ids = list(Product.objects.filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:chunk])
-        if not ids:
-            return
-        yield ids
-        after = ids[-1]
+def build_product_version(snapshot: Snapshot, projected_at: datetime) -> list[Item]:
+    """Every version of a product, active or not, for its history (a gone product adds none)."""
+    state = snapshot.state
+    if state is None:
+        return []
+    product = state.product
+    return [Item(
+        key=product_version_key(product.sku, product.version),
+        body=documents.product_version(product, state.category_path),
+        expires_at=product.updated_at + timedelta(days=settings.HISTORY_DAYS),
+    )]
+
+
+def _ids_of(model: type[Product] | type[Order]) -> Callable[[int, int], Iterator[list[int]]]:
+    def ids(chunk: int, after: int = 0) -> Iterator[list[int]]:
+        while True:
+            found = list(model.objects.filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:chunk])
+            if not found:
+                return
+            yield found
+            after = found[-1]
+
+    return ids
+
+
+product_ids = _ids_of(Product)
+
+
+# --- order (one customer's order, under the customer) --------------------------------------------
+
+
+def load_orders(order_ids: list[int]) -> dict[int, Snapshot]:
+    """Orders with their lines, two queries. An order's version is the clock of its last write in
+    microseconds (a hybrid logical clock), so it also tells when that write committed."""
+    lines = Prefetch("lines", queryset=OrderLine.objects.order_by("sku"))
+    snapshots = dict.fromkeys(order_ids, GONE)
+    for order in Order.objects.filter(pk__in=order_ids).prefetch_related(lines):
+        committed_at = datetime.fromtimestamp(order.version / 1_000_000, UTC).isoformat()
+        snapshots[order.pk] = Snapshot(state=order, version=order.version, committed_at=committed_at)
+    return snapshots
+
+
+def build_order(snapshot: Snapshot, projected_at: datetime) -> list[Item]:
+    order = snapshot.state
+    if order is None:
+        return []
+    return [Item(key=order_key(order.user_id, order.pk), body=documents.order_document(order))]
 
 
 # --- category tree (one document for all categories) ------------------------------------------
@@ -289,6 +403,7 @@ AGGREGATES: dict[str, Aggregate] = {
         projections=(
             Projection(ProductDocument, build_product_document, cache_name=lambda key: product_cache_name(key["pk"])),
             Projection(CategoryListingItem, build_listing_item, listing=listing_slug),
+            Projection(ProductVersion, build_product_version, append_only=True),
         ),
     ),
     "category": Aggregate(
@@ -299,6 +414,20 @@ AGGREGATES: dict[str, Aggregate] = {
         ids=_tree_ids,
         projections=(
             Projection(CategoryTreeDocument, build_category_tree, assembled=assembled_category_tree),
+        ),
+    ),
+    "order": Aggregate(
+        name="order",
+        load_many=load_orders,
+        owner=order_owner,
+        owner_id=order_owner_id,
+        ids=_ids_of(Order),
+        projections=(
+            Projection(
+                CustomerOrder, build_order,
+                cache_name=lambda key: order_cache_name(_customer_of(key), order_id_of(key["sk"])),
+                listing=lambda key: orders_listing(_customer_of(key)),
+            ),
         ),
     ),
 }

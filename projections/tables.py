@@ -79,4 +79,27 @@ class CategoryTreeDocument(ProjectedItem):
     pk = UnicodeAttribute(hash_key=True)  # TREE
 
 
-TABLES: tuple[type[ProjectedItem], ...] = (ProductDocument, CategoryListingItem, CategoryTreeDocument)
+class CustomerOrder(ProjectedItem):
+    """One order under its customer: the customer's order history is one Query on ``pk``, newest
+    first (the sort key inverts the order id), and an order is one GetItem."""
+
+    Meta = table_meta("orders")
+    pk = UnicodeAttribute(hash_key=True)  # CUSTOMER#<user id>
+    sk = UnicodeAttribute(range_key=True)  # the order id inverted, zero-padded: newest sorts first
+
+
+class ProductVersion(ProjectedItem):
+    """One version of a product as projected, appended once and never replaced (append-only): a
+    product's history is one Query on ``pk``. Expires after ``HISTORY_DAYS`` (TTL)."""
+
+    Meta = table_meta("history")
+    pk = UnicodeAttribute(hash_key=True)  # the SKU
+    sk = UnicodeAttribute(range_key=True)  # the version, zero-padded: versions sort in order
+    # No owner index: nothing looks the history up by owner (the drift check reads the keys it
+    # expects), and an index would be a second write for every append.
+    owner_index = None  # type: ignore[assignment]
+
+
+TABLES: tuple[type[ProjectedItem], ...] = (
+    ProductDocument, CategoryListingItem, CategoryTreeDocument, CustomerOrder, ProductVersion,
+)

@@ -23,7 +23,8 @@ from carts.services import cart_line_set
 from catalog import services
 from catalog.models import Category, Product, Warehouse
 from hybridsite.wsgi import application
-from projections.cursors import encode_cursor
+from projections.cursors import encode_cursor, encode_history_cursor, encode_order_cursor
+from projections.registry import order_key
 from projections.relay import drain
 
 # 3,200 requests or more per caller: a few minutes on an idle machine, more on a busy one.
@@ -32,10 +33,13 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.timeout(900)]
 load_all_checks()
 ALL_CHECKS = list(CHECKS.get_all())
 LISTING = "/api/categories/{slug}/products/"
-# schemathesis's own expectations, with one exception: a schema-valid If-Match that is not the
-# cart's (or draft's) current ETag is refused with 412, which is HTTP's own answer to it.
+# schemathesis's own expectations, with one exception: a precondition the client states and the
+# server cannot meet is refused with 412, HTTP's own answer to it: a schema-valid If-Match that is
+# not the cart's (or draft's) current ETag, or a min_version above every version of the order.
 ACCEPTED = SchemathesisConfig().projects.default.checks.positive_data_acceptance.expected_statuses
 STALE_IF_MATCH = {"positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "412"]}}
+ORDERS = "/api/orders/"
+HISTORY = "/api/internal/products/{sku}/history/"
 FUZZ = hypothesis_settings(
     max_examples=100, deadline=None, derandomize=True, database=None,
     suppress_health_check=list(HealthCheck),
@@ -79,6 +83,18 @@ def _fuzz_test(strategy, name: str, calls: Counter[str], headers: dict[str, str]
     return run
 
 
+def signed_cursors(token: str | None) -> dict[str, dict[str, str]]:
+    """A cursor is HMAC-signed (and an order cursor bound to its customer): a schema-valid string is
+    still not one the API handed out, so positive examples send one it did."""
+    cursors = {
+        LISTING: {"cursor": encode_cursor("SKU-0")}, HISTORY: {"cursor": encode_history_cursor("SKU-0", "1" * 19)},
+    }
+    if token is not None:
+        user_id = Token.objects.get(key=token).user_id
+        cursors[ORDERS] = {"cursor": encode_order_cursor(user_id, order_key(user_id, 1)["sk"])}
+    return cursors
+
+
 def fuzz(headers: dict[str, str] | None = None) -> list[str]:
     """Every operation of the schema this caller is served, positive then negative examples.
 
@@ -89,6 +105,7 @@ def fuzz(headers: dict[str, str] | None = None) -> list[str]:
     conditional = [
         operation.definition.raw["operationId"] for operation in (result.ok() for result in schema.get_all_operations())
         if any(parameter.name == "If-Match" for parameter in operation.headers)
+        or any(parameter.name == "min_version" for parameter in operation.query)
     ]
     if conditional:
         config = SchemathesisConfig.from_dict(
@@ -97,13 +114,13 @@ def fuzz(headers: dict[str, str] | None = None) -> list[str]:
         schema = schemathesis.openapi.from_wsgi("/api/schema/", application, config=config, headers=headers or {})
     operations, failures = [], []
     calls: Counter[str] = Counter()
+    token = (headers or {}).get("Authorization", "").removeprefix("Token ") or None
+    cursors = signed_cursors(token)
     for result in schema.get_all_operations():
         operation = result.ok()
         operations.append(f"{operation.method.upper()} {operation.path}")
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
-
-            # A cursor is HMAC-signed: a schema-valid string is still not one the API handed out.
-            fixed = {"cursor": encode_cursor("SKU-0")} if mode.is_positive and operation.path == LISTING else None
+            fixed = cursors.get(operation.path) if mode.is_positive and operation.method.upper() == "GET" else None
 
             run = _fuzz_test(operation.as_strategy(generation_mode=mode, query=fixed), operations[-1], calls, headers)
             try:
@@ -134,7 +151,7 @@ def test_public_api_as_anonymous(catalog):
 @pytest.mark.proof
 def test_whole_api_with_a_staff_token(staff_token):
     operations = fuzz({"Authorization": f"Token {staff_token}"})
-    assert len(operations) == 16, operations
+    assert len(operations) == 17, operations
 
 
 @pytest.fixture
@@ -147,5 +164,8 @@ def customer_token(catalog) -> str:
 def test_customer_api_with_a_customer_token(customer_token):
     operations = fuzz({"Authorization": f"Token {customer_token}"})
     assert not [name for name in operations if "/api/internal/" in name]  # the staff API stays unlisted
-    customer = {"GET /api/cart/", "PUT /api/cart/items/{sku}/", "POST /api/orders/", "GET /api/orders/{order_id}/"}
+    customer = {
+        "GET /api/cart/", "PUT /api/cart/items/{sku}/", "POST /api/orders/", "GET /api/orders/",
+        "GET /api/orders/{order_id}/",
+    }
     assert customer <= set(operations)

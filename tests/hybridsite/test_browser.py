@@ -3,7 +3,8 @@ admin, open the product list, a product, the reports (stock and catalog, orders,
 pending drafts) and the SLO page, then the API docs. Every stylesheet, script and image must load
 and the console must stay free of errors. Screenshots go to the test's temp folder (printed), to
 look at; with ``UPDATE_SCREENSHOTS=1``, those the documentation shows (the reports, the SLO page,
-the drift runs and the API docs) also to ``docs/screenshots/`` (a plain run leaves the repository as it is)."""
+the drift runs, a product's history and the API docs) also to ``docs/screenshots/`` (a plain run
+leaves the repository as it is)."""
 
 from __future__ import annotations
 
@@ -21,6 +22,8 @@ from django.utils import timezone
 from prometheus_client.utils import floatToGoString
 
 from carts.models import CartCopy
+from catalog import services
+from catalog.models import Product
 from drafts.models import DraftCopy
 from ops import slo
 from ops.drift_watch import drift_watch_run
@@ -28,6 +31,7 @@ from ops.instruments import READ_BUCKETS
 from ops.models import SloSample
 from ops.services import slo_sample_record
 from projections.metrics import LAG_BUCKETS
+from projections.projector import project
 from tests.factories import CategoryFactory, PriceFactory, ProductFactory, StockLevelFactory, WarehouseFactory
 
 DOCS_SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
@@ -139,6 +143,10 @@ def test_a_new_user_walks_through_admin_and_docs(web, catalog, tmp_path, redis_c
         with urllib.request.urlopen(f"{web.url}/api/products/{sku}/", timeout=10) as response:
             assert response.status == 200
     slo_sample_record()
+    kettle = Product.objects.get(pk=catalog["product_id"])  # two versions in its history
+    project("product", kettle.pk)
+    services.product_update(product=kettle, name="Steel Kettle, 1.7 l")
+    project("product", kettle.pk)
     drift_watch_run(sample=50)  # one stored run for the drift page
     with sync_api.sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
@@ -173,6 +181,12 @@ def test_a_new_user_walks_through_admin_and_docs(web, catalog, tmp_path, redis_c
             page.wait_for_load_state("networkidle")
             visit("product")
             assert "KETTLE-1 at AMS1" in page.content()
+            page.click("a.historylink")
+            page.wait_for_load_state("networkidle")
+            visit("product-history")
+            assert page.locator("tr.product-version").count() == 2
+            assert "name: Steel Kettle → Steel Kettle, 1.7 l" in page.locator("#product-versions").inner_text()
+            keep("product-history")
 
             visit("report", "/admin/catalog/product/report/")
             assert page.locator("#stock-by-warehouse").is_visible()

@@ -14,7 +14,10 @@ from django.test import Client
 from rest_framework.authtoken.models import Token
 
 BASE_DIR = Path(__file__).resolve().parents[2]
-INTERNAL = {"/api/internal/products/{sku}/price/", "/api/internal/products/{sku}/stock/"}
+INTERNAL = {
+    "/api/internal/products/{sku}/price/", "/api/internal/products/{sku}/stock/",
+    "/api/internal/products/{sku}/history/",
+}
 PUBLIC = {"/api/products/{sku}/", "/api/categories/", "/api/categories/{slug}/products/"}
 # Any authenticated user (a customer) has a cart and orders.
 CUSTOMER = {"/api/cart/", "/api/cart/items/{sku}/", "/api/orders/", "/api/orders/{order_id}/"}

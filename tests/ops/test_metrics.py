@@ -137,9 +137,9 @@ def test_the_projectors_puts_are_counted_as_every_other_call(product: Product, s
         return sample(CALLS, store="dynamodb", op="put", outcome=outcome)
 
     before = (puts("ok"), puts("ConditionalCheckFailedException"))
-    project("product", product.pk)  # the product document and its listing item
-    project("product", product.pk)  # the same version again: both refused by their condition
-    assert (puts("ok"), puts("ConditionalCheckFailedException")) == (before[0] + 2, before[1] + 2)
+    project("product", product.pk)  # the product document, its listing item and its version in the history
+    project("product", product.pk)  # the same version again: all three refused by their condition
+    assert (puts("ok"), puts("ConditionalCheckFailedException")) == (before[0] + 3, before[1] + 3)
 
 
 def test_an_unreachable_dynamodb_is_counted_as_a_connection_error(product: Product, dynamodb_proxy, sample) -> None:

@@ -7,7 +7,8 @@ from django.core.management.base import BaseCommand
 from django.db import OperationalError, connection
 
 from catalog.models import NOTIFY_CHANNEL
-from projections import regions, relay
+from hybridsite import regions
+from projections import relay
 from projections.tasks import kick_relay
 
 logger = logging.getLogger("projections.relay")

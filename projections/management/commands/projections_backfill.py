@@ -3,7 +3,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from projections import regions
+from hybridsite import regions
 from projections.backfill import backfill, default_processes
 from projections.registry import AGGREGATES
 

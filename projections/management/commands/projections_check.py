@@ -1,6 +1,6 @@
 from django.core.management.base import BaseCommand, CommandError
 
-from projections import regions
+from hybridsite import regions
 from projections.drift import check
 from projections.projector import project
 from projections.registry import AGGREGATES

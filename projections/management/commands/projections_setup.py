@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from hybridsite import regions
 from hybridsite.dynamodb import tables_ensure
-from projections import regions
 from projections.backfill import backfill
 from projections.registry import AGGREGATES
 
