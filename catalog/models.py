@@ -19,6 +19,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pgtrigger
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -30,6 +32,8 @@ SKU_MAX_LENGTH = 64
 SKU_PATTERN = "[A-Za-z0-9][A-Za-z0-9._-]*"
 """What a SKU may be: the model validates it, URLs and cursors refuse anything else at the edge."""
 SLUG_MAX_LENGTH = 100
+SEARCH_CONFIG = "english"
+"""The text search configuration of the products' search vector, and of every query against it."""
 MAX_STOCK_QUANTITY = 2_147_483_647
 """The ``integer`` column's ceiling: stock adjustments beyond it are refused, not a database error."""
 
@@ -172,6 +176,10 @@ class Category(models.Model):
         return self.name
 
 
+# Columns of a product row that are no data of it: bookkeeping, and what Postgres derives.
+_NOT_DATA = "'version' - 'updated_at' - 'search_vector'"
+
+
 class Product(models.Model):
     sku = models.CharField(
         max_length=SKU_MAX_LENGTH, unique=True,
@@ -185,10 +193,18 @@ class Product(models.Model):
     version = models.BigIntegerField(default=0, db_default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_default=Now())
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+    # Kept by Postgres itself (a stored generated column), so every write path keeps it current; it
+    # is no data of the product: the version trigger leaves it out of its comparison.
+    search_vector = models.GeneratedField(
+        expression=SearchVector("sku", "name", weight="A", config=SEARCH_CONFIG)
+        + SearchVector("description", weight="B", config=SEARCH_CONFIG),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["sku"]
-        indexes = [models.Index(fields=["category", "sku"])]
+        indexes = [models.Index(fields=["category", "sku"]), GinIndex(fields=["search_vector"], name="product_search")]
         constraints = [models.CheckConstraint(condition=~Q(sku=""), name="product_sku_not_empty")]
         triggers = [
             pgtrigger.Trigger(
@@ -199,9 +215,10 @@ class Product(models.Model):
                 name="product_version_update", when=pgtrigger.Before, operation=pgtrigger.Update,
                 func=(
                     # A new version when asked for one (a touch: version + 1) or when data changed;
-                    # writing the same values again changes nothing.
-                    "IF NEW.version IS DISTINCT FROM OLD.version OR (to_jsonb(NEW) - 'version' - 'updated_at')"
-                    " IS DISTINCT FROM (to_jsonb(OLD) - 'version' - 'updated_at') THEN"
+                    # writing the same values again changes nothing. The search vector is derived
+                    # (and not computed yet before the row is written): never a change of its own.
+                    f"IF NEW.version IS DISTINCT FROM OLD.version OR (to_jsonb(NEW) - {_NOT_DATA})"
+                    f" IS DISTINCT FROM (to_jsonb(OLD) - {_NOT_DATA}) THEN"
                     f" NEW.version := GREATEST(OLD.version + 1, {NOW_US}); NEW.updated_at := clock_timestamp();"
                     " ELSE NEW.updated_at := OLD.updated_at; END IF; RETURN NEW;"
                 ),
