@@ -9,7 +9,7 @@ from django.db import InterfaceError, OperationalError
 from django_redis import get_redis_connection
 from redis.exceptions import RedisError
 
-from . import cache_keys, relay
+from . import cache_keys, relay, search
 
 logger = logging.getLogger(__name__)
 
@@ -54,3 +54,10 @@ def kick_relay() -> None:
             relay_outbox.delay()
         except Exception as exc:  # broker down: the beat sweep picks the rows up when it is back
             logger.warning("relay kick not queued: %s", exc)
+
+
+@shared_task(name="projections.search_refresh", acks_late=True, ignore_result=True)
+def search_refresh(text: str, token: str) -> None:
+    """Recompute a stale search (``text``: its canonical parameters) and let go of its lock. Not
+    retried: a lost refresh only lets the entry age to its hard expiry."""
+    search.refresh(text, token)
