@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import TYPE_CHECKING, TypedDict, cast
 
+from django.contrib.postgres.aggregates import StringAgg
 from django.contrib.postgres.search import SearchQuery, SearchRank
 from django.db import connection, transaction
-from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum
-from django.db.models.functions import Coalesce
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, TextField, Value
+from django.db.models.functions import Cast, Coalesce, Concat
 
 from .models import SEARCH_CONFIG, Category, Price, Product, StockLevel, Warehouse
 
@@ -213,3 +214,32 @@ def products_search(*, search: ProductSearch, limit: int, timeout_ms: int) -> li
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(timeout_ms)])
         return list(products.order_by(*order, "sku").values_list("sku", flat=True)[:limit])
+
+
+PRODUCT_EXPORT_HEADER = ("sku", "name", "category", "active", "version", "updated_at", "prices", "stock")
+
+
+def products_export_rows(*, products: QuerySet[Product]) -> QuerySet[Product, tuple]:
+    """One row per product, in ``PRODUCT_EXPORT_HEADER``'s order: its prices ("EUR 9.99 USD 10.50")
+    and total stock as subqueries, so that the rows stream from one server-side cursor."""
+    prices = (
+        Price.objects.filter(product=OuterRef("pk")).order_by().values("product")
+        .annotate(listed=StringAgg(
+            Concat("currency", Value(" "), Cast("amount", TextField()), output_field=TextField()), " ",
+            order_by="currency",
+        ))
+        .values("listed")
+    )
+    stock = (
+        StockLevel.objects.filter(product=OuterRef("pk")).order_by().values("product")
+        .annotate(total=Sum("quantity")).values("total")
+    )
+    return (
+        products.order_by("pk")
+        .annotate(
+            price_list=Coalesce(Subquery(prices), Value(""), output_field=TextField()),
+            stock=Coalesce(Subquery(stock), 0),
+        )
+        .values_list("sku", "name", "category__slug", "is_active", "version", "updated_at", "price_list", "stock")
+    )
+

@@ -9,7 +9,7 @@ from drf_spectacular.renderers import (
 )
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import schema  # noqa: F401  (registers the schema extensions before any schema is built)
+from . import exports  # schema: registers the schema extensions before any schema is built
 from .health import health
 
 handler404 = "hybridsite.errors.json_404"
@@ -18,6 +18,7 @@ handler500 = "hybridsite.errors.json_500"
 admin.site.site_header = "Hybridsite administration"
 admin.site.site_title = "Hybridsite admin"
 admin.site.index_title = "Catalog, projections and reports"
+exports.admin_actions_install(admin.site)
 
 
 class SchemaApi(SpectacularAPIView):
@@ -35,6 +36,8 @@ urlpatterns = [
     path("api/health/", health, name="health"),
     path("", include("ops.urls")),
     path("api/internal/", include("catalog.urls")),
+    path("api/internal/exports/products.csv", exports.ProductsExportApi.as_view(), name="export-products"),
+    path("api/internal/exports/orders.csv", exports.OrdersExportApi.as_view(), name="export-orders"),
     path("api/internal/", include("drafts.urls")),
     path("api/cart/", include("carts.urls")),
     path("api/orders/", include("orders.urls")),
