@@ -222,8 +222,8 @@ class ProductSearchApi(PublicApi):
     """Full-text search of the catalog with filters; see ``projections.search``."""
 
     class SearchInputSerializer(serializers.Serializer):
-        q = serializers.CharField(
-            required=False, default="", allow_blank=True, trim_whitespace=False,
+        q = serializers.RegexField(
+            r"^[^\x00]*$", required=False, default="", allow_blank=True, trim_whitespace=False,
             max_length=SEARCH_QUERY_MAX_LENGTH,
             help_text='Words to find in SKU, name and description (web search syntax: "a phrase", -without, or).',
         )
@@ -237,7 +237,9 @@ class ProductSearchApi(PublicApi):
             choices=sorted(ISO_4217_CURRENCIES), required=False,
             help_text="The currency of the price bounds and price orders (the shop's by default).",
         )
-        in_stock = serializers.BooleanField(required=False, allow_null=True, default=None)
+        in_stock = serializers.BooleanField(
+            required=False, help_text="Only products in stock (true), or only those out of it (false)."
+        )
         sort = serializers.ChoiceField(
             choices=SEARCH_SORTS, required=False,
             help_text="relevance (the default with q), name (the default without), price_asc, price_desc, newest.",
