@@ -35,7 +35,7 @@ from catalog.selectors import ProductSearch
 from . import cache, cache_keys, documents, metrics, reader, shapes
 from .breaker import CircuitOpen
 from .cursors import encode_offset
-from .readpath import Throttle, Unavailable, charge_fill, check_rate, redis_breaker
+from .readpath import COUNT_REQUEST_LUA, Throttle, Unavailable, charge_fill, check_rate, redis_breaker
 from .registry import product_document
 
 logger = logging.getLogger(__name__)
@@ -44,13 +44,7 @@ QUERY_CANCELED = "57014"  # Postgres: the statement timeout cancelled the query
 
 # KEYS: entry, rate-limit counter ('' for none). ARGV: window ms. Returns {count, entry, its ms to
 # live}: the client's searches in this window and the entry, counted and read in one round trip.
-_COUNTED_READ = """
-local count = 0
-if KEYS[2] ~= '' then
-  count = redis.call('INCR', KEYS[2])
-  if count == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
-end
-return {count, redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
+_COUNTED_READ = COUNT_REQUEST_LUA + """return {count, redis.call('GET', KEYS[1]), redis.call('PTTL', KEYS[1])}
 """
 
 
