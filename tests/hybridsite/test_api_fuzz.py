@@ -139,6 +139,7 @@ def test_public_api_as_anonymous(catalog):
 
 
 @pytest.mark.proof
+@pytest.mark.timeout(900)  # every operation, 200 examples each: minutes on a busy machine
 def test_whole_api_with_a_staff_token(staff_token):
     operations, failures = fuzz({"Authorization": f"Token {staff_token}"})
     assert len(operations) == 19, operations
