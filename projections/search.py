@@ -162,14 +162,16 @@ def _fill(search: ProductSearch, text: str) -> tuple[list[str], str]:
     """Compute a search no one holds, once: the first reader computes and stores it, the others wait
     for its entry (and compute it themselves when it does not come in time)."""
     lock_key = cache_keys.search_fill_lock(text)
+    # The others wait as long as a search may take; the lock outlives that.
+    wait_ms = settings.SEARCH_STATEMENT_TIMEOUT_MS
     try:
-        token = redis_breaker.call(lambda: cache.lock(lock_key, settings.READ_FILL_LOCK_MS))
+        token = redis_breaker.call(lambda: cache.lock(lock_key, 2 * wait_ms))
     except (RedisError, CircuitOpen):
         return compute(search), "postgres"
     if token is None:
         try:
             raw = redis_breaker.call(
-                lambda: cache.wait_for(cache_keys.search_results(text), settings.READ_FILL_WAIT_MS)
+                lambda: cache.wait_for(cache_keys.search_results(text), wait_ms)
             )
         except (RedisError, CircuitOpen):
             raw = None

@@ -166,7 +166,7 @@ def test_searches_are_rate_limited_and_fresh_ones_cost_more(client, shop, settin
 
 
 def test_a_cold_search_is_computed_once_however_many_ask(shop, monkeypatch, settings):
-    settings.READ_FILL_WAIT_MS = 20_000
+    settings.SEARCH_STATEMENT_TIMEOUT_MS = 20_000  # how long the others wait for the first
     readers = 6
     waiting = threading.Semaphore(0)
     computed: list[ProductSearch] = []
