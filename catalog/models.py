@@ -19,6 +19,8 @@ from __future__ import annotations
 from decimal import Decimal
 
 import pgtrigger
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVector, SearchVectorField
 from django.core.validators import MinValueValidator, RegexValidator
 from django.db import models
 from django.db.models import Q
@@ -30,6 +32,8 @@ SKU_MAX_LENGTH = 64
 SKU_PATTERN = "[A-Za-z0-9][A-Za-z0-9._-]*"
 """What a SKU may be: the model validates it, URLs and cursors refuse anything else at the edge."""
 SLUG_MAX_LENGTH = 100
+SEARCH_CONFIG = "english"
+"""The text search configuration of the products' search vector, and of every query against it."""
 MAX_STOCK_QUANTITY = 2_147_483_647
 """The ``integer`` column's ceiling: stock adjustments beyond it are refused, not a database error."""
 
@@ -91,14 +95,15 @@ def statement_triggers(
     return triggers
 
 
-def root_triggers(aggregate: str, table: str, stamp: str | None = None) -> list:
+def root_triggers(aggregate: str, table: str, stamp: str | None = None, derived: tuple[str, ...] = ()) -> list:
     """The triggers of an aggregate's root table: BEFORE ones that give each row its version (a new
     one when asked for one, a touch: version + 1, or when data changed; writing the same values
     again changes nothing), and statement ones that write an outbox row per changed version. A
     deleted or truncated row's outbox row carries a version above its last (its children go with it,
-    by CASCADE). ``stamp``: a column that takes the time of each new version."""
+    by CASCADE). ``stamp``: a column that takes the time of each new version; ``derived``: columns
+    Postgres computes from the others, never a change of their own."""
     stamped = f" NEW.{stamp} := clock_timestamp();" if stamp else ""
-    ignored = "'version'" + (f" - '{stamp}'" if stamp else "")
+    ignored = " - ".join(f"'{column}'" for column in ("version", *([stamp] if stamp else []), *derived))
     kept = f" ELSE NEW.{stamp} := OLD.{stamp};" if stamp else ""
     gone = f"GREATEST(version + 1, {NOW_US})"
     return [
@@ -230,12 +235,22 @@ class Product(models.Model):
     version = models.BigIntegerField(default=0, db_default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True, db_default=Now())
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+    # Kept by Postgres itself (a stored generated column), so every write path keeps it current; it
+    # is no data of the product: the version trigger leaves it out of its comparison.
+    search_vector = models.GeneratedField(
+        expression=SearchVector("sku", "name", weight="A", config=SEARCH_CONFIG)
+        + SearchVector("description", weight="B", config=SEARCH_CONFIG),
+        output_field=SearchVectorField(),
+        db_persist=True,
+    )
 
     class Meta:
         ordering = ["sku"]
-        indexes = [models.Index(fields=["category", "sku"])]
+        indexes = [models.Index(fields=["category", "sku"]), GinIndex(fields=["search_vector"], name="product_search")]
         constraints = [models.CheckConstraint(condition=~Q(sku=""), name="product_sku_not_empty")]
-        triggers = root_triggers("product", "catalog_product", stamp="updated_at")
+        # The search vector is derived by Postgres (and not computed yet before the row is written):
+        # never a change of its own.
+        triggers = root_triggers("product", "catalog_product", stamp="updated_at", derived=("search_vector",))
 
     def __str__(self) -> str:
         return f"{self.sku} — {self.name}"

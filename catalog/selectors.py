@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import TYPE_CHECKING, TypedDict, cast
 
-from django.db.models import Count, Prefetch, Q, QuerySet, Sum
-from django.db.models.functions import Coalesce
+from django.contrib.postgres.aggregates import StringAgg
+from django.contrib.postgres.search import SearchQuery, SearchRank
+from django.db import connection, transaction
+from django.db.models import Count, Exists, F, OuterRef, Prefetch, Q, QuerySet, Subquery, Sum, TextField, Value
+from django.db.models.functions import Cast, Coalesce, Concat
 
-from .models import Category, Price, Product, StockLevel, Warehouse
+from .models import SEARCH_CONFIG, Category, Price, Product, StockLevel, Warehouse
 
 if TYPE_CHECKING:  # the type checker's view of annotated rows; nothing at run time
     from django_stubs_ext import WithAnnotations
@@ -142,3 +146,100 @@ def catalog_totals(*, threshold: int) -> CatalogTotals:
             .count()
         ),
     )
+
+
+@dataclass(frozen=True)
+class ProductSearch:
+    """A search of the catalog, normalized: equal searches are equal values. ``currency`` qualifies
+    the price bounds and the price orders only (None when neither is used)."""
+
+    text: str = ""
+    category: str | None = None
+    min_price: Decimal | None = None
+    max_price: Decimal | None = None
+    currency: str | None = None
+    in_stock: bool | None = None
+    sort: str = "name"
+
+
+SEARCH_SORTS = ("relevance", "name", "price_asc", "price_desc", "newest")
+
+
+def category_subtree_ids(*, slug: str) -> list[int]:
+    """The category ``slug`` and every category below it (none when there is no such slug)."""
+    return [
+        category.pk
+        for category in Category.objects.raw(
+            "WITH RECURSIVE down AS ("
+            " SELECT id FROM catalog_category WHERE slug = %s"
+            " UNION SELECT c.id FROM catalog_category c JOIN down ON c.parent_id = down.id"
+            ") SELECT id FROM down",
+            [slug],
+        )
+    ]
+
+
+def products_search(*, search: ProductSearch, limit: int, timeout_ms: int) -> list[str]:
+    """The SKUs of the active products matching ``search``, in its order, at most ``limit``: Postgres
+    full-text search over the products' search vector (GIN index), with the filters as ``EXISTS``
+    and price subqueries. The query is cancelled after ``timeout_ms`` (``SET LOCAL``: this
+    transaction only), so that no search holds a connection for long."""
+    products = Product.objects.filter(is_active=True)
+    order: list = []
+    if search.text:
+        query = SearchQuery(search.text, search_type="websearch", config=SEARCH_CONFIG)
+        products = products.filter(search_vector=query)
+        if search.sort == "relevance":
+            products = products.annotate(rank=SearchRank(F("search_vector"), query, cover_density=True))
+            order = [F("rank").desc()]
+    if search.category is not None:
+        products = products.filter(category_id__in=category_subtree_ids(slug=search.category))
+    if search.currency is not None:
+        amount = Price.objects.filter(product=OuterRef("pk"), currency=search.currency).values("amount")[:1]
+        products = products.annotate(price=Subquery(amount))
+        if search.min_price is not None:
+            products = products.filter(price__gte=search.min_price)
+        if search.max_price is not None:
+            products = products.filter(price__lte=search.max_price)
+        if search.sort in ("price_asc", "price_desc"):
+            price = F("price")
+            order = [price.asc(nulls_last=True) if search.sort == "price_asc" else price.desc(nulls_last=True)]
+    if search.in_stock is not None:
+        stocked = Exists(StockLevel.objects.filter(product=OuterRef("pk"), quantity__gt=0))
+        products = products.filter(stocked if search.in_stock else ~stocked)
+    if search.sort == "name":
+        order = [F("name").asc()]
+    elif search.sort == "newest":
+        order = [F("created_at").desc()]
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SELECT set_config('statement_timeout', %s, true)", [str(timeout_ms)])
+        return list(products.order_by(*order, "sku").values_list("sku", flat=True)[:limit])
+
+
+PRODUCT_EXPORT_HEADER = ("sku", "name", "category", "active", "version", "updated_at", "prices", "stock")
+
+
+def products_export_rows(*, products: QuerySet[Product]) -> QuerySet[Product, tuple]:
+    """One row per product, in ``PRODUCT_EXPORT_HEADER``'s order: its prices ("EUR 9.99 USD 10.50")
+    and total stock as subqueries, so that the rows stream from one server-side cursor."""
+    prices = (
+        Price.objects.filter(product=OuterRef("pk")).order_by().values("product")
+        .annotate(listed=StringAgg(
+            Concat("currency", Value(" "), Cast("amount", TextField()), output_field=TextField()), " ",
+            order_by="currency",
+        ))
+        .values("listed")
+    )
+    stock = (
+        StockLevel.objects.filter(product=OuterRef("pk")).order_by().values("product")
+        .annotate(total=Sum("quantity")).values("total")
+    )
+    return (
+        products.order_by("pk")
+        .annotate(
+            price_list=Coalesce(Subquery(prices), Value(""), output_field=TextField()),
+            stock=Coalesce(Subquery(stock), 0),
+        )
+        .values_list("sku", "name", "category__slug", "is_active", "version", "updated_at", "price_list", "stock")
+    )
+

@@ -5,6 +5,8 @@ Bump ``KEY_VERSION`` when a cached format changes: old entries become unreachabl
 
 from __future__ import annotations
 
+import hashlib
+
 from django.conf import settings
 
 KEY_VERSION = 1
@@ -56,3 +58,27 @@ def lag_samples() -> str:
 def auth_token(digest: str) -> str:
     """Who an API token belongs to (by the token's SHA-256, never the token itself)."""
     return f"{NAMESPACE}:auth-token:{digest}"
+
+
+def _digest(canonical: str) -> str:
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def search_results(canonical: str) -> str:
+    """The SKUs matching a search, keyed by its normalized parameters (their canonical JSON)."""
+    return f"{NAMESPACE}:search:{_digest(canonical)}"
+
+
+def search_fill_lock(canonical: str) -> str:
+    """Single-flight lock of a search's computation, cold or in the background."""
+    return f"{NAMESPACE}:search-fill:{_digest(canonical)}"
+
+
+def export_chunks(canonical: str) -> str:
+    """A finished export's CSV, a list of chunks, keyed by its normalized parameters."""
+    return f"{NAMESPACE}:export:{_digest(canonical)}"
+
+
+def export_chunks_pending(canonical: str, token: str) -> str:
+    """An export being written by one request: renamed to ``export_chunks`` once complete."""
+    return f"{NAMESPACE}:export-pending:{_digest(canonical)}:{token}"

@@ -141,6 +141,22 @@ def get_item(model: type[M], key: dict[str, Any]) -> M | None:
         return None
 
 
+def key_of(model: type[Model], key: dict[str, Any]) -> tuple[Any, ...]:
+    """An item's key attributes as a tuple, hash key first: how ``batch_get_items`` files items."""
+    return tuple(key[name] for name in key_names(model))
+
+
+def batch_get_items(model: type[M], keys: list[dict[str, Any]]) -> dict[tuple[Any, ...], M]:
+    """Strongly consistent reads of several items (BatchGetItem, 100 keys a call, unprocessed keys
+    retried by PynamoDB), by ``key_of``; keys without an item are left out."""
+    names = key_names(model)
+    wanted = [key_of(model, key) if len(names) > 1 else key[names[0]] for key in keys]
+    return {
+        key_of(model, {name: getattr(item, name) for name in names}): item
+        for item in model.batch_get(wanted, consistent_read=True)
+    }
+
+
 def hash_key_attribute(model: type[Model]) -> Any:
     """The hash key attribute, for conditions such as ``does_not_exist()``."""
     return getattr(model, key_names(model)[0])

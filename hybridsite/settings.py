@@ -537,6 +537,8 @@ THROTTLE_RATES = {
     "orders": env.int("THROTTLE_ORDERS_PER_MINUTE", 600, 1),  # a customer's reads of their orders
     # Orders one customer may place (or try to), whatever the client.
     "checkout": env.int("THROTTLE_CHECKOUT_PER_MINUTE", 30, 1),
+    # Staff exports (each one a scan of a table): per user.
+    "export": env.int("THROTTLE_EXPORT_PER_MINUTE", 10, 1),
 }
 
 # Carts (DynamoDB-first): an idle cart expires by DynamoDB TTL after CART_IDLE_SECONDS; quantity
@@ -582,3 +584,23 @@ HEALTH_TOKEN = env.str("HEALTH_TOKEN")
 ORDER_CURRENCY = env.str("ORDER_CURRENCY", "EUR")
 IDEMPOTENCY_KEY_TTL_SECONDS = env.int("IDEMPOTENCY_KEY_TTL_SECONDS", 24 * 3600, 60)
 IDEMPOTENCY_LEASE_SECONDS = env.int("IDEMPOTENCY_LEASE_SECONDS", 30, 1)
+
+# Search (GET /api/products/, docs/api/search.md): the SKUs matching a query are cached per normalized
+# parameters for SEARCH_CACHE_SECONDS, then served stale for up to SEARCH_STALE_SECONDS more while one
+# background task recomputes them; a query's membership is never older than the sum of the two. At
+# most SEARCH_MAX_RESULTS SKUs per query; its Postgres query is cancelled after
+# SEARCH_STATEMENT_TIMEOUT_MS. Per client and minute: THROTTLE_SEARCH_PER_MINUTE searches, of which
+# THROTTLE_SEARCH_FILLS_PER_MINUTE may be computed afresh (each costs its share of the first).
+SEARCH_CACHE_SECONDS = env.int("SEARCH_CACHE_SECONDS", 60, 1)
+SEARCH_STALE_SECONDS = env.int("SEARCH_STALE_SECONDS", 240, 0)
+SEARCH_MAX_RESULTS = env.int("SEARCH_MAX_RESULTS", 1000, 1)
+SEARCH_STATEMENT_TIMEOUT_MS = env.int("SEARCH_STATEMENT_TIMEOUT_MS", 2000, 1)
+THROTTLE_SEARCH_PER_MINUTE = env.int("THROTTLE_SEARCH_PER_MINUTE", 120, 1)
+THROTTLE_SEARCH_FILLS_PER_MINUTE = env.int("THROTTLE_SEARCH_FILLS_PER_MINUTE", 20, 1)
+
+# Staff exports (docs/operations/exports.md): a finished export is kept in Redis, in chunks of
+# EXPORT_CHUNK_ROWS rows, for EXPORT_CACHE_SECONDS per normalized parameters; one larger than
+# EXPORT_CACHE_MAX_BYTES is streamed and not kept.
+EXPORT_CACHE_SECONDS = env.int("EXPORT_CACHE_SECONDS", 300, 0)
+EXPORT_CACHE_MAX_BYTES = env.int("EXPORT_CACHE_MAX_BYTES", 64 * 1024 * 1024, 0)
+EXPORT_CHUNK_ROWS = env.int("EXPORT_CHUNK_ROWS", 2000, 1)

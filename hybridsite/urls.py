@@ -9,7 +9,7 @@ from drf_spectacular.renderers import (
 )
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from . import schema  # noqa: F401  (registers the schema extensions before any schema is built)
+from . import schema  # noqa: F401  (schema: registers the schema extensions before any schema is built)
 from .health import health
 
 handler404 = "hybridsite.errors.json_404"

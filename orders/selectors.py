@@ -95,3 +95,22 @@ def cart_demand(*, limit: int) -> list[Demand]:
                products[sku].total_stock if sku in products else 0)
         for sku, carts, units in rows
     ]
+
+
+ORDER_EXPORT_HEADER = (
+    "order", "created_at", "customer", "currency", "order_total", "sku", "name", "quantity", "unit_price",
+)
+
+
+def order_lines_export_rows(*, orders: QuerySet[Order]) -> QuerySet[OrderLine, tuple]:
+    """For staff audits, every customer's: one row per line of ``orders``, in
+    ``ORDER_EXPORT_HEADER``'s order, oldest order first. In the order of the lines' unique index
+    (order, product), so that Postgres streams them as it reads them, with no sort first."""
+    return (
+        OrderLine.objects.filter(order__in=orders).order_by("order_id", "product_id")
+        .values_list(
+            "order_id", "order__created_at", "order__user_id", "order__currency", "order__total",
+            "sku", "name", "quantity", "unit_price",
+        )
+    )
+

@@ -13,16 +13,20 @@ from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import exceptions
+from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
 from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from catalog.apis import AmountField
+from catalog.converters import CategorySlugConverter
+from catalog.currencies import ISO_4217_CURRENCIES
+from catalog.selectors import SEARCH_SORTS
 from hybridsite.clients import client_bucket
 
-from . import documents, listings, reader, readpath, shapes
-from .cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN, BadCursor
+from . import documents, listings, reader, readpath, search, shapes
+from .cursors import CURSOR_MAX_LENGTH, CURSOR_PATTERN, BadCursor, decode_offset
 from .readpath import Result, Throttle
 from .registry import category_tree_document, product_document
 
@@ -50,12 +54,24 @@ class MinVersionUnavailable(exceptions.APIException):
     default_detail = "No version of this document at or above min_version exists."
 
 
+def _client_throttle(request, scope: str, limit: int, fills: int) -> Throttle:
+    """``limit`` requests a minute per client bucket; a request that adds an entry to the cache
+    costs as many requests as keep one client within ``fills`` new entries."""
+    return Throttle(scope, client_bucket(request), limit, fill_cost=max(0, -(-limit // fills) - 1))
+
+
 def anon_throttle(request) -> Throttle:
-    """The anonymous client's limit, per client bucket; a request that adds an entry to the cache
-    costs as many requests as keep one client within ``THROTTLE_CACHE_FILLS_PER_MINUTE`` new entries."""
-    limit = settings.THROTTLE_ANON_PER_MINUTE
-    fill_cost = max(0, -(-limit // settings.THROTTLE_CACHE_FILLS_PER_MINUTE) - 1)
-    return Throttle("anon", client_bucket(request), limit, fill_cost=fill_cost)
+    """The anonymous client's limit on reads (``THROTTLE_CACHE_FILLS_PER_MINUTE`` new entries)."""
+    return _client_throttle(
+        request, "anon", settings.THROTTLE_ANON_PER_MINUTE, settings.THROTTLE_CACHE_FILLS_PER_MINUTE
+    )
+
+
+def search_throttle(request) -> Throttle:
+    """Searches have a limit of their own: fewer, and fewer still computed afresh."""
+    return _client_throttle(
+        request, "search", settings.THROTTLE_SEARCH_PER_MINUTE, settings.THROTTLE_SEARCH_FILLS_PER_MINUTE
+    )
 
 
 def min_version_of(request) -> int:
@@ -207,3 +223,57 @@ class CategoryProductsApi(PublicApi):
             raise exceptions.ValidationError({"limit": [f"Must be an integer from 1 to {MAX_PAGE}."]})
         result = listings.read_listing(slug, int(raw), request.GET.get("cursor", ""), self.throttle(request))
         return self.respond(request, result, "No category with this slug.")
+
+
+SEARCH_QUERY_MAX_LENGTH = 200
+SEARCH_MAX_PAGE = 50
+
+
+class ProductSearchApi(PublicApi):
+    """Full-text search of the catalog with filters; see ``projections.search``."""
+
+    class SearchInputSerializer(serializers.Serializer):
+        q = serializers.RegexField(
+            r"^[^\x00]*$", required=False, default="", allow_blank=True, trim_whitespace=False,
+            max_length=SEARCH_QUERY_MAX_LENGTH,
+            help_text='Words to find in SKU, name and description (web search syntax: "a phrase", -without, or).',
+        )
+        category = serializers.RegexField(
+            f"^{CategorySlugConverter.regex}$", required=False,
+            help_text="A category's slug: products in it and in the categories below it.",
+        )
+        min_price = AmountField(required=False, help_text="Lowest price in `currency`, inclusive.")
+        max_price = AmountField(required=False, help_text="Highest price in `currency`, inclusive.")
+        currency = serializers.ChoiceField(
+            choices=sorted(ISO_4217_CURRENCIES), required=False,
+            help_text="The currency of the price bounds and price orders (the shop's by default).",
+        )
+        in_stock = serializers.BooleanField(
+            required=False, help_text="Only products in stock (true), or only those out of it (false)."
+        )
+        sort = serializers.ChoiceField(
+            choices=SEARCH_SORTS, required=False,
+            help_text="relevance (the default with q), name (the default without), price_asc, price_desc, newest.",
+        )
+        limit = serializers.IntegerField(required=False, default=20, min_value=1, max_value=SEARCH_MAX_PAGE)
+        cursor = serializers.CharField(
+            required=False, default="", max_length=CURSOR_MAX_LENGTH,
+            help_text="The next_cursor of the previous page (opaque and signed: use it as it is).",
+        )
+
+    @extend_schema(
+        operation_id="product_search",
+        parameters=[SearchInputSerializer],
+        responses={200: OpenApiTypes.OBJECT, 400: OpenApiTypes.OBJECT},
+    )
+    def get(self, request) -> HttpResponse:
+        # A plain dict: a QueryDict would make a missing boolean false, as an unticked HTML checkbox.
+        serializer = self.SearchInputSerializer(data=request.GET.dict())
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        limit, cursor = data.pop("limit"), data.pop("cursor")
+        offset = decode_offset(cursor, settings.SEARCH_MAX_RESULTS)
+        skus, self.served_from = search.matching_skus(search.normalize(**data), search_throttle(request))
+        response = HttpResponse(search.page(skus, offset, limit), content_type=JSON)
+        response["Cache-Control"] = settings.API_CACHE_CONTROL
+        return response

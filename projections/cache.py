@@ -13,6 +13,9 @@ from __future__ import annotations
 
 import logging
 import random
+import secrets
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import cast
 
@@ -93,6 +96,33 @@ def ttl_ms(negative: bool = False) -> int:
 def read(key: str) -> bytes | None:
     """The bytes stored at ``key`` (this client never decodes responses to ``str``), or None."""
     return cast("bytes | None", client().get(key))
+
+
+# KEYS: a single-flight lock; ARGV: its holder's token. Only the holder lets go of it.
+_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
+
+
+def lock(key: str, ms: int) -> str | None:
+    """Take a single-flight lock for ``ms`` milliseconds: its token when taken, None when another
+    holds it. The token is the holder's lease: only that token releases it."""
+    token = secrets.token_hex(8)
+    return token if client().set(key, token, nx=True, px=ms) else None
+
+
+def unlock(key: str, token: str) -> None:
+    script(client(), _RELEASE)(keys=[key], args=[token])
+
+
+def wait_for(key: str, wait_ms: int, accept: Callable[[bytes], bool] = lambda raw: True) -> bytes | None:
+    """Poll ``key`` until it holds a value ``accept`` takes (a single-flight follower waiting for the
+    leader's entry), at most ``wait_ms``; None when it did not come."""
+    deadline = time.monotonic() + wait_ms / 1000
+    while time.monotonic() < deadline:
+        time.sleep(0.005)
+        raw = read(key)
+        if raw is not None and accept(raw):
+            return raw
+    return None
 
 
 def store(name: str, version: int, body: bytes | None, lease: str = "") -> bool:

@@ -4,6 +4,7 @@ API handed out (and one client cannot make the cache hold pages for made-up curs
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from django.core import signing
 
@@ -29,12 +30,8 @@ def _cursor_signer() -> signing.Signer:
     return signing.Signer(salt="projections.listing-cursor", algorithm="sha256")
 
 
-def encode_cursor(sku: str) -> str:
-    """An opaque, HMAC-signed position: a client can only send back positions this API handed out."""
-    return _cursor_signer().sign_object({"after": sku})
-
-
-def _unsigned(signer: signing.Signer, cursor: str) -> object:
+def _unsign(signer: signing.Signer, cursor: str) -> Any:
+    """What a cursor signed by ``signer`` holds; BadCursor for anything else."""
     if len(cursor) > CURSOR_MAX_LENGTH:
         raise BadCursor("cursor is not one this API returned")
     try:
@@ -43,11 +40,16 @@ def _unsigned(signer: signing.Signer, cursor: str) -> object:
         raise BadCursor("cursor is not one this API returned") from None
 
 
+def encode_cursor(sku: str) -> str:
+    """An opaque, HMAC-signed position: a client can only send back positions this API handed out."""
+    return _cursor_signer().sign_object({"after": sku})
+
+
 def decode_cursor(cursor: str) -> str:
     """The SKU a cursor continues after; anything not signed by us, or not a SKU, is refused."""
     if not cursor:
         return ""
-    data = _unsigned(_cursor_signer(), cursor)
+    data = _unsign(_cursor_signer(), cursor)
     after = data.get("after") if isinstance(data, dict) else None
     if not isinstance(after, str) or len(after) > SKU_MAX_LENGTH or not _SKU.fullmatch(after):
         raise BadCursor("cursor is not one this API returned")
@@ -69,7 +71,7 @@ def _encode_bound(salt: str, bound_to: int | str, position: str) -> str:
 def _decode_bound(salt: str, cursor: str, bound_to: int | str) -> str:
     if not cursor:
         return ""
-    data = _unsigned(_bound_signer(salt), cursor)
+    data = _unsign(_bound_signer(salt), cursor)
     position = data.get("at") if isinstance(data, dict) and data.get("to") == bound_to else None
     if not isinstance(position, str) or not _SORT_KEY.fullmatch(position):
         raise BadCursor("cursor is not one this API returned")
@@ -96,3 +98,24 @@ def encode_history_cursor(sku: str, before: str) -> str:
 
 def decode_history_cursor(cursor: str, sku: str) -> str:
     return _decode_bound(HISTORY_CURSOR_SALT, cursor, sku)
+
+
+def _offset_signer() -> signing.Signer:
+    return signing.Signer(salt="projections.search-cursor", algorithm="sha256")
+
+
+def encode_offset(offset: int) -> str:
+    """An opaque, signed position in a list of results (search pages)."""
+    return _offset_signer().sign_object({"offset": offset})
+
+
+def decode_offset(cursor: str, limit: int) -> int:
+    """The position a search cursor continues at (0 for none), below ``limit``; anything not signed
+    by us is refused."""
+    if not cursor:
+        return 0
+    data = _unsign(_offset_signer(), cursor)
+    offset = data.get("offset") if isinstance(data, dict) else None
+    if not isinstance(offset, int) or isinstance(offset, bool) or not 0 <= offset < limit:
+        raise BadCursor("cursor is not one this API returned")
+    return offset

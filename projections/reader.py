@@ -10,14 +10,14 @@ reads go to DynamoDB, with DynamoDB down to Postgres.
 from __future__ import annotations
 
 import logging
-import secrets
-import time
+from typing import cast
 
 from django.conf import settings
 from django.db import DatabaseError, connection
 from redis.exceptions import RedisError
 
-from hybridsite import cache_keys, redis_client
+from hybridsite import cache_keys
+from hybridsite.dynamodb import batch_get_items, key_of
 
 from . import cache, metrics
 from .breaker import CircuitOpen
@@ -35,6 +35,7 @@ from .readpath import (
     redis_breaker,
 )
 from .registry import DocumentAddress
+from .tables import ProjectedItem
 
 logger = logging.getLogger(__name__)
 
@@ -113,15 +114,10 @@ def _fill(ref: DocumentAddress, floor: int) -> Result:
     revokes it (as does a Redis restart), and a fill whose lease is gone stores nothing, so a
     reader holding an older version cannot put it in front of a newer one.
     """
-    token = secrets.token_hex(8)
     lock_key = cache_keys.fill_lock(ref.name)
     try:
-        leader = bool(
-            redis_breaker.call(
-                lambda: redis_client.client().set(lock_key, token, nx=True, px=settings.READ_FILL_LOCK_MS)
-            )
-        )
-        lease = token if leader else ""
+        lease = redis_breaker.call(lambda: cache.lock(lock_key, settings.READ_FILL_LOCK_MS)) or ""
+        leader = bool(lease)
     except (RedisError, CircuitOpen):
         leader, lease = True, ""  # no Redis: no coalescing and nothing to store, but reads go on
     if not leader:
@@ -142,34 +138,27 @@ def _fill(ref: DocumentAddress, floor: int) -> Result:
     finally:
         if lease:
             try:
-                _release(lock_key, token)
+                redis_breaker.call(lambda: cache.unlock(lock_key, lease))
             except (RedisError, CircuitOpen):
                 pass
 
 
 NO_LEASE = "-"  # a token no fill lock ever holds: the store raises the floor and writes no entry
-_RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
-
-
-def _release(lock_key: str, token: str) -> None:
-    redis_breaker.call(lambda: redis_client.script(redis_client.client(), _RELEASE)(keys=[lock_key], args=[token]))
 
 
 def _wait_for_entry(ref: DocumentAddress, floor: int) -> Result | None:
-    deadline = time.monotonic() + settings.READ_FILL_WAIT_MS / 1000
-    while time.monotonic() < deadline:
-        time.sleep(0.005)
-        try:
-            raw = redis_breaker.call(lambda: cache.read(cache_keys.document(ref.name)))
-        except (RedisError, CircuitOpen):
-            return None
-        if raw is not None:
-            entry = cache.decode(raw)
-            if entry.version >= floor:
-                metrics.incr("reader.coalesced")
-                return Result.of(entry, "cache")
-    metrics.incr("reader.fill_wait_timeout")
-    return None
+    try:
+        raw = redis_breaker.call(lambda: cache.wait_for(
+            cache_keys.document(ref.name), settings.READ_FILL_WAIT_MS,
+            accept=lambda raw: cache.decode(raw).version >= floor,
+        ))
+    except (RedisError, CircuitOpen):
+        return None
+    if raw is None:
+        metrics.incr("reader.fill_wait_timeout")
+        return None
+    metrics.incr("reader.coalesced")
+    return Result.of(cache.decode(raw), "cache")
 
 
 def _fetch(ref: DocumentAddress, floor: int) -> tuple[cache.Entry, str, bool]:
@@ -233,3 +222,54 @@ def _entry(version: int, body: bytes | None) -> cache.Entry:
     return cache.Entry(version, 404, b"") if body is None else cache.Entry(version, 200, body)
 
 
+
+
+def read_documents(refs: list[DocumentAddress]) -> dict[str, bytes]:
+    """The found documents of several keys by cache name (absent ones are left out), for pages
+    made of many documents: one Redis round trip for their entries and floors, one DynamoDB batch
+    read for the keys Redis did not hold, and the whole read path (``read_document``) for those
+    neither holds at or above their floor. What DynamoDB answers here is not stored in Redis: a
+    batch read takes no fill leases (a document's own read fills its entry)."""
+    found: dict[str, bytes] = {}
+    try:
+        names = [ref.name for ref in refs]
+        keys = [cache_keys.document(name) for name in names] + [cache_keys.floor(name) for name in names]
+        # This client never decodes responses to str.
+        raws = cast("list[bytes | None]", redis_breaker.call(lambda: cache.client().mget(keys)) if refs else [])
+    except (RedisError, CircuitOpen):
+        raws = [None] * (2 * len(refs))
+    floors: dict[str, int] = {}
+    for ref, raw, floor in zip(refs, raws[: len(refs)], raws[len(refs):], strict=True):
+        if raw is None:
+            floors[ref.name] = int(floor or 0)
+        elif (entry := cache.decode(raw)).status == 200:
+            found[ref.name] = entry.body
+    missing = [ref for ref in refs if ref.name in floors]
+    try:
+        items = dynamodb_breaker.call(lambda: _batch_get(missing)) if missing else {}
+    except (CircuitOpen, *DYNAMODB_ERRORS):
+        items = {}  # each key goes the whole read path, which falls back to Postgres
+    for ref in missing:
+        item = items.get(ref.name)
+        if item is not None and item.version >= floors[ref.name]:
+            if not item.deleted and item.body is not None:
+                found[ref.name] = item.body.encode()
+            continue
+        result = read_document(ref)
+        if result.found:
+            found[ref.name] = result.body
+    return found
+
+
+def _batch_get(refs: list[DocumentAddress]) -> dict[str, ProjectedItem]:
+    """The items DynamoDB holds for ``refs``, by cache name: one batch read per table."""
+    by_model: dict[type[ProjectedItem], list[DocumentAddress]] = {}
+    for ref in refs:
+        by_model.setdefault(ref.model, []).append(ref)
+    items: dict[str, ProjectedItem] = {}
+    for model, model_refs in by_model.items():
+        held = batch_get_items(model, [ref.key for ref in model_refs])
+        for ref in model_refs:
+            if (item := held.get(key_of(model, ref.key))) is not None:
+                items[ref.name] = item
+    return items

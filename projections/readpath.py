@@ -73,13 +73,16 @@ class VersionUnavailable(ReadError):
 # KEYS: value, rate-limit counter ('' for none), metrics hash ('' for none), version floor ('' for
 # none); ARGV: window ms. Returns {count, value, floor}: the client's requests in this window, the
 # value read and, on a miss only, the key's version floor.
-_HOT_READ = """
+COUNT_REQUEST_LUA = """
 local count = 0
 if KEYS[2] ~= '' then
   count = redis.call('INCR', KEYS[2])
   if count == 1 then redis.call('PEXPIRE', KEYS[2], ARGV[1]) end
 end
-local value = redis.call('GET', KEYS[1])
+"""
+"""Lua that counts a client's request in its rate-limit window (KEYS[2], '' for none; ARGV[1] the
+window in ms) into ``count``: the start of every script that reads and counts in one round trip."""
+_HOT_READ = COUNT_REQUEST_LUA + """local value = redis.call('GET', KEYS[1])
 if KEYS[3] ~= '' then redis.call('HINCRBY', KEYS[3], value and 'reader.hit' or 'reader.miss', 1) end
 local floor = false
 if not value and KEYS[4] ~= '' then floor = redis.call('GET', KEYS[4]) end

@@ -11,7 +11,7 @@ from redis.exceptions import RedisError
 
 from hybridsite import cache_keys
 
-from . import relay
+from . import relay, search
 
 logger = logging.getLogger(__name__)
 
@@ -56,3 +56,10 @@ def kick_relay() -> None:
             relay_outbox.delay()
         except Exception as exc:  # broker down: the beat sweep picks the rows up when it is back
             logger.warning("relay kick not queued: %s", exc)
+
+
+@shared_task(name="projections.search_refresh", acks_late=True, ignore_result=True)
+def search_refresh(text: str, token: str) -> None:
+    """Recompute a stale search (``text``: its canonical parameters) and let go of its lock. Not
+    retried: a lost refresh only lets the entry age to its hard expiry."""
+    search.refresh(text, token)

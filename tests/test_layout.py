@@ -28,7 +28,8 @@ ALLOWED = {
     "drafts": {"catalog", "projections", "writeback", "hybridsite"},
     "orders": {"catalog", "carts", "projections", "hybridsite"},  # reads served like the catalog's
     # operating the site: metrics, SLOs, read-only mode, drift watch, the write-back's state
-    "ops": {"catalog", "projections", "writeback", "hybridsite"},
+    # and the staff exports of products and orders
+    "ops": {"catalog", "projections", "writeback", "orders", "hybridsite"},
     "hybridsite": set(),
 }
 

@@ -23,7 +23,7 @@ from carts.services import cart_line_set
 from catalog import services
 from catalog.models import Category, Product, Warehouse
 from hybridsite.wsgi import application
-from projections.cursors import encode_cursor, encode_history_cursor, encode_order_cursor
+from projections.cursors import encode_cursor, encode_history_cursor, encode_offset, encode_order_cursor
 from projections.registry import order_key
 from projections.relay import drain
 
@@ -40,6 +40,11 @@ ACCEPTED = SchemathesisConfig().projects.default.checks.positive_data_acceptance
 STALE_IF_MATCH = {"positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "412"]}}
 ORDERS = "/api/orders/"
 HISTORY = "/api/internal/products/{sku}/history/"
+SEARCH = "/api/products/"
+# And one the schema cannot state: a date range whose days are each valid but whose end comes
+# before its start is refused (400 naming `until`) by the staff exports.
+EXPORTS = ("/api/internal/exports/products.csv", "/api/internal/exports/orders.csv")
+REVERSED_RANGE = {"positive_data_acceptance": {"expected-statuses": [*ACCEPTED, "400"]}}
 FUZZ = hypothesis_settings(
     max_examples=100, deadline=None, derandomize=True, database=None,
     suppress_health_check=list(HealthCheck),
@@ -51,6 +56,7 @@ def catalog(dynamodb, redis_clean, settings) -> None:
     """Something to find, and limits high enough that the fuzzer tests the API, not the throttle."""
     settings.THROTTLE_ANON_PER_MINUTE = 10**9
     settings.THROTTLE_CACHE_FILLS_PER_MINUTE = 10**9
+    settings.THROTTLE_SEARCH_PER_MINUTE = settings.THROTTLE_SEARCH_FILLS_PER_MINUTE = 10**9
     settings.THROTTLE_RATES = {scope: 10**9 for scope in settings.THROTTLE_RATES}
     tools = Category.objects.create(slug="tools", name="Tools")
     Warehouse.objects.create(code="AMS1", name="Amsterdam")
@@ -88,6 +94,7 @@ def signed_cursors(token: str | None) -> dict[str, dict[str, str]]:
     still not one the API handed out, so positive examples send one it did."""
     cursors = {
         LISTING: {"cursor": encode_cursor("SKU-0")}, HISTORY: {"cursor": encode_history_cursor("SKU-0", "1" * 19)},
+        SEARCH: {"cursor": encode_offset(1)},
     }
     if token is not None:
         user_id = Token.objects.get(key=token).user_id
@@ -107,11 +114,11 @@ def fuzz(headers: dict[str, str] | None = None) -> list[str]:
         if any(parameter.name == "If-Match" for parameter in operation.headers)
         or any(parameter.name == "min_version" for parameter in operation.query)
     ]
+    exceptions = [{"include-path": path, "checks": REVERSED_RANGE} for path in EXPORTS]
     if conditional:
-        config = SchemathesisConfig.from_dict(
-            {"operations": [{"include-operation-id": conditional, "checks": STALE_IF_MATCH}]}
-        )
-        schema = schemathesis.openapi.from_wsgi("/api/schema/", application, config=config, headers=headers or {})
+        exceptions.append({"include-operation-id": conditional, "checks": STALE_IF_MATCH})
+    config = SchemathesisConfig.from_dict({"operations": exceptions})
+    schema = schemathesis.openapi.from_wsgi("/api/schema/", application, config=config, headers=headers or {})
     operations, failures = [], []
     calls: Counter[str] = Counter()
     token = (headers or {}).get("Authorization", "").removeprefix("Token ") or None
@@ -144,14 +151,14 @@ def test_public_api_as_anonymous(catalog):
     assert sorted(operations) == [
         "DELETE /api/cart/", "DELETE /api/cart/items/{sku}/", "GET /api/cart/", "GET /api/categories/",
         "GET /api/categories/{slug}/products/", "GET /api/orders/", "GET /api/orders/{order_id}/",
-        "GET /api/products/{sku}/", "POST /api/orders/", "PUT /api/cart/items/{sku}/",
+        "GET /api/products/", "GET /api/products/{sku}/", "POST /api/orders/", "PUT /api/cart/items/{sku}/",
     ]
 
 
 @pytest.mark.proof
 def test_whole_api_with_a_staff_token(staff_token):
     operations = fuzz({"Authorization": f"Token {staff_token}"})
-    assert len(operations) == 17, operations
+    assert len(operations) == 20, operations
 
 
 @pytest.fixture

@@ -18,10 +18,11 @@ INTERNAL = {
     "/api/internal/products/{sku}/price/", "/api/internal/products/{sku}/stock/",
     "/api/internal/products/{sku}/history/",
 }
-PUBLIC = {"/api/products/{sku}/", "/api/categories/", "/api/categories/{slug}/products/"}
+PUBLIC = {"/api/products/", "/api/products/{sku}/", "/api/categories/", "/api/categories/{slug}/products/"}
 # Any authenticated user (a customer) has a cart and orders.
 CUSTOMER = {"/api/cart/", "/api/cart/items/{sku}/", "/api/orders/", "/api/orders/{order_id}/"}
 DRAFTS = {"/api/internal/products/{sku}/draft/", "/api/internal/products/{sku}/draft/publish/"}
+EXPORTS = {"/api/internal/exports/products.csv", "/api/internal/exports/orders.csv"}
 
 pytestmark = pytest.mark.django_db
 
@@ -79,7 +80,9 @@ def test_staff_see_the_operations_their_permissions_allow(client):
     assert schema_paths(client, HTTP_AUTHORIZATION=f"Token {token}") == (
         PUBLIC | CUSTOMER | {"/api/internal/products/{sku}/price/"}
     )
-    assert schema_paths(Client(), HTTP_AUTHORIZATION=f"Token {admin_token()}") == PUBLIC | CUSTOMER | INTERNAL | DRAFTS
+    assert schema_paths(Client(), HTTP_AUTHORIZATION=f"Token {admin_token()}") == (
+        PUBLIC | CUSTOMER | INTERNAL | DRAFTS | EXPORTS
+    )
 
 
 def admin_token() -> str:

@@ -10,8 +10,9 @@ from django.utils import timezone
 
 from catalog.models import OutboxEvent
 from devtools.net import wait_for
+from hybridsite import cache_keys
 from orders.models import Order
-from projections import cache, cache_keys, readpath
+from projections import cache, readpath
 from projections.projector import project, put_document
 from projections.registry import order_cache_name, order_key
 from projections.relay import drain

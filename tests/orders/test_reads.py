@@ -8,8 +8,9 @@ import pytest
 from django.db import connection
 
 from catalog.models import OutboxEvent
+from hybridsite import cache_keys
 from orders.models import Order
-from projections import cache, cache_keys
+from projections import cache
 from projections.cursors import encode_order_cursor
 from projections.registry import order_cache_name, order_key, orders_listing
 from projections.relay import drain
