@@ -394,6 +394,8 @@ SPECTACULAR_SETTINGS = {
         {"name": "prices", "description": "Internal: staff holding `catalog.change_price`."},
         {"name": "stock", "description": "Internal: staff holding `catalog.view_stocklevel` or `change_stocklevel`."},
         {"name": "drafts", "description": "Internal: staff holding `catalog.change_product`, their own drafts."},
+        {"name": "history", "description": "Internal: staff holding `catalog.view_product`, each product's versions."},
+        {"name": "exports", "description": "Internal: CSV exports for audits, staff with the view permission."},
     ],
     # Swagger UI and Redoc from our own static files (drf-spectacular-sidecar): pinned, offline.
     "SWAGGER_UI_DIST": "SIDECAR",

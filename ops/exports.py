@@ -215,7 +215,7 @@ class ExportApi(APIView):
 
 def _export_schema(operation_id: str, description: str) -> Any:
     return extend_schema_view(get=extend_schema(
-        operation_id=operation_id, description=description, parameters=[ExportInputSerializer],
+        operation_id=operation_id, description=description, tags=["exports"], parameters=[ExportInputSerializer],
         responses={(200, "text/csv"): OpenApiResponse(OpenApiTypes.STR, description="The CSV (header row first).")},
     ))
 

@@ -229,6 +229,7 @@ SEARCH_QUERY_MAX_LENGTH = 200
 SEARCH_MAX_PAGE = 50
 
 
+@extend_schema(tags=["products"])
 class ProductSearchApi(PublicApi):
     """Full-text search of the catalog with filters; see ``projections.search``."""
 

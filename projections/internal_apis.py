@@ -33,6 +33,7 @@ class ProductVersionSerializer(serializers.Serializer):
     )
 
 
+@extend_schema(tags=["history"])
 class ProductHistoryApi(APIView):
     permission_classes = [StaffWithPermission.for_methods(GET="catalog.view_product")]
 

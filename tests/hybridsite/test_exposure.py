@@ -66,11 +66,14 @@ def test_operations_are_grouped_by_resource(client):
     document = schema(Client(), HTTP_AUTHORIZATION=f"Token {admin_token()}")
     tags = {name: operation["tags"] for name, operation in operations(document).items()}
     declared = [tag["name"] for tag in document["tags"]]
-    assert declared == ["products", "categories", "cart", "orders", "prices", "stock", "drafts"]
+    assert declared == [
+        "products", "categories", "cart", "orders", "prices", "stock", "drafts", "history", "exports",
+    ]
     assert all(len(names) == 1 and names[0] in declared for names in tags.values()), tags
     assert {names[0] for names in tags.values()} == set(declared)
     assert tags["DELETE /api/cart/items/{sku}/"] == ["cart"] and tags["POST /api/orders/"] == ["orders"]
     assert tags["GET /api/categories/{slug}/products/"] == ["categories"]
+    assert tags["GET /api/products/"] == ["products"] and tags["GET /api/internal/exports/orders.csv"] == ["exports"]
 
 
 def test_staff_see_the_operations_their_permissions_allow(client):
