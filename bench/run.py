@@ -53,6 +53,7 @@ from bench import (  # noqa: E402
     hotpath,
     lag,
     overhttp,
+    playbook,
     prepare,
     reads,
     report,
@@ -96,6 +97,7 @@ def main(argv: list[str]) -> int:
         began = time.perf_counter()
         parts = hotpath.breakdown(hot, rounds=10 if cfg.quick else 40)
         clock.step("hot read breakdown", began)
+        playbook_results = playbook.phase(cfg, hot, clock)
         orders = checkout.phase(cfg, hot, clock)
         cart_results = carts.phase(cfg, procs, hot, clock)
         read_set = set(hot)
@@ -159,6 +161,7 @@ def main(argv: list[str]) -> int:
         "cachalot_staleness": stale,
         "lag": lags,
         "hot_read_breakdown": parts,
+        "playbook": playbook_results,
         "hot_read_local": local_layer,
         "suffering": suffered,
         "relay_throughput": relay_throughput,
@@ -166,7 +169,8 @@ def main(argv: list[str]) -> int:
     }
     report.RESULTS.mkdir(exist_ok=True)
     table = (
-        report.markdown(results) + "\n" + hotpath.markdown(parts) + "\n" + hotlocal.markdown(local_layer, over_http)
+        report.markdown(results) + "\n" + hotpath.markdown(parts) + "\n" + playbook.markdown(playbook_results)
+        + "\n" + hotlocal.markdown(local_layer, over_http)
         + "\n" + suffering.markdown(suffered)
         + "\n" + throughput.markdown(relay_throughput, report.dynamodb_description())
     )
