@@ -39,7 +39,7 @@ def _queries(n: int, rng: random.Random) -> list[str]:
 
 
 def _get(driver: Driver, query: str) -> Response:
-    return driver.request("GET", PATH, QUERY_STRING=query)
+    return driver.get(f"{PATH}?{query}")
 
 
 def _timed(driver: Driver, queries: list[str], expected: str) -> tuple[list[float], dict[str, int]]:
