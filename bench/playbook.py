@@ -37,6 +37,11 @@ def _us(summary: dict[str, float]) -> str:
     return f"{summary['p50']:,.0f} / {summary['p95']:,.0f}"
 
 
+def _calls(counts: dict[str, float]) -> str:
+    names = {"queries": "Postgres queries", "dynamodb_calls": "DynamoDB calls", "redis_round_trips": "Redis round trips"}
+    return ", ".join(f"{counts[key]:.1f} {name}" for key, name in names.items() if key in counts)
+
+
 def markdown(results: dict[str, Any]) -> str:
     order_list, found, exported, traced = (results[k] for k in ("orders", "search", "export", "tracing"))
     cached, uncached = found["counts_cached"], found["counts_uncached"]
@@ -47,9 +52,9 @@ def markdown(results: dict[str, Any]) -> str:
         "| measurement | p50 / p95 µs | per request |",
         "|---|---:|---|",
         f"| order list hit (`GET /api/orders/`, token) | {_us(order_list['latency_us'])} |"
-        f" {order_list['counts']['queries']} queries, {order_list['counts']['dynamodb_calls']} DynamoDB calls |",
-        f"| search, uncached | {_us(found['uncached_us'])} | {uncached} |",
-        f"| search, cached | {_us(found['cached_us'])} | {cached} |",
+        f" {_calls(order_list['counts'])} |",
+        f"| search, uncached | {_us(found['uncached_us'])} | {_calls(uncached)} |",
+        f"| search, cached | {_us(found['cached_us'])} | {_calls(cached)} |",
         f"| hot hit, tracing off | {_us(traced['off_us'])} | |",
         f"| hot hit, tracing on (every instrumentation, in-memory exporter) | {_us(traced['on_us'])} |"
         f" {on / off:.2f}× the p50 off |",
