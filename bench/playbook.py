@@ -38,7 +38,9 @@ def _us(summary: dict[str, float]) -> str:
 
 
 def _calls(counts: dict[str, float]) -> str:
-    names = {"queries": "Postgres queries", "dynamodb_calls": "DynamoDB calls", "redis_round_trips": "Redis round trips"}
+    names = {
+        "queries": "Postgres queries", "dynamodb_calls": "DynamoDB calls", "redis_round_trips": "Redis round trips",
+    }
     return ", ".join(f"{counts[key]:.1f} {name}" for key, name in names.items() if key in counts)
 
 
