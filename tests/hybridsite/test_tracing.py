@@ -242,7 +242,22 @@ def test_the_celery_task_carries_the_change_into_the_worker(spans, product: Prod
     assert all(run["parent_id"] in published for run in runs.values()), "the task's headers carried the context"
     (outbox,) = [span for span in found if span["name"] == "outbox.relay"]
     assert outbox["parent_id"] == f"0x{change.get_span_context().span_id:016x}", "and so did the outbox row"
-    logged = [json.loads(line) for line in worker.log_path.read_text().splitlines() if line.startswith('{"time"')]
-    (relayed,) = [line for line in logged if line["message"].startswith("relay:") and line["trace_id"] == trace_id[2:]]
-    run = runs[f"0x{relayed['span_id']}"]  # the task that projected the change logged it
-    assert relayed["request_id"] == run["attributes"]["messaging.message.id"], "the task's id"
+
+    def relayed() -> list[tuple[dict, dict]]:
+        """Each "relay:" log line with the task run it names. The task that projected the change
+        may be one queued before it, in its own trace (the change's is then outbox.relay's)."""
+        log = worker.log_path.read_text()
+        every_run = {
+            span["context"]["span_id"]: span for span in worker_spans(log)
+            if span["name"] == "run/projections.relay_outbox"
+        }
+        logged = [json.loads(line) for line in log.splitlines() if line.startswith('{"time"')]
+        return [
+            (line, every_run[f"0x{line['span_id']}"]) for line in logged
+            if line["message"].startswith("relay:") and f"0x{line['span_id']}" in every_run
+        ]
+
+    wait_for(relayed, 30, 0.2, "the relay's log line and its task's span")
+    for line, run in relayed():
+        assert line["trace_id"] == run["context"]["trace_id"].removeprefix("0x"), "the task's trace"
+        assert line["request_id"] == run["attributes"]["messaging.message.id"], "the task's id"
