@@ -222,8 +222,6 @@ def _entry(version: int, body: bytes | None) -> cache.Entry:
     return cache.Entry(version, 404, b"") if body is None else cache.Entry(version, 200, body)
 
 
-
-
 def read_documents(refs: list[DocumentAddress]) -> dict[str, bytes]:
     """The found documents of several keys by cache name (absent ones are left out), for pages
     made of many documents: one Redis round trip for their entries and floors, one DynamoDB batch
