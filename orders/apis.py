@@ -27,9 +27,9 @@ from catalog.apis import StrictInputSerializer
 from hybridsite.authentication import CachedTokenAuthentication
 from projections import listings, reader
 from projections.apis import (
-    MAX_VERSION,
     PublicApi,
     min_version_of,
+    min_version_parameter,
     refuse_unknown,
 )
 from projections.cursors import CURSOR_MAX_LENGTH
@@ -87,9 +87,8 @@ def _integer_param(request: Request, name: str, maximum: int) -> int | None:
     return int(raw)
 
 
-MIN_VERSION = OpenApiParameter(
-    "min_version", {"type": "integer", "minimum": 0, "maximum": MAX_VERSION},
-    description="Read your writes: never answer without the order of this `version` (checkout returns it).",
+MIN_VERSION = min_version_parameter(
+    "Read your writes: never answer without the order of this `version` (checkout returns it)."
 )
 READ_RESPONSES = {
     400: OpenApiResponse(description="A parameter is not valid (or the cursor is not one handed to this customer)."),

@@ -74,6 +74,13 @@ def search_throttle(request) -> Throttle:
     )
 
 
+def min_version_parameter(description: str) -> OpenApiParameter:
+    """``min_version`` as the schema declares it, for every read that ``min_version_of`` serves."""
+    return OpenApiParameter(
+        "min_version", {"type": "integer", "minimum": 0, "maximum": MAX_VERSION}, description=description
+    )
+
+
 def min_version_of(request) -> int:
     """The ``min_version`` a client asked for (0 when none); 400 when it is not one."""
     if not request.META.get("QUERY_STRING"):
@@ -170,11 +177,8 @@ DOCUMENT_RESPONSES = {
 class ProductDetailApi(PublicApi):
     @extend_schema(
         operation_id="product_detail",
-        parameters=[OpenApiParameter(
-            "min_version", {"type": "integer", "minimum": 0, "maximum": MAX_VERSION},
-            description=(
-                "Read your writes: never answer with a version below this one (the `version` a write returned)."
-            ),
+        parameters=[min_version_parameter(
+            "Read your writes: never answer with a version below this one (the `version` a write returned)."
         )],
         responses={
             **DOCUMENT_RESPONSES,
