@@ -39,11 +39,12 @@ class ReplicationHeartbeat(Model):
 
 TABLES: tuple[type[Model], ...] = (ReplicationHeartbeat,)
 
+LAG_BUCKETS = (0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0)
 LAG_CHECKS = Histogram(
     "hybridsite_replication_lag_check_seconds",
     "Replication lag as cache_follow checks it once per heartbeat interval (the SLO's events).",
     ["region"],
-    buckets=(0.5, 1.0, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0, 1800.0),
+    buckets=LAG_BUCKETS,
 )
 LAG_CHECKS.labels(settings.HYBRIDSITE_REGION)  # shown from the start, at zero
 
