@@ -500,7 +500,8 @@ class Follower:
             return 0
         except self.client.exceptions.TrimmedDataAccessException as exc:
             self.iterators.pop(shard.name, None)
-            self.trimmed(shard, str(exc))
+            if shard.checkpoint:  # from the oldest record on (no checkpoint), nothing was skipped
+                self.trimmed(shard, str(exc))
             return 0
         records, following = answer["Records"], answer.get("NextShardIterator")
         if not records and following is not None:
