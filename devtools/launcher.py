@@ -10,7 +10,7 @@ This is a process supervisor, not Django code: it reads the environment only to 
 servers to start and hands everything else to ``hybridsite.settings``.
 
     python -m devtools.launcher services   # start or reuse, print the env lines, wait for Ctrl-C
-    python -m devtools.launcher run        # services + migrate + setup + seed + web/worker/beat/streams
+    python -m devtools.launcher run        # services + migrate + setup + seed + web/worker/beat/streams/follow
                                            # (DEBUG off; DEBUG=1 only with a loopback BIND)
     python -m devtools.launcher test ARGS  # services + pytest ARGS
     python -m devtools.launcher bench ARGS # services + bench/run.py ARGS (`make bench`)
@@ -252,8 +252,8 @@ def serving_env(env: dict[str, str]) -> dict[str, str]:
 
 
 def serve(env: dict[str, str]) -> int:
-    """Run web, worker, beat, the outbox listener and the streams consumer until one exits or we are
-    told to stop; then stop them all."""
+    """Run web, worker, beat, the outbox listener, the streams consumer and the cache follower until
+    one exits or we are told to stop; then stop them all."""
     bind = env["BIND"]
     commands = {
         "web": [
@@ -263,6 +263,7 @@ def serve(env: dict[str, str]) -> int:
         "worker": [str(BIN / "celery"), "-A", "hybridsite", "worker", "--loglevel", "INFO", "--concurrency", "2"],
         "listen": [sys.executable, str(BASE_DIR / "manage.py"), "outbox_listen"],
         "streams": [sys.executable, str(BASE_DIR / "manage.py"), "streams_consume"],
+        "follow": [sys.executable, str(BASE_DIR / "manage.py"), "cache_follow"],
         "beat": [
             str(BIN / "celery"), "-A", "hybridsite", "beat", "--loglevel", "INFO",
             "--schedule", str(VAR / "celerybeat-schedule"),
