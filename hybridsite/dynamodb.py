@@ -207,6 +207,8 @@ def table_ensure(model: type[Model]) -> str:
                 }}],
             )
             action = "updated"
+        if _retired_indexes_drop(model, existing):
+            action = "updated"
         view_type = getattr(meta, "stream_view_type", None)
         stream = description.get("StreamSpecification") or {}
         if view_type and not stream.get("StreamEnabled"):
@@ -224,6 +226,25 @@ def table_ensure(model: type[Model]) -> str:
                 TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl_name},
             )
     return action
+
+
+def _retired_indexes_drop(model: type[Model], existing: set[str]) -> bool:
+    """Delete each index an older release made (the model's ``retired_indexes``, by name) whose
+    replacement is active: its readers now read the replacement, and until it is active (DynamoDB
+    backfills a new index for minutes on a large table) the retired one stays. True if one was
+    deleted; a later run deletes what this one left."""
+    retired = {name: new for name, new in getattr(model, "retired_indexes", {}).items() if name in existing}
+    if not retired:
+        return False
+    dynamodb, table = client(model), model.Meta.table_name
+    indexes = dynamodb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
+    active = {i["IndexName"] for i in indexes if i.get("IndexStatus") == "ACTIVE" and not i.get("Backfilling")}
+    dropped = False
+    for name, replacement in retired.items():
+        if replacement in active:  # one index change per UpdateTable call, as DynamoDB allows
+            dynamodb.update_table(TableName=table, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": name}}])
+            dropped = True
+    return dropped
 
 
 def tables_ensure() -> dict[str, str]:
