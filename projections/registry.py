@@ -399,7 +399,7 @@ def build_order(snapshot: Snapshot, projected_at: datetime) -> list[Item]:
     return [Item(key=order_key(order.user_id, order.pk), body=documents.order_document(order))]
 
 
-# --- category tree (one document for all categories, stored in pieces) ------------------------------------------
+# --- category tree (one document for all categories, stored in pieces) ---------------------------
 
 
 def load_category_tree(ids: list[int]) -> dict[int, Snapshot]:

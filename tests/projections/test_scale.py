@@ -84,6 +84,11 @@ def test_a_tree_of_fifty_thousand_categories_is_served_current_from_dynamodb(cli
     pieces = len(sizes) - 1  # and the head
     assert check(aggregates=["category"]).clean
 
+    Category.objects.filter(slug="cat-0123-0045").update(name="Category 0045, renamed")
+    outcome = project("category", 0)
+    assert (outcome.written, outcome.unchanged, outcome.tombstoned) == (2, pieces - 1, 1)  # one piece, the head
+    assert orjson.loads(client.get("/api/categories/").content)["categories"] == tree_in_postgres()
+
     Category.objects.filter(parent__slug__gte="root-0100").delete()  # most of the tree goes
     Category.objects.filter(parent=None, slug__gte="root-0100").delete()
     assert drain(60).failed == 0
