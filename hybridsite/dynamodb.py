@@ -181,8 +181,12 @@ def ttl_attribute(model: type[Model]) -> str | None:
     return next((name for name, attr in model.get_attributes().items() if isinstance(attr, TTLAttribute)), None)
 
 
-def table_ensure(model: type[Model]) -> str:
-    """Create the table, or add what an existing one lacks (indexes, stream, TTL). Returns what it did."""
+def table_ensure(model: type[Model], *, drop_retired: bool | None = None) -> str:
+    """Create the table, or add what an existing one lacks (indexes, stream, TTL), and with
+    ``drop_retired`` delete the indexes it no longer declares (see :func:`_retired_indexes_drop`;
+    by default on an emulator only: on AWS the stack owns the tables). Returns what it did."""
+    if drop_retired is None:
+        drop_retired = settings.DYNAMODB_ENGINE != "aws"
     meta = model.Meta
     dynamodb = client(model)
     if not model.exists():
@@ -207,7 +211,7 @@ def table_ensure(model: type[Model]) -> str:
                 }}],
             )
             action = "updated"
-        if _retired_indexes_drop(model, existing):
+        if drop_retired and _retired_indexes_drop(model, existing):
             action = "updated"
         view_type = getattr(meta, "stream_view_type", None)
         stream = description.get("StreamSpecification") or {}
@@ -247,8 +251,8 @@ def _retired_indexes_drop(model: type[Model], existing: set[str]) -> bool:
     return dropped
 
 
-def tables_ensure() -> dict[str, str]:
-    return {model.Meta.table_name: table_ensure(model) for model in all_tables()}
+def tables_ensure(*, drop_retired: bool | None = None) -> dict[str, str]:
+    return {model.Meta.table_name: table_ensure(model, drop_retired=drop_retired) for model in all_tables()}
 
 
 def tables_drop() -> None:
