@@ -345,8 +345,9 @@ def projection_units(sample: int = 50) -> dict[str, Any]:
     ids = list(Product.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True)[:sample])
     Product.objects.filter(pk__in=ids).update(name=Concat(F("name"), Value(".")))
     product = base(write_units_per_projection("product", ids, repair=False))
-    category = Category.objects.create(
-        slug="scale-renamed", name="A category the bench renames", parent=Category.objects.filter(parent=None).first()
+    category, _ = Category.objects.update_or_create(
+        slug="scale-renamed",
+        defaults={"name": "A category the bench renames", "parent": Category.objects.filter(parent=None).first()},
     )
     write_units_per_projection("category", [0], repair=False)  # the new category, before its rename
     Category.objects.filter(pk=category.pk).update(name="A category the bench renamed")
