@@ -211,8 +211,10 @@ def table_ensure(model: type[Model], *, drop_retired: bool | None = None) -> str
                 }}],
             )
             action = "updated"
-        if drop_retired and _retired_indexes_drop(model, existing):
-            action = "updated"
+        if drop_retired:
+            dropped, waiting = _retired_indexes_drop(model, existing)
+            action = "updated" if dropped else action
+            action = f"{action}; {', '.join(waiting)} kept until its replacement is active" if waiting else action
         view_type = getattr(meta, "stream_view_type", None)
         stream = description.get("StreamSpecification") or {}
         if view_type and not stream.get("StreamEnabled"):
@@ -232,23 +234,25 @@ def table_ensure(model: type[Model], *, drop_retired: bool | None = None) -> str
     return action
 
 
-def _retired_indexes_drop(model: type[Model], existing: set[str]) -> bool:
+def _retired_indexes_drop(model: type[Model], existing: set[str]) -> tuple[bool, list[str]]:
     """Delete each index an older release made (the model's ``retired_indexes``, by name) whose
     replacement is active: its readers now read the replacement, and until it is active (DynamoDB
-    backfills a new index for minutes on a large table) the retired one stays. True if one was
-    deleted; a later run deletes what this one left."""
+    backfills a new index for minutes on a large table) the retired one stays. Returns whether one
+    was deleted, and those kept: a later run deletes them."""
     retired = {name: new for name, new in getattr(model, "retired_indexes", {}).items() if name in existing}
     if not retired:
-        return False
+        return False, []
     dynamodb, table = client(model), model.Meta.table_name
     indexes = dynamodb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
     active = {i["IndexName"] for i in indexes if i.get("IndexStatus") == "ACTIVE" and not i.get("Backfilling")}
-    dropped = False
+    dropped, waiting = False, []
     for name, replacement in retired.items():
         if replacement in active:  # one index change per UpdateTable call, as DynamoDB allows
             dynamodb.update_table(TableName=table, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": name}}])
             dropped = True
-    return dropped
+        else:
+            waiting.append(name)
+    return dropped, waiting
 
 
 def tables_ensure(*, drop_retired: bool | None = None) -> dict[str, str]:
