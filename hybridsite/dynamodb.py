@@ -181,8 +181,12 @@ def ttl_attribute(model: type[Model]) -> str | None:
     return next((name for name, attr in model.get_attributes().items() if isinstance(attr, TTLAttribute)), None)
 
 
-def table_ensure(model: type[Model]) -> str:
-    """Create the table, or add what an existing one lacks (indexes, stream, TTL). Returns what it did."""
+def table_ensure(model: type[Model], *, drop_retired: bool | None = None) -> str:
+    """Create the table, or add what an existing one lacks (indexes, stream, TTL), and with
+    ``drop_retired`` delete the indexes it no longer declares (see :func:`_retired_indexes_drop`;
+    by default on an emulator only: on AWS the stack owns the tables). Returns what it did."""
+    if drop_retired is None:
+        drop_retired = settings.DYNAMODB_ENGINE != "aws"
     meta = model.Meta
     dynamodb = client(model)
     if not model.exists():
@@ -207,6 +211,10 @@ def table_ensure(model: type[Model]) -> str:
                 }}],
             )
             action = "updated"
+        if drop_retired:
+            dropped, waiting = _retired_indexes_drop(model, existing)
+            action = "updated" if dropped else action
+            action = f"{action}; {', '.join(waiting)} kept until its replacement is active" if waiting else action
         view_type = getattr(meta, "stream_view_type", None)
         stream = description.get("StreamSpecification") or {}
         if view_type and not stream.get("StreamEnabled"):
@@ -226,8 +234,29 @@ def table_ensure(model: type[Model]) -> str:
     return action
 
 
-def tables_ensure() -> dict[str, str]:
-    return {model.Meta.table_name: table_ensure(model) for model in all_tables()}
+def _retired_indexes_drop(model: type[Model], existing: set[str]) -> tuple[bool, list[str]]:
+    """Delete each index an older release made (the model's ``retired_indexes``, by name) whose
+    replacement is active: its readers now read the replacement, and until it is active (DynamoDB
+    backfills a new index for minutes on a large table) the retired one stays. Returns whether one
+    was deleted, and those kept: a later run deletes them."""
+    retired = {name: new for name, new in getattr(model, "retired_indexes", {}).items() if name in existing}
+    if not retired:
+        return False, []
+    dynamodb, table = client(model), model.Meta.table_name
+    indexes = dynamodb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
+    active = {i["IndexName"] for i in indexes if i.get("IndexStatus") == "ACTIVE" and not i.get("Backfilling")}
+    dropped, waiting = False, []
+    for name, replacement in retired.items():
+        if replacement in active:  # one index change per UpdateTable call, as DynamoDB allows
+            dynamodb.update_table(TableName=table, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": name}}])
+            dropped = True
+        else:
+            waiting.append(name)
+    return dropped, waiting
+
+
+def tables_ensure(*, drop_retired: bool | None = None) -> dict[str, str]:
+    return {model.Meta.table_name: table_ensure(model, drop_retired=drop_retired) for model in all_tables()}
 
 
 def tables_drop() -> None:

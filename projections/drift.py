@@ -17,7 +17,7 @@ from django.utils import timezone
 from hybridsite.dynamodb import get_item
 
 from . import documents
-from .projector import key_of, read_snapshot
+from .projector import key_of, owned_items, read_snapshot
 from .registry import AGGREGATES, Aggregate
 from .tables import ProjectedItem
 
@@ -49,7 +49,7 @@ def _stored_by_owner(model: type[ProjectedItem], owners: Iterable[str] | None) -
     """Every live item of the table (one Scan), or those of the given owners (index Queries)."""
     grouped: dict[str, list[ProjectedItem]] = defaultdict(list)
     items: Iterator[ProjectedItem] = (
-        model.scan() if owners is None else (i for o in owners for i in model.owner_index.query(o))
+        model.scan() if owners is None else (i for o in owners for i in owned_items(model, o))
     )
     for item in items:
         if not item.deleted:
@@ -120,7 +120,7 @@ def _compare(aggregate, projection, owners: dict[str, int], stored, report: Repo
                 report.missing += 1
                 drift = True
                 continue
-            if found.version < snapshot.version:
+            if found.version < snapshot.version and not item.content_keyed:  # kept from an older version
                 report.stale += 1
                 drift = True
                 continue
