@@ -19,7 +19,7 @@ from django.db.models import Prefetch
 
 from catalog import selectors
 from catalog.models import Category, CategoryTreeVersion, Product
-from hybridsite.dynamodb import get_item
+from hybridsite.dynamodb import get_item, regional_table
 from orders.models import Order, OrderLine
 
 from . import documents, shapes
@@ -213,14 +213,15 @@ class DocumentAddress:
     key: dict[str, str]
     locate: Callable[[], tuple[str, int] | None]
     """The aggregate holding it in Postgres, or None when there is none."""
-    fetch: Callable[[], Stored | None] | None = None
-    """How to read it from DynamoDB when it is not the one item at ``key`` (a strongly consistent
-    read; None: none, or none that is whole)."""
+    fetch: Callable[[str | None], Stored | None] | None = None
+    """How to read it from a region's DynamoDB (None: this region's) when it is not the one item at
+    ``key`` (a strongly consistent read; None: none, or none that is whole)."""
 
-    def stored(self) -> Stored | None:
+    def stored(self, region: str | None = None) -> Stored | None:
+        """The document as ``region``'s DynamoDB holds it (None: this region's)."""
         if self.fetch is not None:
-            return self.fetch()
-        item = get_item(self.model, self.key)
+            return self.fetch(region)
+        item = get_item(regional_table(self.model, region), self.key)
         if item is None:
             return None
         return Stored(item.version, item.deleted, None if item.body is None else item.body.encode())
@@ -252,19 +253,34 @@ def category_tree_document() -> DocumentAddress:
     )
 
 
-def stored_category_tree() -> Stored | None:
-    """The tree from its head and its pieces (one GetItem, one BatchGetItem), or None unless every
-    piece the head names is there at the head's version: the projector writes the pieces before
-    the head, so a tree read while a newer one is written is not whole (the reader then asks
-    Postgres, as for a missing document)."""
-    head = get_item(CategoryTreeDocument, TREE_KEY)
+def document_address(name: str) -> DocumentAddress | None:
+    """The document a cache name stands for (the inverse of the ``*_cache_name`` functions); None
+    for a name that is no document's."""
+    if name == TREE_CACHE_NAME:
+        return category_tree_document()
+    kind, _, rest = name.partition(":")
+    if kind == "product" and rest:
+        return product_document(rest)
+    user_id, _, order_id = rest.partition(":")
+    if kind == "order" and user_id.isdigit() and order_id.isdigit():
+        return order_document(int(user_id), int(order_id))
+    return None
+
+
+def stored_category_tree(region: str | None = None) -> Stored | None:
+    """The tree from its head and its pieces (one GetItem, one BatchGetItem) in ``region``'s
+    DynamoDB (None: this region's), or None unless every piece the head names is there at the
+    head's version: the projector writes the pieces before the head, so a tree read while a newer
+    one is written is not whole (the reader then asks Postgres, as for a missing document)."""
+    table = regional_table(CategoryTreeDocument, region)
+    head = get_item(table, TREE_KEY)
     if head is None or head.deleted or head.body is None:
         return None
     header = orjson.loads(head.body)
     if "pieces" not in header:  # stored by a release that kept the tree in one item
         return None
     keys = [tree_piece_key(index)["pk"] for index in range(header["pieces"])]
-    found = {piece.pk: piece for piece in CategoryTreeDocument.batch_get(keys, consistent_read=True)}
+    found = {piece.pk: piece for piece in table.batch_get(keys, consistent_read=True)}
     pieces = [found.get(key) for key in keys]
     if any(p is None or p.deleted or p.body is None or p.version != head.version for p in pieces):
         return None
