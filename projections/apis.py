@@ -42,7 +42,7 @@ def _not_modified(request, etag: str) -> bool:
     return etag in tags or "*" in tags
 
 
-ETAG_VERSION = re.compile(r'\s*(?:W/)?"(\d{1,19})(?:-s\d+)?"\s*')
+ETAG_VERSION = re.compile(r'\s*(?:W/)?"([0-9]{1,19})(?:-s[0-9]+)?"\s*')
 
 
 def version_seen(request) -> int:
