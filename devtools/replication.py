@@ -356,6 +356,17 @@ class Replicator:
                        if shard.last_sequence else {"ShardIteratorType": "TRIM_HORIZON"}),
                 )["ShardIterator"]
                 continue
+            except side.streams.exceptions.TrimmedDataAccessException:
+                if shard.last_sequence:
+                    raise
+                # DynamoDB Local places a LATEST iterator taken on a shard that holds no record yet
+                # before the shard's first sequence number when the table was written before its
+                # stream was enabled (a table of a running site): every record of the shard came
+                # after the iterator was taken, so the shard is read from its start.
+                shard.iterator = side.streams.get_shard_iterator(
+                    StreamArn=stream.arn, ShardId=shard.shard_id, ShardIteratorType="TRIM_HORIZON",
+                )["ShardIterator"]
+                continue
             with self._lock:
                 for record in page["Records"]:
                     lane = hash(_item(table, record["dynamodb"]["Keys"])) % LANES
