@@ -144,15 +144,18 @@ class Side:
 class Replicator:
     """Replicates every table named ``prefix...`` between two DynamoDB endpoints until stopped.
 
-    ``sides`` maps each side's region name to its endpoint. :meth:`start` returns once both sides'
-    streams are read from their current end: a write made after it is replicated."""
+    ``sides`` maps each side's region name to its endpoint; ``tables``, when given, names the
+    prefix's tables to replicate (others of the prefix are left alone). :meth:`start` returns once
+    both sides' streams are read from their current end: a write made after it is replicated."""
 
     def __init__(
         self, sides: dict[str, str], *, prefix: str, delay_seconds: float = 0.0, poll_seconds: float = 0.05,
+        tables: list[str] | None = None,
     ) -> None:
         if len(sides) != 2:
             raise ValueError("the stand-in replicates between two sides")
         self.prefix = prefix
+        self.only = None if tables is None else set(tables)
         self.delay_seconds = delay_seconds
         self.poll_seconds = poll_seconds
         self.sides = [Side(name, endpoint) for name, endpoint in sides.items()]
@@ -264,7 +267,7 @@ class Replicator:
             found: set[str] = set()
             for page in side.dynamodb.get_paginator("list_tables").paginate():
                 found.update(name for name in page["TableNames"] if name.startswith(self.prefix))
-            names.append(found)
+            names.append(found if self.only is None else found & self.only)
         if names[0] != names[1]:
             raise ValueError(
                 f"tables {sorted(names[0] ^ names[1])} exist on one side only: create every table on both"
@@ -351,6 +354,17 @@ class Replicator:
                     StreamArn=stream.arn, ShardId=shard.shard_id,
                     **({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": shard.last_sequence}
                        if shard.last_sequence else {"ShardIteratorType": "TRIM_HORIZON"}),
+                )["ShardIterator"]
+                continue
+            except side.streams.exceptions.TrimmedDataAccessException:
+                if shard.last_sequence:
+                    raise
+                # DynamoDB Local places a LATEST iterator taken on a shard that holds no record yet
+                # before the shard's first sequence number when the table was written before its
+                # stream was enabled (a table of a running site): every record of the shard came
+                # after the iterator was taken, so the shard is read from its start.
+                shard.iterator = side.streams.get_shard_iterator(
+                    StreamArn=stream.arn, ShardId=shard.shard_id, ShardIteratorType="TRIM_HORIZON",
                 )["ShardIterator"]
                 continue
             with self._lock:

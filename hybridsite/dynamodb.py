@@ -65,6 +65,44 @@ def table_meta(name: str, **extra: object) -> MetaProtocol:
     return cast(MetaProtocol, type("Meta", (), attrs))  # a class with these attributes, as Model.Meta is
 
 
+_regional: dict[tuple[type[Model], str, str, str], type[Model]] = {}
+_regional_lock = threading.Lock()
+
+
+def _read_only(self: Model, *args: object, **kwargs: object) -> Any:
+    raise TypeError(f"{type(self).__name__} is another region's table, read here only")
+
+
+def regional_table(model: type[M], region: str | None) -> type[M]:
+    """``model`` as ``region`` holds it (global tables: the same table name, key and attributes in
+    every region), reached at ``DYNAMODB_REGION_ENDPOINTS[region]`` (empty: AWS's endpoint of that
+    region); ``model`` itself for this region (or None). Another region's table is for reads
+    (GetItem, BatchGetItem, Query, Scan): saving or deleting its items raises, as each item has one
+    writing region (docs/architecture/regions.md). Built once per table, region and endpoint, its
+    connection (a pooled botocore client) kept as PynamoDB keeps a model's."""
+    if region is None or region == settings.HYBRIDSITE_REGION:
+        return model
+    endpoint = settings.DYNAMODB_REGION_ENDPOINTS.get(region)
+    if endpoint is None:
+        raise ValueError(f"{region} is not one of the site's regions ({', '.join(settings.REGIONS)})")
+    cache_key = (model, region, endpoint, model.Meta.table_name)
+    found = _regional.get(cache_key)
+    if found is None:
+        with _regional_lock:
+            found = _regional.get(cache_key)
+            if found is None:
+                meta = {name: value for name, value in vars(model.Meta).items() if not name.startswith("__")}
+                meta.update(region=region, host=endpoint or None)
+                # A subclass: PynamoDB copies the indexes onto it and builds its own connection
+                # (``_connection`` None here: the model's, inherited, has the same table name).
+                found = type(f"{model.__name__}In{region.title().replace('-', '')}", (model,), {
+                    "__module__": model.__module__, "Meta": type("Meta", (), meta), "_connection": None,
+                    "save": _read_only, "update": _read_only, "delete": _read_only,
+                })
+                _regional[cache_key] = found
+    return cast("type[M]", found)
+
+
 def all_tables() -> list[type[Model]]:
     """Every installed app's tables, in app order."""
     found: list[type[Model]] = []
@@ -392,6 +430,8 @@ def put(item: Model, condition: Condition) -> bool:
     ``save`` does; server errors are tried once more, as botocore does, and throttled writes up to
     ``DYNAMODB_THROTTLE_ATTEMPTS`` times, each after the pause of the process's :class:`Pacer`."""
     model = type(item)
+    if model.save is _read_only:
+        _read_only(item)
     dynamodb = client(model)
     url = dynamodb.meta.endpoint_url.rstrip("/") + "/"
     sender = _sender_here()

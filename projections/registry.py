@@ -20,7 +20,7 @@ from django.db.models import Model
 
 from catalog import selectors
 from catalog.models import Category, CategoryTreeVersion, Product
-from hybridsite.dynamodb import get_item
+from hybridsite.dynamodb import get_item, regional_table
 
 from . import documents, shapes
 from .tables import (
@@ -231,14 +231,15 @@ class DocumentAddress:
     key: dict[str, str]
     locate: Callable[[], tuple[str, int] | None]
     """The aggregate holding it in Postgres, or None when there is none."""
-    fetch: Callable[[], Stored | None] | None = None
-    """How to read it from DynamoDB when it is not the one item at ``key`` (a strongly consistent
-    read; None: none, or none that is whole)."""
+    fetch: Callable[[str | None], Stored | None] | None = None
+    """How to read it from a region's DynamoDB (None: this region's) when it is not the one item at
+    ``key`` (a strongly consistent read; None: none, or none that is whole)."""
 
-    def stored(self) -> Stored | None:
+    def stored(self, region: str | None = None) -> Stored | None:
+        """The document as ``region``'s DynamoDB holds it (None: this region's)."""
         if self.fetch is not None:
-            return self.fetch()
-        item = get_item(self.model, self.key)
+            return self.fetch(region)
+        item = get_item(regional_table(self.model, region), self.key)
         if item is None:
             return None
         return Stored(item.version, item.deleted, None if item.body is None else item.body.encode())
@@ -258,20 +259,34 @@ def category_tree_document() -> DocumentAddress:
     )
 
 
-def stored_category_tree() -> Stored | None:
-    """The tree from its head and the pieces it names (one GetItem, one BatchGetItem), or None
-    unless each of them is there, live, with the content its key names: the projector writes the
-    pieces before the head and tombstones the pieces no head names any more after it, so a tree
-    read while a newer one is written may miss one (the reader then asks Postgres, as for a
-    missing document). A piece is never read with another version's content: its key names it."""
-    head = get_item(CategoryTreeDocument, TREE_KEY)
+def document_address(name: str) -> DocumentAddress | None:
+    """The document a cache name stands for (the inverse of the ``*_cache_name`` functions); None
+    for a name that is no document's."""
+    if name == TREE_CACHE_NAME:
+        return category_tree_document()
+    kind, _, rest = name.partition(":")
+    if kind == "product" and rest:
+        return product_document(rest)
+    named = ADDRESSES_BY_KIND.get(kind)
+    return named(rest) if named and rest else None
+
+
+def stored_category_tree(region: str | None = None) -> Stored | None:
+    """The tree from its head and the pieces it names (one GetItem, one BatchGetItem) in
+    ``region``'s DynamoDB (None: this region's), or None unless each of them is there, live, with
+    the content its key names: the projector writes the pieces before the head and tombstones the
+    pieces no head names any more after it, so a tree read while a newer one is written may miss one
+    (the reader then asks Postgres, as for a missing document). A piece is never read with another
+    version's content: its key names it."""
+    table = regional_table(CategoryTreeDocument, region)
+    head = get_item(table, TREE_KEY)
     if head is None or head.deleted or head.body is None:
         return None
     header = orjson.loads(head.body)
     if "piece_keys" not in header:  # stored by a release that kept the tree in one item, or cut by size
         return None
     keys = header["piece_keys"]
-    found = {piece.pk: piece for piece in CategoryTreeDocument.batch_get(keys, consistent_read=True)}
+    found = {piece.pk: piece for piece in table.batch_get(keys, consistent_read=True)}
     bodies: list[bytes] = []
     for key in keys:
         piece = found.get(key)
@@ -427,7 +442,13 @@ AGGREGATES: dict[str, Aggregate] = {
 }
 
 
-def register(aggregate: Aggregate) -> None:
+ADDRESSES_BY_KIND: dict[str, Callable[[str], DocumentAddress | None]] = {}
+"""For a cache name ``<kind>:<rest>`` of an app that plugs in: the document it stands for."""
+
+
+def register(aggregate: Aggregate, addresses: dict[str, Callable[[str], DocumentAddress | None]] | None = None) -> None:
     """Add an aggregate another app projects (its ``AppConfig.ready``): the projections know the
-    catalog, whose views they are built around; an app above them, such as orders, plugs in."""
+    catalog, whose views they are built around; an app above them, such as orders, plugs in, with
+    the documents its cache names stand for (``document_address``)."""
     AGGREGATES[aggregate.name] = aggregate
+    ADDRESSES_BY_KIND.update(addresses or {})
