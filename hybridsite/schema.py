@@ -117,3 +117,25 @@ class CallerSchemaGenerator(SchemaGenerator):
             return super().has_view_permissions(path, method, view)
         finally:
             view.request = caller
+
+
+BLANK = {"type": "string", "maxLength": 0}
+
+
+def blank_or_pattern(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """drf-spectacular offers a blank-allowed text field with a pattern as ``oneOf: [pattern, blank]``;
+    where the pattern matches the empty string too (``^[^\\u0000]*$``), "" matches both and ``oneOf``
+    calls it invalid. ``anyOf`` says what the field accepts."""
+
+    def visit(node: Any) -> None:
+        if isinstance(node, dict):
+            if isinstance(node.get("oneOf"), list) and len(node["oneOf"]) == 2 and node["oneOf"][1] == BLANK:
+                node["anyOf"] = node.pop("oneOf")
+            for value in node.values():
+                visit(value)
+        elif isinstance(node, list):
+            for value in node:
+                visit(value)
+
+    visit(result)
+    return result

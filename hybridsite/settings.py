@@ -405,6 +405,7 @@ SPECTACULAR_SETTINGS = {
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
         "hybridsite.schema.add_error_responses",
+        "hybridsite.schema.blank_or_pattern",  # a blank-allowed text field: anyOf, not oneOf
     ],
 }
 

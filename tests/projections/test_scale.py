@@ -62,6 +62,7 @@ def item_sizes(model) -> list[int]:
     return [len(item.body.encode()) for item in model.scan() if not item.deleted]
 
 
+@pytest.mark.proof  # a minute of Postgres and projection work, the engine's part plain puts and reads: once in CI
 def test_a_tree_of_fifty_thousand_categories_is_served_current_from_dynamodb(client, dynamodb, redis_clean):
     Category.objects.create(slug="first", name="First")
     drain(30)
