@@ -77,7 +77,7 @@ class Replica:
         shutil.rmtree(REPLICA_DIR, ignore_errors=True)
 
 
-def _document_versions(endpoint: str, region: str, skus: list[str]) -> dict[str, int]:
+def document_versions(endpoint: str, region: str, skus: list[str]) -> dict[str, int]:
     """The products' document versions in one region's DynamoDB (absent: not there)."""
     from projections.tables import ProductDocument
 
@@ -101,8 +101,8 @@ class ArrivalPoller:
     """Notes when each product's new version is first readable in the replica's DynamoDB: the start
     of the first poll round whose answer holds it. Only products whose write is due are asked."""
 
-    def __init__(self, replica: Replica, skus: list[str], before: dict[str, int]) -> None:
-        self.replica, self.skus, self.before = replica, skus, before
+    def __init__(self, endpoint: str, region: str, skus: list[str], before: dict[str, int]) -> None:
+        self.endpoint, self.region, self.skus, self.before = endpoint, region, skus, before
         self.seen: dict[str, float] = {}
         self.rounds: list[float] = []
         self.stopping = threading.Event()
@@ -119,7 +119,7 @@ class ArrivalPoller:
             waiting = [sku for sku in self.skus[:due] if sku not in self.seen]
             asked = time.time()
             if waiting:
-                found = _document_versions(self.replica.endpoint, self.replica.region.name, waiting)
+                found = document_versions(self.endpoint, self.region, waiting)
                 for sku, version in found.items():
                     if version > self.before.get(sku, 0):
                         self.seen[sku] = asked
@@ -142,8 +142,8 @@ def replication_lag(
     seconds = cfg.lag_seconds[200]
     planned = skus[:int(RATE * seconds)]
     writer = spawn_writer(procs, RATE, seconds, "distinct", planned, "replication")
-    before = _document_versions(settings.DYNAMODB_ENDPOINT, replica.home.name, planned)
-    poller = ArrivalPoller(replica, planned, before)
+    before = document_versions(settings.DYNAMODB_ENDPOINT, replica.home.name, planned)
+    poller = ArrivalPoller(replica.endpoint, replica.region.name, planned, before)
     go(procs, writer)
     poller.start()
     written = finish_writer(procs, writer, seconds + 120)
