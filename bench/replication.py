@@ -37,6 +37,7 @@ from bench.writers import finish_writer, go, spawn_writer, wait_for_outbox
 from devtools.embedded import VAR, start_dynamodb_local, start_redis, stop_dynamodb_local, stop_redis
 from devtools.launcher import Region, region_env
 from devtools.replication import Replicator, clients, fill
+from hybridsite.dynamodb import all_tables
 
 RATE = 200.0
 POLL_SECONDS = 0.01
@@ -224,7 +225,8 @@ def phase(cfg: Config, procs: Processes, pool: list[str], hot: list[str], clock:
             cwd=BASE_DIR, env=replica.env, check=True, capture_output=True,
         )
         filled_at = time.perf_counter()
-        copied = fill(settings.DYNAMODB_ENDPOINT, replica.endpoint, prefix=settings.DYNAMODB_TABLE_PREFIX)
+        tables = [model.Meta.table_name for model in all_tables()]
+        copied = fill(settings.DYNAMODB_ENDPOINT, replica.endpoint, prefix=settings.DYNAMODB_TABLE_PREFIX, only=tables)
         fill_seconds = time.perf_counter() - filled_at
         clock.step(
             "replica region", began,

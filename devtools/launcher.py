@@ -53,6 +53,7 @@ from devtools.embedded import (
     write_private,
 )
 from devtools.net import NotReady
+from devtools.replication import READY
 from hybridsite.envfile import read_env_file
 
 ENV_FILE = VAR / "services.env"
@@ -330,8 +331,6 @@ def serve(processes: dict[str, Command], first: dict[str, Command] | None = None
 
 
 def _start_when_ready(name: str, command: Command, width: int, stopping: threading.Event) -> subprocess.Popen:
-    from devtools.replication import READY
-
     process = subprocess.Popen(
         command[0], env=command[1], cwd=BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -443,7 +442,6 @@ class ReplicaServices:
     def __init__(self, region: str) -> None:
         self.region = region
         self.directory = REGIONS_DIR / str(os.getpid()) / region
-        self.started: list[str] = []
 
     def __enter__(self) -> dict[str, str]:
         _sweep_regions()
@@ -457,7 +455,6 @@ class ReplicaServices:
                     continue
                 name = variable.split("_")[0].lower()
                 log(f"{self.region}: starting {name} of its own")
-                self.started.append(name)
                 urls[variable] = start(self.directory / name)[variable]
                 log(f"{self.region}: {name} at {_redact(urls[variable])}")
         except BaseException:
@@ -475,7 +472,6 @@ class ReplicaServices:
     def stop(self) -> None:
         _stop_region_directory(self.directory)
         shutil.rmtree(self.directory.parent, ignore_errors=True)
-        self.started.clear()
 
     def __exit__(self, *exc: object) -> None:
         log(f"{self.region}: stopping its redis and dynamodb")
@@ -604,6 +600,7 @@ def run_two_regions(env: dict[str, str], regions: list[Region]) -> int:
             role = "home region" if region is home else "replica region"
             log(f"{region.name} ({role}) on http://{region.bind}/ (admin at /admin/, health at /api/health/)")
         return serve(processes, first={"replication": (stand_in, envs[home.name])})
+
 
 if __name__ == "__main__":
     sys.exit(main(sys.argv[1:]))

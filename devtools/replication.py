@@ -515,16 +515,16 @@ FILL_SEGMENTS = 4
 BATCH = 25  # BatchWriteItem's limit
 
 
-def fill(source: str, target: str, *, prefix: str) -> dict[str, int]:
-    """Copy every item of the prefix's tables from the endpoint ``source`` to ``target``, which has
-    the same tables, as AWS fills a replica it adds to a global table: the stand-in replicates only
-    what is written while it runs. Items are copied as they are (stamps included) and replace the
-    target's copies. Returns the items copied, per table."""
+def fill(source: str, target: str, *, prefix: str, only: list[str] | None = None) -> dict[str, int]:
+    """Copy every item of the prefix's tables (those named in ``only``, when given) from the
+    endpoint ``source`` to ``target``, which has the same tables, as AWS fills a replica it adds to
+    a global table: the stand-in replicates only what is written while it runs. Items are copied as
+    they are (stamps included) and replace the target's copies. Returns the items copied, per table."""
     source_dynamodb, _ = clients(source, "source")
     target_dynamodb, _ = clients(target, "target")
     tables = sorted(
         name for page in source_dynamodb.get_paginator("list_tables").paginate()
-        for name in page["TableNames"] if name.startswith(prefix)
+        for name in page["TableNames"] if name.startswith(prefix) and (only is None or name in only)
     )
     copied = dict.fromkeys(tables, 0)
     lock = threading.Lock()
