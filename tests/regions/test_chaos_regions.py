@@ -10,6 +10,8 @@ last wrote it and the same in both regions' DynamoDB, and the client never read 
 Processes, all real: in the home region a Celery worker (relay and beat), the write-back consumer,
 ``cache_follow`` and gunicorn; in the replica region ``cache_follow`` and gunicorn; the stand-in
 runs in this process. Each region's DynamoDB is reached through a proxy the test takes down.
+Fixtures of its own: ``proxies`` (one per region's DynamoDB) and ``followed_anew`` (the followed
+tables created again in both regions); the two regions come from tests/regions/conftest.py.
 ``SEED`` replays a run (the seed is printed when the test fails).
 """
 
@@ -39,7 +41,6 @@ from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.db import connections
 from rest_framework.authtoken.models import Token
-from tests.regions.conftest import HOME, REPLICA, Regions, tables_at
 
 from carts.models import CartCopy
 from carts.tables import Cart
@@ -48,7 +49,9 @@ from catalog.models import Category, OutboxEvent, Product, Warehouse
 from devtools.launcher import Region, region_env
 from devtools.net import wait_for
 from devtools.replication import Replicator
-from hybridsite.dynamodb import all_tables
+from hybridsite.dynamodb import all_tables, table_ensure
+from projections import follow
+from tests.regions.conftest import HOME, REPLICA, Regions, tables_at
 from tests.services import BASE_DIR, Broker, TcpProxy, Web, database_url
 
 pytestmark = [
@@ -81,7 +84,7 @@ class Follower:
                 [sys.executable, str(BASE_DIR / "manage.py"), "cache_follow"],
                 cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        wait_for(lambda: self.log_path.read_bytes().count(b"cache_follow: follower") >= self.starts, 30, 0.1,
+        wait_for(lambda: self.log_path.read_bytes().count(b" started in ") >= self.starts, 30, 0.1,
                  f"{self.log_path.stem} started")
 
     def kill(self) -> None:
@@ -278,6 +281,17 @@ def cart_items(endpoint: str, region: str) -> dict[int, tuple[int, dict[str, int
 
 
 @pytest.fixture
+def followed_anew(regions: Regions) -> None:
+    """Every table cache_follow reads created again in both regions: new streams holding only this
+    test's records (an earlier test's records would raise the floors of this test's keys)."""
+    for region, endpoint in ((HOME, regions.home_endpoint), (REPLICA, regions.replica_endpoint)):
+        with tables_at(endpoint, region):
+            for table in follow.followed_tables().values():
+                table.model.delete_table()
+                table_ensure(table.model)
+
+
+@pytest.fixture
 def proxies(regions: Regions) -> Iterator[dict[str, TcpProxy]]:
     """Each region's DynamoDB behind a proxy the test takes down: every process reaches it there."""
     made = {}
@@ -290,8 +304,8 @@ def proxies(regions: Regions) -> Iterator[dict[str, TcpProxy]]:
 
 
 def test_two_regions_under_faults_converge_and_never_read_backwards(
-    regions: Regions, proxies: dict[str, TcpProxy], fresh_streams, start_worker, broker: Broker, seed: int,
-    tmp_path: Path,
+    regions: Regions, proxies: dict[str, TcpProxy], fresh_streams, followed_anew, start_worker, broker: Broker,
+    seed: int, tmp_path: Path,
 ) -> None:
     rng = random.Random(seed)
     names = [Region(HOME, ""), Region(REPLICA, "")]
