@@ -29,6 +29,7 @@ import threading
 import time
 from collections import defaultdict
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -152,6 +153,7 @@ class Catalog:
         self.warehouses = [Warehouse.objects.create(code=f"W{n}", name=f"Warehouse {n}") for n in range(2)]
         self.live: dict[str, Product] = {}
         self.gone: set[str] = set()
+        self.skus: list[str] = []  # every SKU created, appended only: what the reader (another thread) reads
         self.created = 0
         for _ in range(PRODUCTS):
             self.create()
@@ -168,6 +170,7 @@ class Catalog:
         services.price_set(product=product, currency="EUR", amount=Decimal(self.rng.randint(100, 9999)) / 100)
         services.stock_adjust(product=product, warehouse=self.warehouses[0], delta=50)
         self.live[sku] = product
+        self.skus.append(sku)
 
     def write(self, deadline: float) -> None:
         rng = self.rng
@@ -249,7 +252,7 @@ class AlternatingReader(threading.Thread):
         while not self.stop.is_set():
             region = regions[n % 2]
             n += 1
-            sku = self.rng.choice(sorted(self.catalog.live) or ["SKU-00000"])
+            sku = self.rng.choice(self.catalog.skus)
             seen = self.highest.get(sku)
             headers = {"If-None-Match": seen[1]} if seen else {}
             status, answer, body = request(self.urls[region], "GET", f"/api/products/{sku}/", headers=headers)
@@ -332,8 +335,8 @@ def test_two_regions_under_faults_converge_and_never_read_backwards(
     followers = {region: Follower(tmp_path / f"follow-{region}.log", env[region]) for region in (HOME, REPLICA)}
     webs = {region: Web(tmp_path / f"web-{region}.log", env[region]) for region in (HOME, REPLICA)}
     started: list[Any] = [consumer, *followers.values(), *webs.values()]
-    for process in started:
-        process.start()
+    with ThreadPoolExecutor(len(started)) as pool:  # side by side: each waits for its own start
+        list(pool.map(lambda process: process.start(), started))
     web_urls = {region: web.url for region, web in webs.items()}
     catalog = Catalog(rng, web_urls[REPLICA])
     reader = AlternatingReader(random.Random(seed + 1), catalog, web_urls)
