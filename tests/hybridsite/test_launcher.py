@@ -390,6 +390,8 @@ def _get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
             return response.status, dict(response.headers), response.read()
     except urllib.error.HTTPError as error:
         return error.code, dict(error.headers), error.read()
+    except OSError:  # not listening yet
+        return 0, {}, b""
 
 
 @contextmanager
@@ -486,5 +488,6 @@ def test_make_run_with_two_regions_serves_both_and_the_replica_follows_the_home_
                 os.killpg(run.pid, signal.SIGKILL)
                 run.wait()
             _drop_tables(prefix)
+            redis.Redis.from_url(redis_url).flushdb()
         assert run.returncode == 0, log_path.read_text()[-3000:]
         assert not (launcher.REGIONS_DIR / str(run.pid)).exists()  # the replica's servers stopped and removed
