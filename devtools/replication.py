@@ -66,7 +66,7 @@ the same one, so that its changes keep their order (one thread for all kept up w
 
 def clients(endpoint: str, region: str) -> tuple[Any, Any]:
     """The DynamoDB and DynamoDB Streams clients of one side."""
-    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1})
+    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1}, max_pool_connections=64)
     credentials = {
         "aws_access_key_id": LOCAL_AWS_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         "aws_secret_access_key": LOCAL_AWS_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -603,7 +603,9 @@ def main() -> None:
             second, first, sum(copied.values()), len(copied), time.monotonic() - began,
         )
     with Replicator(sides, prefix=prefix, delay_seconds=args.delay) as replicator:
-        logger.info("%s %s* between %s", READY, prefix, " and ".join(f"{n} ({u})" for n, u in sides.items()))
+        # printed, not logged: the launcher waits for a line that starts with READY (Django's logging,
+        # set up for the prefix, formats the log lines its own way)
+        print(READY, f"{prefix}* between", " and ".join(f"{n} ({u})" for n, u in sides.items()), flush=True)
         reported = replicator.activity
         for _ in itertools.count():
             time.sleep(args.report_seconds)
