@@ -25,15 +25,18 @@ EXTRAS: tuple[dict[str, str], ...] = ({}, {"in_stock": "true"}, {"sort": "price_
 
 
 def _queries(n: int, rng: random.Random) -> list[str]:
-    ceiling = f"{rng.randrange(10**6, 10**7)}.{rng.randrange(100):02d}"  # no key of an earlier run
+    """``n`` queries, each with a price ceiling of its own (so each is a key of its own), all above
+    every price and unlike any earlier run's."""
+    ceiling = rng.randrange(10**6, 10**7 - n)
+    cents = f"{rng.randrange(100):02d}"
     words = [(brand, style) for brand in BRANDS for style in STYLES]
     paths = []
     for number in range(n):
         brand, style = words[number % len(words)]
-        query = {"q": f"{brand} {style}", **EXTRAS[number // len(words) % len(EXTRAS)], "max_price": ceiling}
+        query = {"q": f"{brand} {style}", **EXTRAS[number // len(words) % len(EXTRAS)],
+                 "max_price": f"{ceiling + number}.{cents}"}
         if number >= len(words) * len(EXTRAS):
             query["limit"] = str(10 + number % 40)
-            query["max_price"] = f"{ceiling[:-1]}{number % 10}"
         paths.append(urlencode(query))
     return paths
 

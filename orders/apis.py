@@ -25,20 +25,21 @@ from rest_framework.throttling import BaseThrottle
 
 from catalog.apis import StrictInputSerializer
 from hybridsite.authentication import CachedTokenAuthentication
-from projections import listings, reader
+from projections import reader
 from projections.apis import (
+    MIN_VERSION_CONFLICT,
     PublicApi,
     min_version_of,
     min_version_parameter,
     refuse_unknown,
 )
 from projections.cursors import CURSOR_MAX_LENGTH
-from projections.documents import order_document
 from projections.readpath import Result, Throttle
-from projections.registry import order_document as order_address
 
 from . import idempotency, services
 from .models import IDEMPOTENCY_KEY_MAX_LENGTH, NOTE_MAX_LENGTH, Order
+from .projection import order_document
+from .reads import order_address, read_orders
 
 JSON = "application/json"
 KEY_HEADER = "Idempotency-Key"
@@ -93,7 +94,6 @@ MIN_VERSION = min_version_parameter(
 READ_RESPONSES = {
     400: OpenApiResponse(description="A parameter is not valid (or the cursor is not one handed to this customer)."),
     404: OpenApiResponse(description="No such order of this customer."),
-    412: OpenApiResponse(description="No version at or above min_version exists."),
     429: OpenApiResponse(description="Rate limit reached; see Retry-After."),
     503: OpenApiResponse(description="Neither DynamoDB nor Postgres can answer; retry after Retry-After."),
 }
@@ -153,7 +153,7 @@ class OrderListCreateApi(CustomerReadApi):
         """The customer's own orders, newest first."""
         refuse_unknown(request, {"limit", "cursor", "min_version"})
         limit = _integer_param(request, "limit", MAX_PAGE) or DEFAULT_PAGE
-        result = listings.read_orders(
+        result = read_orders(
             _user_id(request), limit, request.GET.get("cursor", ""), self.throttle(request), min_version_of(request)
         )
         # No ETag: a page's version is its newest order's, which a page with one order fewer can share.
@@ -215,7 +215,10 @@ class OrderListCreateApi(CustomerReadApi):
 class OrderDetailApi(CustomerReadApi):
     @extend_schema(
         operation_id="order_detail", parameters=[MIN_VERSION],
-        responses={200: OrderOutputSerializer, 304: OpenApiResponse(description="Not modified."), **READ_RESPONSES},
+        responses={
+            200: OrderOutputSerializer, 304: OpenApiResponse(description="Not modified."),
+            409: OpenApiResponse(description=MIN_VERSION_CONFLICT), **READ_RESPONSES,
+        },
     )
     def get(self, request: Request, order_id: int) -> HttpResponse:
         """One of the customer's orders (ETag: its version)."""

@@ -5,3 +5,10 @@ class OrdersConfig(AppConfig):
     name = "orders"
     default_auto_field = "django.db.models.BigAutoField"
     dynamodb_tables = "orders.tables.TABLES"
+
+    def ready(self) -> None:
+        from projections import registry
+
+        from .projection import ORDER_AGGREGATE
+
+        registry.register(ORDER_AGGREGATE)

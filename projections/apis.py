@@ -49,9 +49,14 @@ class CatalogUnavailable(exceptions.APIException):
 
 
 class MinVersionUnavailable(exceptions.APIException):
-    status_code = 412
+    """Postgres, the truth, holds no version of the document at or above ``min_version``: the
+    request conflicts with the document's state (409). Not a 412, which answers a precondition
+    sent in a header (``min_version`` is part of the URL), and not a 503: nothing is down, and
+    retrying gets the same answer until a write reaches that version. See docs/api/contract.md."""
+
+    status_code = 409
     default_code = "version_unavailable"
-    default_detail = "No version of this document at or above min_version exists."
+    default_detail = "This document has no version at or above min_version."
 
 
 def _client_throttle(request, scope: str, limit: int, fills: int) -> Throttle:
@@ -79,6 +84,9 @@ def min_version_parameter(description: str) -> OpenApiParameter:
     return OpenApiParameter(
         "min_version", {"type": "integer", "minimum": 0, "maximum": MAX_VERSION}, description=description
     )
+
+
+MIN_VERSION_CONFLICT = "`version_unavailable`: the document has no version at or above min_version."
 
 
 def min_version_of(request) -> int:
@@ -183,7 +191,7 @@ class ProductDetailApi(PublicApi):
         responses={
             **DOCUMENT_RESPONSES,
             400: OpenApiResponse(OpenApiTypes.OBJECT, description="min_version is not a non-negative integer."),
-            412: OpenApiResponse(OpenApiTypes.OBJECT, description="No version at or above min_version exists."),
+            409: OpenApiResponse(OpenApiTypes.OBJECT, description=MIN_VERSION_CONFLICT),
         },
     )
     def get(self, request, sku: str) -> HttpResponse:

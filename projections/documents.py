@@ -12,7 +12,6 @@ from typing import Any
 import orjson
 
 from catalog.models import Category, Product
-from orders.models import Order
 
 VOLATILE_FIELDS = ("projected_at",)
 
@@ -122,22 +121,6 @@ def product_version(product: Product, category_path: list[Category]) -> dict[str
         "stock_band": stock_band(total),
         "is_active": product.is_active,
         "committed_at": product.updated_at.isoformat(),
-    }
-
-
-def order_document(order: Order) -> dict[str, Any]:
-    """An order as its customer reads it (lines prefetched, by SKU); also checkout's answer."""
-    return {
-        "id": order.pk,
-        "created_at": order.created_at.isoformat(),
-        "currency": order.currency,
-        "total": f"{order.total:.2f}",
-        "note": order.note,
-        "lines": [
-            {"sku": line.sku, "name": line.name, "quantity": line.quantity, "unit_price": f"{line.unit_price:.2f}"}
-            for line in order.lines.all()
-        ],
-        "version": order.version,
     }
 
 

@@ -1,7 +1,7 @@
-"""Pages of listings (a category's products, a customer's orders): one strongly consistent
-DynamoDB Query per page, cached per listing generation and keyed by the position the cursor decodes
-to. A projection that changes an item of a listing counts its generation up, so a page cached
-under the old generation is never read again."""
+"""Pages of listings (a category's products, and through ``read_page`` a customer's orders,
+orders/reads.py): one strongly consistent DynamoDB Query per page, cached per listing generation
+and keyed by the position the cursor decodes to. A projection that changes an item of a listing
+counts its generation up, so a page cached under the old generation is never read again."""
 
 from __future__ import annotations
 
@@ -18,25 +18,23 @@ from redis.exceptions import RedisError
 from catalog import selectors
 from catalog.models import Category
 from hybridsite import cache_keys, redis_client
-from orders.selectors import order_list
 
-from . import cache, documents, metrics
+from . import cache, documents
 from .breaker import CircuitOpen
-from .cursors import decode_cursor, decode_order_cursor, encode_cursor, encode_order_cursor
+from .cursors import decode_cursor, encode_cursor
 from .projector import concurrently
 from .readpath import (
     DYNAMODB_ERRORS,
     Result,
     Throttle,
     Unavailable,
-    VersionUnavailable,
     check_rate,
     counted_get,
     dynamodb_breaker,
     redis_breaker,
 )
-from .registry import customer_partition, listing_partitions, order_id_of, order_key, orders_listing
-from .tables import CategoryListingItem, CustomerOrder
+from .registry import listing_partitions
+from .tables import CategoryListingItem
 
 Fetch = Callable[[], tuple[cache.Entry, str, bool]]
 """A page from its sources: its entry, the layer that answered, and whether the cache may keep it."""
@@ -48,17 +46,6 @@ def read_listing(slug: str, limit: int, cursor: str, throttle: Throttle | None =
     """One page of a category listing."""
     after = decode_cursor(cursor)
     return read_page(slug, limit, after, lambda: (*_listing_page(slug, limit, after), True), throttle)
-
-
-def read_orders(
-    user_id: int, limit: int, cursor: str, throttle: Throttle | None = None, min_version: int = 0
-) -> Result:
-    """One page of a customer's orders, newest first, never older than ``min_version`` (the version
-    checkout returned: the page then holds the order). A cursor handed to another customer is
-    refused (``BadCursor``), and every key of the page names its customer."""
-    after = decode_order_cursor(cursor, user_id)
-    fetch: Fetch = lambda: _orders_page(user_id, limit, after, min_version)  # noqa: E731
-    return read_page(orders_listing(user_id), limit, after, fetch, throttle, min_version)
 
 
 def read_page(
@@ -171,50 +158,3 @@ def _listing_from_postgres(slug: str, limit: int, after: str) -> tuple[list[byte
     )
     bodies = [orjson.dumps(documents.listing_item(product)) for product in products]
     return bodies[:limit], len(bodies) > limit
-
-
-def _orders_page(user_id: int, limit: int, after: str, min_version: int) -> tuple[cache.Entry, str, bool]:
-    """A page of a customer's orders from DynamoDB; from Postgres (served, never cached) when
-    DynamoDB cannot answer or is behind ``min_version``. The page's version is the newest of its
-    orders' versions."""
-    try:
-        found, more = dynamodb_breaker.call(lambda: _query_orders(user_id, limit, after))
-        page = _orders_body(user_id, found, more)
-        if page.version >= min_version:
-            return page, "dynamodb", True
-        metrics.incr("reader.below_min_version")
-    except (CircuitOpen, *DYNAMODB_ERRORS) as exc:
-        logger.warning("reader: DynamoDB unavailable for the orders of %s (%s); reading Postgres", user_id, exc)
-    try:
-        orders = order_list(user_id=user_id)
-        if after:
-            orders = orders.filter(pk__lt=order_id_of(after))
-        rows = [
-            (order_key(user_id, order.pk)["sk"], order.version, orjson.dumps(documents.order_document(order)))
-            for order in orders[: limit + 1]
-        ]
-    except DatabaseError as exc:
-        raise Unavailable(f"neither DynamoDB nor Postgres could answer for the orders of {user_id}") from exc
-    page = _orders_body(user_id, rows[:limit], len(rows) > limit)
-    if page.version < min_version:
-        raise VersionUnavailable(page.version, "postgres")
-    return page, "postgres", False
-
-
-def _query_orders(user_id: int, limit: int, after: str) -> tuple[list[tuple[str, int, bytes]], bool]:
-    """(sort key, version, body) of up to ``limit`` orders after ``after``, and whether more follow."""
-    items = CustomerOrder.query(
-        customer_partition(user_id), CustomerOrder.sk > after if after else None,
-        filter_condition=CustomerOrder.deleted == False,  # noqa: E712
-        limit=limit + 1, page_size=limit + 1, consistent_read=True,  # read after a generation bump
-    )
-    found = [(item.sk, item.version, item.body.encode()) for item in items]
-    return found[:limit], len(found) > limit
-
-
-def _orders_body(user_id: int, rows: list[tuple[str, int, bytes]], more: bool) -> cache.Entry:
-    following = encode_order_cursor(user_id, rows[-1][0]) if rows and more else None
-    body = b"".join([
-        b'{"results":[', b",".join(body for _, _, body in rows), b'],"next_cursor":', orjson.dumps(following), b"}",
-    ])
-    return cache.Entry(max((version for _, version, _ in rows), default=0), 200, body)

@@ -10,23 +10,21 @@ from __future__ import annotations
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
 from django.conf import settings
-from django.db.models import Prefetch
+from django.db.models import Model
 
 from catalog import selectors
 from catalog.models import Category, CategoryTreeVersion, Product
 from hybridsite.dynamodb import get_item
-from orders.models import Order, OrderLine
 
 from . import documents, shapes
 from .tables import (
     CategoryListingItem,
     CategoryTreeDocument,
-    CustomerOrder,
     ProductDocument,
     ProductVersion,
     ProjectedItem,
@@ -170,7 +168,7 @@ def orders_listing(user_id: int) -> str:
     return f"orders:{user_id}"
 
 
-def _customer_of(key: dict[str, str]) -> int:
+def customer_of(key: dict[str, str]) -> int:
     return int(key["pk"].removeprefix(CUSTOMER_PREFIX))
 
 
@@ -232,18 +230,6 @@ def product_document(sku: str) -> DocumentAddress:
         return None if product_id is None else ("product", product_id)
 
     return DocumentAddress(product_cache_name(sku), ProductDocument, product_key(sku), locate)
-
-
-def order_document(user_id: int, order_id: int) -> DocumentAddress:
-    """One customer's order: under another customer's key it is absent, in every layer."""
-
-    def locate() -> tuple[str, int] | None:
-        found = Order.objects.filter(pk=order_id, user_id=user_id).exists()
-        return ("order", order_id) if found else None
-
-    return DocumentAddress(
-        order_cache_name(user_id, order_id), CustomerOrder, order_key(user_id, order_id), locate
-    )
 
 
 def category_tree_document() -> DocumentAddress:
@@ -329,10 +315,12 @@ def build_product_version(snapshot: Snapshot, projected_at: datetime) -> list[It
     )]
 
 
-def _ids_of(model: type[Product] | type[Order]) -> Callable[[int, int], Iterator[list[int]]]:
+def ids_of(model: type[Model]) -> Callable[[int, int], Iterator[list[int]]]:
+    """Every id of ``model``'s rows in chunks, after ``after``: an aggregate's ``ids`` for a backfill."""
     def ids(chunk: int, after: int = 0) -> Iterator[list[int]]:
         while True:
-            found = list(model.objects.filter(pk__gt=after).order_by("pk").values_list("pk", flat=True)[:chunk])
+            rows = model._default_manager.filter(pk__gt=after).order_by("pk")
+            found = list(rows.values_list("pk", flat=True)[:chunk])
             if not found:
                 return
             yield found
@@ -341,28 +329,7 @@ def _ids_of(model: type[Product] | type[Order]) -> Callable[[int, int], Iterator
     return ids
 
 
-product_ids = _ids_of(Product)
-
-
-# --- order (one customer's order, under the customer) --------------------------------------------
-
-
-def load_orders(order_ids: list[int]) -> dict[int, Snapshot]:
-    """Orders with their lines, two queries. An order's version is the clock of its last write in
-    microseconds (a hybrid logical clock), so it also tells when that write committed."""
-    lines = Prefetch("lines", queryset=OrderLine.objects.order_by("sku"))
-    snapshots = dict.fromkeys(order_ids, GONE)
-    for order in Order.objects.filter(pk__in=order_ids).prefetch_related(lines):
-        committed_at = datetime.fromtimestamp(order.version / 1_000_000, UTC).isoformat()
-        snapshots[order.pk] = Snapshot(state=order, version=order.version, committed_at=committed_at)
-    return snapshots
-
-
-def build_order(snapshot: Snapshot, projected_at: datetime) -> list[Item]:
-    order = snapshot.state
-    if order is None:
-        return []
-    return [Item(key=order_key(order.user_id, order.pk), body=documents.order_document(order))]
+product_ids = ids_of(Product)
 
 
 # --- category tree (one document for all categories) ------------------------------------------
@@ -416,18 +383,10 @@ AGGREGATES: dict[str, Aggregate] = {
             Projection(CategoryTreeDocument, build_category_tree, assembled=assembled_category_tree),
         ),
     ),
-    "order": Aggregate(
-        name="order",
-        load_many=load_orders,
-        owner=order_owner,
-        owner_id=order_owner_id,
-        ids=_ids_of(Order),
-        projections=(
-            Projection(
-                CustomerOrder, build_order,
-                cache_name=lambda key: order_cache_name(_customer_of(key), order_id_of(key["sk"])),
-                listing=lambda key: orders_listing(_customer_of(key)),
-            ),
-        ),
-    ),
 }
+
+
+def register(aggregate: Aggregate) -> None:
+    """Add an aggregate another app projects (its ``AppConfig.ready``): the projections know the
+    catalog, whose views they are built around; an app above them, such as orders, plugs in."""
+    AGGREGATES[aggregate.name] = aggregate

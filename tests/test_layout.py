@@ -1,6 +1,6 @@
 """The dependency direction, checked on the source: the project's base (``hybridsite``) and the
-domain (``catalog``) import none of the other packages, and nothing that ships imports the dev
-tooling, the benchmark or the tests."""
+domain (``catalog``) import none of the other packages, no two apps import each other (directly or
+round a longer cycle), and nothing that ships imports the dev tooling, the benchmark or the tests."""
 
 from __future__ import annotations
 
@@ -22,7 +22,8 @@ FIRST_PARTY = {*SHIPPED, "devtools", "bench", "tests", "infra"}
 # imports, so this test leaves them be, on purpose.
 ALLOWED = {
     "catalog": set(),
-    "projections": {"catalog", "orders", "hybridsite"},  # orders: projected like the catalog
+    # Built around the catalog's views; an app above (orders) registers its own aggregate.
+    "projections": {"catalog", "hybridsite"},
     "writeback": {"hybridsite"},  # the Streams consumer: each app registers how to apply its records
     "carts": {"catalog", "projections", "writeback", "hybridsite"},
     "drafts": {"catalog", "projections", "writeback", "hybridsite"},
@@ -58,6 +59,37 @@ def test_packages_import_only_what_they_may(package: str) -> None:
     assert {path: packages for path, packages in wrong.items() if packages} == {}
 
 
+def cycles_in(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Every import cycle of ``graph`` (module -> what it imports), each from its first member."""
+    cycles: list[list[str]] = []
+
+    def visit(module: str, trail: list[str]) -> None:
+        if module in trail:
+            cycle = trail[trail.index(module):]
+            if cycle[0] == min(cycle):  # each cycle once, from its smallest member
+                cycles.append([*cycle, module])
+            return
+        for imported in sorted(graph.get(module, ())):
+            visit(imported, [*trail, module])
+
+    for module in sorted(graph):
+        visit(module, [])
+    return cycles
+
+
+def test_no_two_apps_import_each_other() -> None:
+    """The arrows between apps point one way, on the source and in the rules above: an app that
+    needs another's help at run time registers with it (orders with the projection registry,
+    carts with the write-back registry) instead of being imported by it."""
+    imported = {
+        package: set().union(*(imported_packages(path) for path in modules(package))) & set(SHIPPED) - {package}
+        for package in SHIPPED
+    }
+    assert "projections" in imported["orders"]  # the check reads the imports it means to
+    assert cycles_in(imported) == []
+    assert cycles_in(ALLOWED) == []
+
+
 def test_the_infra_reads_the_apps_through_the_adapter_and_the_writeback_registry() -> None:
     """The CDK app reads the tables (``hybridsite.dynamodb``) and the write-back tables
     (``writeback.registry``); no app imports it (``infra`` is in no package's allowed set)."""
@@ -90,15 +122,4 @@ def test_the_bench_phases_import_each_other_in_one_direction() -> None:
     graph = {path.stem: bench_imports(path) for path in (BASE_DIR / "bench").glob("*.py")}
     assert "prepare" in graph["run"]  # the check reads the imports it means to
     assert sorted(module for module, imports in graph.items() if "run" in imports) == []
-    cycles: list[list[str]] = []
-
-    def visit(module: str, trail: list[str]) -> None:
-        if module in trail:
-            cycles.append(trail[trail.index(module):] + [module])
-            return
-        for imported in sorted(graph.get(module, ())):
-            visit(imported, [*trail, module])
-
-    for module in sorted(graph):
-        visit(module, [])
-    assert cycles == []
+    assert cycles_in(graph) == []

@@ -93,7 +93,17 @@ def test_the_list_read_right_after_checkout_holds_the_order(hammer, alice):
     assert page["results"] == [second, first]
     detail, body = alice.call("get", f"/api/orders/{second['id']}/?min_version={second['version']}")
     assert (detail.status_code, body) == (200, second)
-    assert alice.call("get", f"/api/orders/?min_version={second['version'] + 10**12}")[0].status_code == 412
+    # A version none of her orders has: Postgres's page is served (it holds every order placed), as
+    # is a later page, whose orders are all older than the one just placed.
+    above, above_page = alice.call("get", f"/api/orders/?min_version={second['version'] + 10**12}")
+    assert (above.status_code, above["X-Served-From"], above_page) == (200, "postgres", page)
+    older, older_page = alice.call("get", f"/api/orders/?limit=1&min_version={second['version']}")
+    assert older_page["results"] == [second] and older_page["next_cursor"]
+    cursor = older_page["next_cursor"]
+    later, later_page = alice.call("get", f"/api/orders/?limit=1&cursor={cursor}&min_version={second['version']}")
+    assert (later.status_code, later_page["results"]) == (200, [first])
+    detail_above = alice.call("get", f"/api/orders/{second['id']}/?min_version={second['version'] + 1}")[0]
+    assert detail_above.status_code == 409  # one order has a version: the client asked for one it does not have
 
     drain()  # the projection moves the listing to a new generation: the next read is DynamoDB's
     projected, projected_page = alice.call("get", "/api/orders/")

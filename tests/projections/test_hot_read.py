@@ -97,7 +97,7 @@ def test_what_the_hit_cannot_answer_goes_to_the_view_counted_once(cached, redis_
     response = cached.get(URL)
     assert response.status_code == 200 and response["X-Served-From"] == "dynamodb"
     above = cached.get(URL, {"min_version": version + 1})
-    assert above.status_code == 412 and orjson.loads(above.content)["error"]["code"] == "version_unavailable"
+    assert above.status_code == 409 and orjson.loads(above.content)["error"]["code"] == "version_unavailable"
     assert rate_count(redis_clean) == counted + 2
     now = metrics.snapshot()
     assert now.get("reader.miss", 0) == hits_and_misses.get("reader.miss", 0) + 1

@@ -76,7 +76,10 @@ def test_orders_export_by_date_range_and_cached_per_normalized_range(orders, red
     assert again["X-Export-Cache"] == "hit"
     assert rows(again) == [header, *body]
     assert [row[0] for row in rows(client.get(ORDERS, {"until": "2026-03-01"}))[1:]] == [str(orders[0].pk)]
-    assert len(list(redis_clean.scan_iter(match=cache_keys.export_chunks("x").rsplit(":", 1)[0] + ":*"))) == 2
+    # A range that ends before it starts selects nothing: the header alone, as for any empty range.
+    reversed_range = client.get(ORDERS, {"since": "2026-03-02", "until": "2026-03-01"})
+    assert reversed_range.status_code == 200 and rows(reversed_range) == [header]
+    assert len(list(redis_clean.scan_iter(match=cache_keys.export_chunks("x").rsplit(":", 1)[0] + ":*"))) == 3
 
 
 def test_a_cached_export_never_outlives_its_time_nor_stays_half_written(shop, redis_clean, settings):
@@ -120,7 +123,6 @@ def test_export_streams_from_a_server_side_cursor(shop, redis_clean, settings):
 @pytest.mark.parametrize("query, field", [
     ({"since": "2026-13-01"}, "since"),
     ({"until": "yesterday"}, "until"),
-    ({"since": "2026-03-02", "until": "2026-03-01"}, "until"),
 ])
 def test_bad_ranges_are_400(shop, query, field):
     response = staff("view_order").get(ORDERS, query)
