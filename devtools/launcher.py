@@ -10,7 +10,7 @@ This is a process supervisor, not Django code: it reads the environment only to 
 servers to start and hands everything else to ``hybridsite.settings``.
 
     python -m devtools.launcher services   # start or reuse, print the env lines, wait for Ctrl-C
-    python -m devtools.launcher run        # services + migrate + setup + seed + web/worker/beat/streams
+    python -m devtools.launcher run        # services + migrate + setup + seed + web/worker/beat/streams/follow
                                            # (DEBUG off; DEBUG=1 only with a loopback BIND)
     REGIONS=2 python -m devtools.launcher run  # the same, and a replica region beside it (see run_regions)
     python -m devtools.launcher test ARGS  # services + pytest ARGS
@@ -269,7 +269,7 @@ Command = tuple[list[str], dict[str, str]]
 
 def home_processes(env: dict[str, str]) -> dict[str, Command]:
     """The home region's processes (the only ones of a one-region run): web, the worker (the relay),
-    the outbox listener, the write-back consumer and beat."""
+    the outbox listener, the write-back consumer, the cache follower and beat."""
     commands = {
         "web": [
             str(BIN / "gunicorn"), "hybridsite.wsgi", "-c", "python:hybridsite.gunicorn_conf", "--bind", env["BIND"],
@@ -278,6 +278,7 @@ def home_processes(env: dict[str, str]) -> dict[str, Command]:
         "worker": [str(BIN / "celery"), "-A", "hybridsite", "worker", "--loglevel", "INFO", "--concurrency", "2"],
         "listen": [sys.executable, str(BASE_DIR / "manage.py"), "outbox_listen"],
         "streams": [sys.executable, str(BASE_DIR / "manage.py"), "streams_consume"],
+        "follow": [sys.executable, str(BASE_DIR / "manage.py"), "cache_follow"],
         "beat": [
             str(BIN / "celery"), "-A", "hybridsite", "beat", "--loglevel", "INFO",
             "--schedule", str(VAR / "celerybeat-schedule"),
@@ -287,14 +288,17 @@ def home_processes(env: dict[str, str]) -> dict[str, Command]:
 
 
 def replica_processes(env: dict[str, str]) -> dict[str, Command]:
-    """A replica region's processes: its web process only. It writes no projection and consumes no
-    cart stream (the home region's consumer reads every region's cart writes, replicated)."""
-    # TODO(rrun): cache_follow in each region (manage.py cache_follow), once it is on main.
-    command = [
-        str(BIN / "gunicorn"), "hybridsite.wsgi", "-c", "python:hybridsite.gunicorn_conf", "--bind", env["BIND"],
-        "--workers", "2", "--access-logfile", "-",
-    ]
-    return {"web": (command, env)}
+    """A replica region's processes: web, and the cache follower (its Redis kept current from its
+    own tables' streams). It writes no projection and consumes no cart stream (the home region's
+    consumer reads every region's cart writes, replicated)."""
+    commands = {
+        "web": [
+            str(BIN / "gunicorn"), "hybridsite.wsgi", "-c", "python:hybridsite.gunicorn_conf", "--bind", env["BIND"],
+            "--workers", "2", "--access-logfile", "-",
+        ],
+        "follow": [sys.executable, str(BASE_DIR / "manage.py"), "cache_follow"],
+    }
+    return {name: (command, env) for name, command in commands.items()}
 
 
 def _start(name: str, command: Command, width: int) -> subprocess.Popen:

@@ -82,3 +82,24 @@ def export_chunks(canonical: str) -> str:
 def export_chunks_pending(canonical: str, token: str) -> str:
     """An export being written by one request: renamed to ``export_chunks`` once complete."""
     return f"{NAMESPACE}:export-pending:{_digest(canonical)}:{token}"
+
+
+def follow_shards() -> str:
+    """cache_follow's shards of this region's streams: a hash of shard -> its table, parent,
+    checkpoint and whether it is finished (kept in the region's own Redis, never in Postgres)."""
+    return f"{NAMESPACE}:follow:shards"
+
+
+def follow_lease(shard: str) -> str:
+    """The follower holding a shard (its id as value), until the key's TTL lapses unrenewed."""
+    return f"{NAMESPACE}:follow:lease:{_digest(shard)}"
+
+
+def follow_processes() -> str:
+    """The live followers: a sorted set of their ids, scored by when each stops counting as alive."""
+    return f"{NAMESPACE}:follow:processes"
+
+
+def follow_heartbeat() -> str:
+    """The newest replication heartbeat (epoch seconds) cache_follow has read from its stream."""
+    return f"{NAMESPACE}:follow:heartbeat"

@@ -1,5 +1,5 @@
-"""GET /api/health/: the overall state for anyone; each dependency's state, latency and error for
-staff and monitoring (HEALTH_TOKEN).
+"""GET /api/health/: the overall state for anyone; each dependency's state, latency and error, and
+each region's replication lag, for staff and monitoring (HEALTH_TOKEN).
 
 Anonymous answers come from a per-process snapshot at most HEALTH_CACHE_SECONDS old: a load
 balancer polling every second costs one broker connection and one DynamoDB call per interval, not
@@ -26,7 +26,7 @@ from kombu import Connection
 from pynamodb.connection import Connection as DynamoDBConnection
 from pynamodb.models import Model
 
-from hybridsite import dynamodb
+from hybridsite import dynamodb, heartbeat
 
 from .clients import client_bucket
 from .errors import error_body
@@ -150,6 +150,9 @@ def health(request: HttpRequest) -> JsonResponse:
     if _may_see_details(request):
         services = check_all()
         down, status = _summary(services)
-        return JsonResponse({"status": "down" if down else "ok", "down": down, "services": services}, status=status)
+        regions = heartbeat.regions_state()
+        return JsonResponse(
+            {"status": "down" if down else "ok", "down": down, "services": services, "regions": regions}, status=status
+        )
     down, status = _summary(snapshot.get(settings.HEALTH_CACHE_SECONDS))
     return JsonResponse({"status": "down" if down else "ok"}, status=status)

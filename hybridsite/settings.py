@@ -495,8 +495,13 @@ SLO_READ_P95_MS = env.float("SLO_READ_P95_MS", 100.0, 0.001)
 SLO_READ_ERROR_PERCENT = env.float("SLO_READ_ERROR_PERCENT", 0.1, 0.0001)
 SLO_PROJECTION_LAG_P95_MS = env.float("SLO_PROJECTION_LAG_P95_MS", 1000.0, 0.001)
 SLO_WRITEBACK_LAG_P95_MS = env.float("SLO_WRITEBACK_LAG_P95_MS", 1000.0, 0.001)
+# Replication lag (docs/architecture/regions.md): at most this, 99 % of the checks (one per heartbeat).
+SLO_REPLICATION_LAG_SECONDS = env.float("SLO_REPLICATION_LAG_SECONDS", 5.0, 0.001)
 SLO_SAMPLE_SECONDS = env.float("SLO_SAMPLE_SECONDS", 60.0, 1.0)
 SLO_KEEP_DAYS = env.int("SLO_KEEP_DAYS", 2, 1)
+# The home region writes a heartbeat item this often (beat); each region's replication lag is now
+# minus the newest heartbeat its own DynamoDB holds (hybridsite/heartbeat.py).
+REPLICATION_HEARTBEAT_SECONDS = env.float("REPLICATION_HEARTBEAT_SECONDS", 2.0, 0.1)
 
 CELERY_BEAT_SCHEDULE = {
     "relay-outbox-sweep": {
@@ -513,6 +518,11 @@ CELERY_BEAT_SCHEDULE = {
         "task": "ops.slo_sample",
         "schedule": SLO_SAMPLE_SECONDS,
         "options": {"expires": SLO_SAMPLE_SECONDS},
+    },
+    "replication-heartbeat": {
+        "task": "ops.replication_heartbeat",
+        "schedule": REPLICATION_HEARTBEAT_SECONDS,
+        "options": {"expires": REPLICATION_HEARTBEAT_SECONDS},
     },
 }
 READ_FILL_LOCK_MS = env.int("READ_FILL_LOCK_MS", 2000, 1)
@@ -559,6 +569,11 @@ WRITEBACK_LEASE_SECONDS = env.float("WRITEBACK_LEASE_SECONDS", 6.0, 0.5)
 WRITEBACK_BATCH_SIZE = min(env.int("WRITEBACK_BATCH_SIZE", 500, 1), 1000)  # GetRecords returns at most 1,000
 WRITEBACK_IDLE_SECONDS = env.float("WRITEBACK_IDLE_SECONDS", 0.1, 0.0)
 WRITEBACK_DISCOVERY_SECONDS = env.float("WRITEBACK_DISCOVERY_SECONDS", 10.0, 0.1)
+# cache_follow (each region's Redis kept current from its projection tables' streams): its shard
+# leases live in that Redis and lapse after CACHE_FOLLOW_LEASE_SECONDS without renewal (every third
+# of it), so a killed follower's shards move within seconds; batch size, idle pause and shard
+# discovery are the write-back consumer's (WRITEBACK_BATCH_SIZE, _IDLE_SECONDS, _DISCOVERY_SECONDS).
+CACHE_FOLLOW_LEASE_SECONDS = env.float("CACHE_FOLLOW_LEASE_SECONDS", 6.0, 0.5)
 
 # Autosaved drafts of product edits expire by DynamoDB TTL after this long without a save.
 DRAFT_IDLE_SECONDS = env.int("DRAFT_IDLE_SECONDS", 30 * 24 * 3600, 60)

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from .tables import TableSpec
 
 PROJECTIONS = ("products", "category-listing", "category-tree", "orders", "history")
+HEARTBEAT = "heartbeat"
+"""The replication heartbeat (hybridsite/heartbeat.py): one item, written by the home region."""
 
 # The read path projects a miss, and the admin's drift repair re-projects (web); the relay projects
 # (worker, and the listener when the relay stalls); the drift watch and projections_check read
@@ -39,6 +41,7 @@ ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
         "drafts": ("GetItem", "PutItem", "DeleteItem"),  # autosave; deleted once published
         # a claim (conditional put), its response (update), a released claim (delete)
         "idempotency-keys": ("GetItem", "PutItem", "UpdateItem", "DeleteItem"),
+        HEARTBEAT: ("GetItem",),  # the replication lag: /metrics and the health check's details
     },
     "worker": {
         # Scan: projections_check and projections_shapes (one-off tasks on the worker's definition)
@@ -47,6 +50,7 @@ ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
         "category-tree": (*_PROJECTOR, "BatchGetItem", "Scan"),
         "orders": (*_PROJECTOR, "Scan"),
         "history": (*_APPENDER, "Scan"),
+        HEARTBEAT: ("PutItem",),  # beat's ops.replication_heartbeat (conditional: never moved back)
     },
     "beat": {},  # schedules tasks on the broker; touches no table
     "listener": {
@@ -60,10 +64,12 @@ ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
         "carts": ("DescribeTable", "Stream", "Scan"),
         "drafts": ("DescribeTable", "Stream", "Scan"),
     },
-    "cache-follower": {  # cache_follow: the projection tables' streams, where they have one
+    "cache-follower": {  # cache_follow: the streams of the tables the reader caches, found through DescribeTable
         "products": ("DescribeTable", "Stream"),
         "category-listing": ("DescribeTable", "Stream"),
-        "category-tree": ("DescribeTable", "Stream"),
+        "category-tree": ("DescribeTable", "Stream", "GetItem", "BatchGetItem"),  # the tree read back whole
+        "orders": ("DescribeTable", "Stream"),
+        HEARTBEAT: ("DescribeTable", "Stream", "GetItem"),  # how far it followed; the lag it checks
     },
     "migrate": {},  # projections_setup on the tables this stack made: see MIGRATE_ACTIONS
 }
@@ -88,8 +94,8 @@ class Grant:
 
 def grants(role: str, specs: Iterable[TableSpec]) -> list[Grant]:
     """The role's statements: per table, its item and index actions and its stream reading.
-    ``Stream`` on a table without a stream grants nothing (the cache follower's, until the
-    projection tables have streams). Raises on a line naming an unknown table or index."""
+    ``Stream`` on a table without a stream grants nothing. Raises on a line naming an unknown
+    table or index."""
     by_name = {spec.name: spec for spec in specs}
     if role == "migrate":
         return [Grant(tuple(f"dynamodb:{a}" for a in MIGRATE_ACTIONS), tuple(f"table/{n}" for n in by_name))]

@@ -26,8 +26,9 @@ class Config:
     worker_tasks: int = 2
     listener_tasks: int = 1
     consumer_tasks: int = 1
-    cache_follower_tasks: int = 0
-    """``cache_follow`` keeps a region's Redis current from its tables' streams (with replicas)."""
+    cache_follower_tasks: int = 1
+    """``cache_follow`` keeps a region's Redis current from its tables' streams: in a replica region
+    the only way replicated changes reach its Redis, in the home region the projector's backstop."""
     relay_threads: int = 2
     """OUTBOX_PROJECT_THREADS of the worker and the listener."""
     lambda_parallelization: int = 1

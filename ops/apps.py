@@ -7,6 +7,8 @@ class OpsConfig(AppConfig):
     name = "ops"
     verbose_name = "Operations"
     default_auto_field = "django.db.models.BigAutoField"
+    # The replication heartbeat's table: the base reads it (health), ops writes it (beat).
+    dynamodb_tables = "hybridsite.heartbeat.TABLES"
 
     def ready(self) -> None:
         from django.contrib import admin

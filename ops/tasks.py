@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from celery import shared_task
 
+from hybridsite.heartbeat import heartbeat_write
+
 from .drift_watch import drift_watch_run
 from .services import slo_sample_record
 
@@ -18,3 +20,10 @@ def drift_watch() -> None:
 def slo_sample() -> None:
     """Beat's SLO sample: a row of the history the admin's SLO page reads."""
     slo_sample_record()
+
+
+@shared_task(name="ops.replication_heartbeat", ignore_result=True)
+def replication_heartbeat() -> None:
+    """Beat runs it every REPLICATION_HEARTBEAT_SECONDS, in the home region (the worker runs only
+    there): the item every region's replication lag is measured from."""
+    heartbeat_write()

@@ -6,6 +6,9 @@ Every projected item has the same envelope: its key, the ``owner`` aggregate tha
 ``version`` (the write condition), ``deleted`` for tombstones, and ``body``: the document as
 rendered JSON, so that the read path stores and returns bytes without serializer work (or
 ``unstorable``: the document is too large to be stored).
+
+The tables the reader caches from have a stream (new and old images, as global tables need):
+``cache_follow`` keeps each region's Redis current from it (:mod:`projections.follow`).
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from pynamodb.attributes import (
     TTLAttribute,
     UnicodeAttribute,
 )
-from pynamodb.constants import NUMBER
+from pynamodb.constants import NUMBER, STREAM_NEW_AND_OLD_IMAGE
 from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
@@ -61,7 +64,7 @@ class ProjectedItem(Model):
 
 
 class ProductDocument(ProjectedItem):
-    Meta = table_meta("products")
+    Meta = table_meta("products", stream_view_type=STREAM_NEW_AND_OLD_IMAGE)
     pk = UnicodeAttribute(hash_key=True)  # the SKU
 
 
@@ -69,13 +72,13 @@ class CategoryListingItem(ProjectedItem):
     """One product's summary under its category: a listing page is one Query on each ``pk`` of the
     category (one per shard)."""
 
-    Meta = table_meta("category-listing")
+    Meta = table_meta("category-listing", stream_view_type=STREAM_NEW_AND_OLD_IMAGE)
     pk = UnicodeAttribute(hash_key=True)  # CATEGORY#<slug>, or CATEGORY#<slug>#<shard> (LISTING_SHARDS)
     sk = UnicodeAttribute(range_key=True)  # the SKU
 
 
 class CategoryTreeDocument(ProjectedItem):
-    Meta = table_meta("category-tree")
+    Meta = table_meta("category-tree", stream_view_type=STREAM_NEW_AND_OLD_IMAGE)
     pk = UnicodeAttribute(hash_key=True)  # TREE
 
 
@@ -83,7 +86,7 @@ class CustomerOrder(ProjectedItem):
     """One order under its customer: the customer's order history is one Query on ``pk``, newest
     first (the sort key inverts the order id), and an order is one GetItem."""
 
-    Meta = table_meta("orders")
+    Meta = table_meta("orders", stream_view_type=STREAM_NEW_AND_OLD_IMAGE)
     pk = UnicodeAttribute(hash_key=True)  # CUSTOMER#<user id>
     sk = UnicodeAttribute(range_key=True)  # the order id inverted, zero-padded: newest sorts first
 

@@ -207,7 +207,7 @@ def test_a_new_user_walks_through_admin_and_docs(web, catalog, tmp_path, redis_c
             keep("pending-drafts")
 
             visit("slo", "/admin/ops/slosample/")
-            assert page.locator(".slo").count() == 4
+            assert page.locator(".slo").count() == 5
             assert page.locator("svg.chart polyline.chart-line").count() >= 6  # 3 objectives with data, 2 windows
             # The write-back's objective: "no data", or what consumers in this run's processes applied.
             assert "Write-back lag" in page.locator("#slo-writeback_lag").inner_text()

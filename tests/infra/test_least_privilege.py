@@ -30,11 +30,13 @@ from carts.tables import Cart
 from catalog import services as catalog
 from catalog.models import Category, Product, Warehouse
 from drafts import services as drafts
-from hybridsite import health
-from hybridsite.dynamodb import client, get_item, stream_arn, streams_client, tables_ensure
+from hybridsite import health, heartbeat
+from hybridsite.dynamodb import all_tables, client, get_item, stream_arn, streams_client, tables_ensure
 from infra import policies
-from projections import drift, relay
+from infra.tables import base_name
+from projections import drift, follow, relay
 from projections.projector import project, put_document
+from projections.registry import category_tree_document
 from projections.tables import ProductDocument
 from writeback.consumer import Consumer
 
@@ -53,7 +55,7 @@ def iam(synth: Synth) -> iam_moto.IamMoto:
     server = iam_moto.start(settings.AWS_REGION)
     with server.signed_as("admin"):
         tables_ensure()
-        streams = {name: stream_arn(model) for name, model in (("carts", Cart), ("drafts", _draft_model()))}
+        streams = {base_name(model): stream_arn(model) for model in all_tables()}
     values = {
         "AWS::Partition": "aws", "AWS::Region": settings.AWS_REGION, "AWS::AccountId": iam_moto.ACCOUNT,
         **{f"table:{name}.StreamArn": arn for name, arn in streams.items() if arn},
@@ -70,12 +72,6 @@ def iam(synth: Synth) -> iam_moto.IamMoto:
             ]
         server.user_add(role, {"Statement": statements or [{"Effect": "Deny", "Action": "*", "Resource": "*"}]})
     return server
-
-
-def _draft_model() -> Any:
-    from drafts.tables import Draft
-
-    return Draft
 
 
 @pytest.fixture
@@ -124,6 +120,7 @@ def test_web(iam, catalog_on_sale) -> None:
         drafts.draft_publish(sku=skus[2], user_id=editor.pk)
         project("product", Product.objects.get(sku=skus[0]).pk, repair=True)  # the admin's drift repair
         health.CHECKS["dynamodb"]()
+        assert heartbeat.regions_state()  # the health check's details: the replication lag
     _allowed_only(iam, "web", {
         "dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:Query", "dynamodb:DeleteItem", "dynamodb:ListTables",
     })
@@ -148,6 +145,7 @@ def test_the_relay(iam, catalog_on_sale, role: str) -> None:
             # which this test's Postgres never had: "extra" here)
             assert drift.check().checked >= len(catalog_on_sale[1])
             call_command("projections_shapes", stdout=open("/dev/null", "w"))
+            heartbeat.heartbeat_write()  # beat's task, which the worker runs
     reads_back = {"dynamodb:Scan", "dynamodb:Query"} if role == "worker" else set()
     _allowed_only(iam, role, {"dynamodb:PutItem"} | reads_back)
     with iam.signed_as(role), pytest.raises((PutError, GetError)):
@@ -208,7 +206,7 @@ def test_the_write_back_lambda(iam, catalog_on_sale) -> None:
     _denied(iam, "writeback-lambda", "dynamodb:PutItem")
 
 
-def test_the_one_off_migrate_task_and_the_cache_follower(iam) -> None:
+def test_the_one_off_migrate_task(iam) -> None:
     iam.decisions.clear()
     with iam.signed_as("migrate"):
         assert set(tables_ensure().values()) == {"ok"}  # the stack's tables are the code's: nothing to do
@@ -217,9 +215,25 @@ def test_the_one_off_migrate_task_and_the_cache_follower(iam) -> None:
         ProductDocument.delete_table()
     _denied(iam, "migrate", "dynamodb:DeleteTable")
 
+
+def test_the_cache_follower(iam, catalog_on_sale) -> None:
+    """cache_follow's discovery, leases (in Redis) and reads of every followed stream, its lag
+    check, and the category tree read back whole."""
+    with iam.signed_as("admin"):
+        project("product", Product.objects.get(sku=catalog_on_sale[1][0]).pk)
+        project("category", 0)
+        heartbeat.heartbeat_write()
+    iam.decisions.clear()
     with iam.signed_as("cache-follower"):
-        assert stream_arn(ProductDocument) is None  # no stream on the projection tables yet: nothing to follow
-    _allowed_only(iam, "cache-follower", {"dynamodb:DescribeTable"})
+        follower = follow.Follower()
+        for _ in range(20):  # a bound, not a measurement
+            follower.step()
+        assert follower.streams.keys() == follow.followed_tables().keys()
+        assert category_tree_document().stored() is not None
+    _allowed_only(iam, "cache-follower", {
+        "dynamodb:DescribeTable", "dynamodb:DescribeStream", "dynamodb:GetShardIterator", "dynamodb:GetRecords",
+        "dynamodb:GetItem", "dynamodb:BatchGetItem",
+    })
     with iam.signed_as("admin"):
         carts_stream = stream_arn(Cart)
     with iam.signed_as("cache-follower"), pytest.raises(ClientError, match="AccessDenied"):

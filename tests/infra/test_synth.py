@@ -125,7 +125,7 @@ CONCRETE = {
     "AWS::Partition": "aws", "AWS::Region": "eu-west-1", "AWS::AccountId": "123456789012",
     **{
         f"table:{t}.StreamArn": f"arn:aws:dynamodb:eu-west-1:123456789012:table/hybridsite-{t}/stream/2026-01-01"
-        for t in ("carts", "drafts")
+        for t in ("carts", "drafts", "products", "category-listing", "category-tree", "orders", "heartbeat")
     },
     "queue:writeback-failures.Arn": "arn:aws:sqs:eu-west-1:123456789012:writeback-failures",
     **{f"secret:{s}": f"arn:aws:secretsmanager:eu-west-1:123456789012:secret:{s}-AbCdEf"

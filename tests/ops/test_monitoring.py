@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import subprocess
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -14,6 +15,8 @@ from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
 from catalog.models import Product
+from hybridsite import heartbeat
+from projections import follow
 from tests.monitoring import MONITORING, promtool, rules
 
 pytestmark = pytest.mark.django_db
@@ -25,7 +28,10 @@ KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_lef
 
 @pytest.fixture
 def scrape(staff_client: Client, product: Product) -> str:
-    """A scrape after a read of each kind (a miss, a hit, a 404), so the labelled families show."""
+    """A scrape after a read of each kind (a miss, a hit, a 404), a replication heartbeat and one
+    followed by cache_follow, so the labelled and the replication families show."""
+    heartbeat.heartbeat_write()
+    follow.apply(follow.Changes(heartbeat=time.time()))
     for path in (f"/api/products/{product.sku}/", f"/api/products/{product.sku}/", "/api/products/NO-SUCH-SKU/"):
         assert staff_client.get(path).status_code in (200, 404)
     response = staff_client.get("/metrics")

@@ -12,6 +12,7 @@ from typing import Any
 
 import yaml
 
+from hybridsite.heartbeat import LAG_BUCKETS as REPLICATION_LAG_BUCKETS
 from ops import slo
 from ops.instruments import READ_BUCKETS
 from projections.metrics import LAG_BUCKETS as PROJECTION_LAG_BUCKETS
@@ -20,7 +21,10 @@ from writeback.metrics import LAG_BUCKETS as WRITEBACK_LAG_BUCKETS
 
 RULES = MONITORING / "rules.yml"
 RUNBOOKS = BASE_DIR / "docs" / "operations" / "runbooks.md"
-BUCKETS = {"read": READ_BUCKETS, "projection_lag": PROJECTION_LAG_BUCKETS, "writeback_lag": WRITEBACK_LAG_BUCKETS}
+BUCKETS = {
+    "read": READ_BUCKETS, "projection_lag": PROJECTION_LAG_BUCKETS, "writeback_lag": WRITEBACK_LAG_BUCKETS,
+    "replication_lag": REPLICATION_LAG_BUCKETS,
+}
 # The SRE workbook's pairs: (long window, short window, factor of the budget).
 BURNS = {"FastBurn": ("1h", "5m", 14.4), "SlowBurn": ("6h", "30m", 6.0)}
 
