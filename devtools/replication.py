@@ -308,13 +308,28 @@ class Replicator:
                 shard = Shard(shard_id, found.get("ParentShardId"), done=from_latest and closed)
                 if not shard.done:
                     shard.iterator = side.streams.get_shard_iterator(
-                        StreamArn=stream.arn, ShardId=shard_id,
-                        ShardIteratorType="LATEST" if from_latest else "TRIM_HORIZON",
+                        StreamArn=stream.arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON",
                     )["ShardIterator"]
+                    if from_latest:
+                        self._skip_to_end(side, shard)
                 stream.shards[shard_id] = shard
             if not description.get("LastEvaluatedShardId"):
                 return
             arguments["ExclusiveStartShardId"] = description["LastEvaluatedShardId"]
+
+    @staticmethod
+    def _skip_to_end(side: Side, shard: Shard) -> None:
+        """Read an open shard's records to its current end without handling them: its end, reached
+        so (a ``LATEST`` iterator, on a stream created with its table, answers
+        TrimmedDataAccessException in DynamoDB Local 3.3.0)."""
+        while shard.iterator:
+            page = side.streams.get_records(ShardIterator=shard.iterator, Limit=1000)
+            if page["Records"]:
+                shard.last_sequence = page["Records"][-1]["dynamodb"]["SequenceNumber"]
+            shard.iterator = page.get("NextShardIterator")
+            if not page["Records"]:
+                return
+        shard.done = True
 
     def _ready(self, stream: Stream) -> Iterator[Shard]:
         """Shards to read, each after its parent is read to its end (per-item order across splits)."""
