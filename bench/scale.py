@@ -326,6 +326,46 @@ def capacity(hot: list[str]) -> dict[str, Any]:
     return {"requests": len(sample), "miss_calls": miss, "cart_calls": cart}
 
 
+def projection_units(sample: int = 50) -> dict[str, Any]:
+    """Write units DynamoDB reported (``ReturnConsumedCapacity`` on the projector's conditional
+    puts) for what a change costs to project: ``sample`` products renamed (their document, listing
+    item and history entry), and one category renamed (the tree's piece holding it and its head),
+    each change made in Postgres and projected here. Per table without the deployment's prefix."""
+    from django.conf import settings
+    from django.db.models import F, Value
+    from django.db.models.functions import Concat
+
+    from catalog.models import Category, OutboxEvent, Product
+    from projections.sizes import write_units_per_projection
+    from projections.tables import CategoryListingItem, CategoryTreeDocument
+
+    def base(per_table: dict[str, float]) -> dict[str, float]:
+        return {table.removeprefix(settings.DYNAMODB_TABLE_PREFIX): units for table, units in per_table.items()}
+
+    ids = list(Product.objects.filter(is_active=True).order_by("pk").values_list("pk", flat=True)[:sample])
+    Product.objects.filter(pk__in=ids).update(name=Concat(F("name"), Value(".")))
+    product = base(write_units_per_projection("product", ids, repair=False))
+    category, _ = Category.objects.update_or_create(
+        slug="scale-renamed",
+        defaults={"name": "A category the bench renames", "parent": Category.objects.filter(parent=None).first()},
+    )
+    write_units_per_projection("category", [0], repair=False)  # the new category, before its rename
+    Category.objects.filter(pk=category.pk).update(name="A category the bench renamed")
+    tree = base(write_units_per_projection("category", [0], repair=False))
+    whole_tree = base(write_units_per_projection("category", [0]))  # every piece rewritten (repair)
+    OutboxEvent.objects.all().delete()  # the changes above, projected here
+    listing = CategoryListingItem.Meta.table_name.removeprefix(settings.DYNAMODB_TABLE_PREFIX)
+    tree_table = CategoryTreeDocument.Meta.table_name.removeprefix(settings.DYNAMODB_TABLE_PREFIX)
+    return {
+        "products": len(ids),
+        "product_projection": product,
+        "product_projection_total": sum(product.values()),
+        "listing_item": product.get(listing, 0.0),
+        "tree_change": tree.get(tree_table, 0.0),
+        "tree_rewrite": whole_tree.get(tree_table, 0.0),
+    }
+
+
 READ_CALLS = frozenset({"GetItem", "BatchGetItem", "Query", "Scan", "TransactGetItems"})
 
 
@@ -391,13 +431,14 @@ def run(n: int, clock: Clock) -> dict[str, Any]:
         "redis": redis_bytes_per_product(hot),
     }
     capacity_figures = capacity(hot)
+    write_units = projection_units()
     clock.step("sizes and capacity", began, f"{sizes['postgres_bytes_per_product']:,.0f} B/product in Postgres,"
                f" {sizes['dynamodb']['bytes_per_product']:,.0f} B/product in DynamoDB,"
                f" {sizes['redis']['bytes_per_cached_product']:,.0f} B/cached product in Redis")
     return {
         "n": n, "machine": report.machine(), "dynamodb": report.dynamodb_description(),
         "seed": seeded, "backfill": backfilled, "sizes": sizes, "reads": read_figures,
-        "capacity": capacity_figures, "durations_seconds": clock.steps,
+        "capacity": capacity_figures, "write_units": write_units, "durations_seconds": clock.steps,
     }
 
 
@@ -452,8 +493,13 @@ def markdown(results: list[dict[str, Any]]) -> str:
         row(f"{label} p50 µs", lambda r, name=name: r["reads"][name][0]["p50"])
         if name == "hit":
             row(f"{label} p95 µs", lambda r: r["reads"]["hit"][0]["p95"])
-    row("write units per product projection (from its items)",
+    row("write units per product projection (from its items' sizes)",
         lambda r: r["sizes"]["dynamodb"]["write_units_per_product_projection"])
+    row("write units per product projection (reported: document, listing, history, owner index)",
+        lambda r: r["write_units"]["product_projection_total"])
+    row("write units per listing item (reported)", lambda r: r["write_units"]["listing_item"])
+    row("write units per tree change, one rename (reported)", lambda r: r["write_units"]["tree_change"])
+    row("write units per whole tree rewrite (reported)", lambda r: r["write_units"]["tree_rewrite"])
     row("write units per cart write (reported)", lambda r: units(r, "cart_calls", "write"))
     row("read units per cart write (reported)", lambda r: units(r, "cart_calls", "read"))
     row("read units per Redis miss (reported)", lambda r: units(r, "miss_calls", "read"))

@@ -146,15 +146,18 @@ class Side:
 class Replicator:
     """Replicates every table named ``prefix...`` between two DynamoDB endpoints until stopped.
 
-    ``sides`` maps each side's region name to its endpoint. :meth:`start` returns once both sides'
-    streams are read from their current end: a write made after it is replicated."""
+    ``sides`` maps each side's region name to its endpoint; ``tables``, when given, names the
+    prefix's tables to replicate (others of the prefix are left alone). :meth:`start` returns once
+    both sides' streams are read from their current end: a write made after it is replicated."""
 
     def __init__(
         self, sides: dict[str, str], *, prefix: str, delay_seconds: float = 0.0, poll_seconds: float = 0.05,
+        tables: list[str] | None = None,
     ) -> None:
         if len(sides) != 2:
             raise ValueError("the stand-in replicates between two sides")
         self.prefix = prefix
+        self.only = None if tables is None else set(tables)
         self.delay_seconds = delay_seconds
         self.poll_seconds = poll_seconds
         self.sides = [Side(name, endpoint) for name, endpoint in sides.items()]
@@ -266,7 +269,7 @@ class Replicator:
             found: set[str] = set()
             for page in side.dynamodb.get_paginator("list_tables").paginate():
                 found.update(name for name in page["TableNames"] if name.startswith(self.prefix))
-            names.append(found)
+            names.append(found if self.only is None else found & self.only)
         if names[0] != names[1]:
             raise ValueError(
                 f"tables {sorted(names[0] ^ names[1])} exist on one side only: create every table on both"

@@ -65,6 +65,44 @@ def table_meta(name: str, **extra: object) -> MetaProtocol:
     return cast(MetaProtocol, type("Meta", (), attrs))  # a class with these attributes, as Model.Meta is
 
 
+_regional: dict[tuple[type[Model], str, str, str], type[Model]] = {}
+_regional_lock = threading.Lock()
+
+
+def _read_only(self: Model, *args: object, **kwargs: object) -> Any:
+    raise TypeError(f"{type(self).__name__} is another region's table, read here only")
+
+
+def regional_table(model: type[M], region: str | None) -> type[M]:
+    """``model`` as ``region`` holds it (global tables: the same table name, key and attributes in
+    every region), reached at ``DYNAMODB_REGION_ENDPOINTS[region]`` (empty: AWS's endpoint of that
+    region); ``model`` itself for this region (or None). Another region's table is for reads
+    (GetItem, BatchGetItem, Query, Scan): saving or deleting its items raises, as each item has one
+    writing region (docs/architecture/regions.md). Built once per table, region and endpoint, its
+    connection (a pooled botocore client) kept as PynamoDB keeps a model's."""
+    if region is None or region == settings.HYBRIDSITE_REGION:
+        return model
+    endpoint = settings.DYNAMODB_REGION_ENDPOINTS.get(region)
+    if endpoint is None:
+        raise ValueError(f"{region} is not one of the site's regions ({', '.join(settings.REGIONS)})")
+    cache_key = (model, region, endpoint, model.Meta.table_name)
+    found = _regional.get(cache_key)
+    if found is None:
+        with _regional_lock:
+            found = _regional.get(cache_key)
+            if found is None:
+                meta = {name: value for name, value in vars(model.Meta).items() if not name.startswith("__")}
+                meta.update(region=region, host=endpoint or None)
+                # A subclass: PynamoDB copies the indexes onto it and builds its own connection
+                # (``_connection`` None here: the model's, inherited, has the same table name).
+                found = type(f"{model.__name__}In{region.title().replace('-', '')}", (model,), {
+                    "__module__": model.__module__, "Meta": type("Meta", (), meta), "_connection": None,
+                    "save": _read_only, "update": _read_only, "delete": _read_only,
+                })
+                _regional[cache_key] = found
+    return cast("type[M]", found)
+
+
 def all_tables() -> list[type[Model]]:
     """Every installed app's tables, in app order."""
     found: list[type[Model]] = []
@@ -181,8 +219,12 @@ def ttl_attribute(model: type[Model]) -> str | None:
     return next((name for name, attr in model.get_attributes().items() if isinstance(attr, TTLAttribute)), None)
 
 
-def table_ensure(model: type[Model]) -> str:
-    """Create the table, or add what an existing one lacks (indexes, stream, TTL). Returns what it did."""
+def table_ensure(model: type[Model], *, drop_retired: bool | None = None) -> str:
+    """Create the table, or add what an existing one lacks (indexes, stream, TTL), and with
+    ``drop_retired`` delete the indexes it no longer declares (see :func:`_retired_indexes_drop`;
+    by default on an emulator only: on AWS the stack owns the tables). Returns what it did."""
+    if drop_retired is None:
+        drop_retired = settings.DYNAMODB_ENGINE != "aws"
     meta = model.Meta
     dynamodb = client(model)
     if not model.exists():
@@ -207,6 +249,10 @@ def table_ensure(model: type[Model]) -> str:
                 }}],
             )
             action = "updated"
+        if drop_retired:
+            dropped, waiting = _retired_indexes_drop(model, existing)
+            action = "updated" if dropped else action
+            action = f"{action}; {', '.join(waiting)} kept until its replacement is active" if waiting else action
         view_type = getattr(meta, "stream_view_type", None)
         stream = description.get("StreamSpecification") or {}
         if view_type and not stream.get("StreamEnabled"):
@@ -226,8 +272,29 @@ def table_ensure(model: type[Model]) -> str:
     return action
 
 
-def tables_ensure() -> dict[str, str]:
-    return {model.Meta.table_name: table_ensure(model) for model in all_tables()}
+def _retired_indexes_drop(model: type[Model], existing: set[str]) -> tuple[bool, list[str]]:
+    """Delete each index an older release made (the model's ``retired_indexes``, by name) whose
+    replacement is active: its readers now read the replacement, and until it is active (DynamoDB
+    backfills a new index for minutes on a large table) the retired one stays. Returns whether one
+    was deleted, and those kept: a later run deletes them."""
+    retired = {name: new for name, new in getattr(model, "retired_indexes", {}).items() if name in existing}
+    if not retired:
+        return False, []
+    dynamodb, table = client(model), model.Meta.table_name
+    indexes = dynamodb.describe_table(TableName=table)["Table"].get("GlobalSecondaryIndexes", [])
+    active = {i["IndexName"] for i in indexes if i.get("IndexStatus") == "ACTIVE" and not i.get("Backfilling")}
+    dropped, waiting = False, []
+    for name, replacement in retired.items():
+        if replacement in active:  # one index change per UpdateTable call, as DynamoDB allows
+            dynamodb.update_table(TableName=table, GlobalSecondaryIndexUpdates=[{"Delete": {"IndexName": name}}])
+            dropped = True
+        else:
+            waiting.append(name)
+    return dropped, waiting
+
+
+def tables_ensure(*, drop_retired: bool | None = None) -> dict[str, str]:
+    return {model.Meta.table_name: table_ensure(model, drop_retired=drop_retired) for model in all_tables()}
 
 
 def tables_drop() -> None:
@@ -363,6 +430,8 @@ def put(item: Model, condition: Condition) -> bool:
     ``save`` does; server errors are tried once more, as botocore does, and throttled writes up to
     ``DYNAMODB_THROTTLE_ATTEMPTS`` times, each after the pause of the process's :class:`Pacer`."""
     model = type(item)
+    if model.save is _read_only:
+        _read_only(item)
     dynamodb = client(model)
     url = dynamodb.meta.endpoint_url.rstrip("/") + "/"
     sender = _sender_here()

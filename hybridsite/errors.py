@@ -2,14 +2,29 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import ObjectDoesNotExist, PermissionDenied, ValidationError
+from django.db import InterfaceError, OperationalError
 from django.http import Http404, HttpResponse, JsonResponse
 from django.views.defaults import page_not_found
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(drf.APIException):
+    """Postgres cannot be reached (or gave up on the statement): a write that needs it (checkout,
+    staff writes) answers 503 with Retry-After in every region, as the reads do when no layer can
+    answer. Writes that do not need it (carts, in DynamoDB) go on."""
+
+    status_code = 503
+    default_code = "unavailable"
+    default_detail = "The database cannot be reached right now; retry shortly."
+    wait = 5  # seconds, sent as Retry-After
 
 
 def error_body(code: str, message: str, fields: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -41,6 +56,9 @@ def json_exception_handler(exc: Exception, context: dict[str, Any]) -> Response 
         exc = drf.NotFound()
     elif isinstance(exc, PermissionDenied):
         exc = drf.PermissionDenied()
+    elif isinstance(exc, (OperationalError, InterfaceError)):
+        logger.warning("request refused: database unavailable (%s)", exc)
+        exc = DatabaseUnavailable()
     response = exception_handler(exc, context)
     if response is None:
         return None

@@ -23,8 +23,9 @@ HEARTBEAT = "heartbeat"
 
 # The read path projects a miss, and the admin's drift repair re-projects (web); the relay projects
 # (worker, and the listener when the relay stalls); the drift watch and projections_check read
-# the tables back (worker).
-_PROJECTOR = ("GetItem", "PutItem", "Query@owner-index")
+# the tables back (worker). The owner index holds keys only: its readers then BatchGetItem the
+# items; the tree's reader BatchGetItems its pieces.
+_PROJECTOR = ("GetItem", "BatchGetItem", "PutItem", "Query@owner-keys-index")
 # A product's history is appended by whoever projects products (a conditional put, never replaced)
 # and read back by the drift check one key at a time; it has no owner index.
 _APPENDER = ("GetItem", "PutItem")
@@ -34,7 +35,7 @@ ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
         "*": ("ListTables",),  # the health check's one call (Limit=1): no resource-level permission exists
         "products": _PROJECTOR,
         "category-listing": (*_PROJECTOR, "Query"),  # a listing page is one Query on its category
-        "category-tree": (*_PROJECTOR, "BatchGetItem"),  # the tree's pieces, read in one call
+        "category-tree": _PROJECTOR,
         "orders": (*_PROJECTOR, "Query"),  # a customer's orders are one Query on their partition
         "history": (*_APPENDER, "Query"),  # staff read a product's history as one Query
         "carts": ("GetItem", "PutItem"),  # conditional on the cart's version
@@ -47,7 +48,7 @@ ACCESS: dict[str, dict[str, tuple[str, ...]]] = {
         # Scan: projections_check and projections_shapes (one-off tasks on the worker's definition)
         "products": (*_PROJECTOR, "Scan"),
         "category-listing": (*_PROJECTOR, "Scan"),
-        "category-tree": (*_PROJECTOR, "BatchGetItem", "Scan"),
+        "category-tree": (*_PROJECTOR, "Scan"),
         "orders": (*_PROJECTOR, "Scan"),
         "history": (*_APPENDER, "Scan"),
         HEARTBEAT: ("PutItem",),  # beat's ops.replication_heartbeat (conditional: never moved back)

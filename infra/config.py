@@ -36,6 +36,12 @@ class Config:
     lambda_batch_size: int = 100
     lambda_asset: str = str(LAMBDA_ZIP)
     """The write-back Lambda's code: the zip ``make lambda`` builds, or a directory."""
+    retained_indexes: tuple[str, ...] = ()
+    """Indexes that a stack made for an older release and keeps for one more deploy (a model's
+    ``retired_indexes``; with all attributes projected, as they were). CloudFormation cannot add
+    one index and delete another in one update, so a stack made before ``owner-keys-index`` is
+    deployed with ``-c retainedIndexes=owner-index`` first (the new index is added and built),
+    then without (the old one is deleted)."""
     domain_name: str = "localhost"
     """The site's host name (ALLOWED_HOSTS), the name on the load balancer's certificate."""
 

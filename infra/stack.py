@@ -232,7 +232,9 @@ class HybridsiteStack(cdk.Stack):
                     projection_type=dynamodb.ProjectionType(index.projection),
                     non_key_attributes=list(index.non_key_attributes) or None,
                 )
-                for index in spec.global_indexes
+                for index in (
+                    *spec.global_indexes, *(i for i in spec.retired_indexes if i.name in self.config.retained_indexes),
+                )
             ] or None,
             local_secondary_indexes=[
                 dynamodb.LocalSecondaryIndexProps(

@@ -5,7 +5,7 @@ specifications for the CDK stack. A new model is a new table here with no edit o
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from django.conf import settings
@@ -39,6 +39,9 @@ class TableSpec:
     local_indexes: tuple[Index, ...]
     stream_view_type: str | None  # NEW_AND_OLD_IMAGES, ... or None: no stream
     ttl_attribute: str | None
+    retired_indexes: tuple[Index, ...] = ()
+    """Indexes older releases made (the model's ``retired_indexes``), as they made them: the
+    replacement's keys, all attributes projected. The stack keeps those its config retains."""
 
 
 def _keys(key_schema: Sequence[Mapping[str, Any]], types: dict[str, str]) -> tuple[Key, Key | None]:
@@ -70,14 +73,20 @@ def table_spec(model: type[Model]) -> TableSpec:
     # PynamoDB's schema holds attribute definitions and key schemas in DynamoDB's own shape.
     types = {d["AttributeName"]: d["AttributeType"] for d in raw["attribute_definitions"]}
     partition, sort = _keys(raw["key_schema"], types)
+    global_indexes = tuple(_index(i, types) for i in raw.get("global_secondary_indexes", []))
+    by_name = {index.name: index for index in global_indexes}
     return TableSpec(
         name=base_name(model),
         partition_key=partition,
         sort_key=sort,
-        global_indexes=tuple(_index(i, types) for i in raw.get("global_secondary_indexes", [])),
+        global_indexes=global_indexes,
         local_indexes=tuple(_index(i, types) for i in raw.get("local_secondary_indexes", [])),
         stream_view_type=getattr(model.Meta, "stream_view_type", None),
         ttl_attribute=ttl_attribute(model),
+        retired_indexes=tuple(
+            replace(by_name[new], name=old, projection="ALL", non_key_attributes=())
+            for old, new in getattr(model, "retired_indexes", {}).items()
+        ),
     )
 
 

@@ -10,12 +10,12 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
 from hybridsite.errors import error_body
-from projections.readpath import dynamodb_breaker, redis_breaker
+from projections.readpath import dynamodb_breaker, home_dynamodb_breaker, redis_breaker
 
 from .instruments import BREAKER_OPEN, read_observe
 from .readonly import is_read_only
 
-BREAKERS = (redis_breaker, dynamodb_breaker)
+BREAKERS = (redis_breaker, dynamodb_breaker, home_dynamodb_breaker)
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 

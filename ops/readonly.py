@@ -23,12 +23,16 @@ READ_ONLY_SWITCH = "read_only"
 
 
 def is_read_only() -> bool:
-    """Whether writes are paused. With Redis unreachable the switch is read from Postgres; with
-    Postgres unreachable too, no write can succeed anyway: off, so that pages still render."""
+    """Whether writes are paused. With Redis unreachable the switch is read from Postgres. With
+    Postgres unreachable (and the switch not cached), off: the writes that need Postgres answer 503
+    by themselves, and those that do not (carts, in DynamoDB) go on."""
     try:
         return switch_is_active(READ_ONLY_SWITCH)
     except (RedisError, ConnectionInterrupted) as exc:
         logger.warning("read-only switch read from Postgres: cache unavailable (%s)", exc)
+    except DatabaseError as exc:
+        logger.warning("read-only switch unreadable (%s): taken as off", exc)
+        return False
     try:
         return Switch.objects.filter(name=READ_ONLY_SWITCH, active=True).exists()
     except DatabaseError as exc:

@@ -32,6 +32,7 @@ from projections.apis import (
     min_version_of,
     min_version_parameter,
     refuse_unknown,
+    version_seen,
 )
 from projections.cursors import CURSOR_MAX_LENGTH
 from projections.readpath import Result, Throttle
@@ -225,5 +226,5 @@ class OrderDetailApi(CustomerReadApi):
         refuse_unknown(request, {"min_version"})
         min_version = min_version_of(request)
         address = order_address(_user_id(request), order_id)
-        result = reader.read_document(address, self.throttle(request), min_version)
+        result = reader.read_document(address, self.throttle(request), min_version, seen=version_seen(request))
         return self.respond(request, result, "No such order.")

@@ -10,5 +10,6 @@ class OrdersConfig(AppConfig):
         from projections import registry
 
         from .projection import ORDER_AGGREGATE
+        from .reads import order_address_named
 
-        registry.register(ORDER_AGGREGATE)
+        registry.register(ORDER_AGGREGATE, addresses={"order": order_address_named})

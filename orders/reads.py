@@ -5,15 +5,17 @@ Postgres, every key naming its customer."""
 from __future__ import annotations
 
 import logging
+from functools import partial
 
 import orjson
 from django.db import DatabaseError
 
+from hybridsite.dynamodb import regional_table
 from projections import cache, metrics
 from projections.breaker import CircuitOpen
 from projections.cursors import decode_order_cursor, encode_order_cursor
 from projections.listings import Fetch, read_page
-from projections.readpath import DYNAMODB_ERRORS, Result, Throttle, Unavailable, dynamodb_breaker
+from projections.readpath import DYNAMODB_ERRORS, Result, Throttle, Unavailable, dynamodb_layers
 from projections.registry import (
     DocumentAddress,
     customer_partition,
@@ -41,6 +43,12 @@ def order_address(user_id: int, order_id: int) -> DocumentAddress:
     return DocumentAddress(order_cache_name(user_id, order_id), CustomerOrder, order_key(user_id, order_id), locate)
 
 
+def order_address_named(rest: str) -> DocumentAddress | None:
+    """The order a cache name ``order:<user id>:<order id>`` stands for (``order_cache_name``)."""
+    user_id, _, order_id = rest.partition(":")
+    return order_address(int(user_id), int(order_id)) if user_id.isdigit() and order_id.isdigit() else None
+
+
 def read_orders(
     user_id: int, limit: int, cursor: str, throttle: Throttle | None = None, min_version: int = 0
 ) -> Result:
@@ -62,14 +70,16 @@ def _orders_page(user_id: int, limit: int, after: str, min_version: int) -> tupl
     version that is not one of its orders', or on a later page, whose orders are older than the one
     the client just placed; a listing has no version a client sees (no ETag), so neither is refused.
     """
-    try:
-        found, more = dynamodb_breaker.call(lambda: _query_orders(user_id, limit, after))
+    for layer in dynamodb_layers():  # this region's DynamoDB (cached); in a replica, then the home's (served only)
+        try:
+            found, more = layer.read(partial(_query_orders, user_id, limit, after))
+        except (CircuitOpen, *DYNAMODB_ERRORS) as exc:
+            logger.warning("reader: %s unavailable for the orders of %s (%s)", layer.source, user_id, exc)
+            continue
         page = _orders_body(user_id, found, more)
         if page.version >= min_version:
-            return page, "dynamodb", True
+            return page, layer.source, layer.own
         metrics.incr("reader.below_min_version")
-    except (CircuitOpen, *DYNAMODB_ERRORS) as exc:
-        logger.warning("reader: DynamoDB unavailable for the orders of %s (%s); reading Postgres", user_id, exc)
     try:
         orders = order_list(user_id=user_id)
         if after:
@@ -83,11 +93,15 @@ def _orders_page(user_id: int, limit: int, after: str, min_version: int) -> tupl
     return _orders_body(user_id, rows[:limit], len(rows) > limit), "postgres", False
 
 
-def _query_orders(user_id: int, limit: int, after: str) -> tuple[list[tuple[str, int, bytes]], bool]:
-    """(sort key, version, body) of up to ``limit`` orders after ``after``, and whether more follow."""
-    items = CustomerOrder.query(
-        customer_partition(user_id), CustomerOrder.sk > after if after else None,
-        filter_condition=CustomerOrder.deleted == False,  # noqa: E712
+def _query_orders(
+    user_id: int, limit: int, after: str, region: str | None
+) -> tuple[list[tuple[str, int, bytes]], bool]:
+    """(sort key, version, body) of up to ``limit`` orders after ``after`` in ``region``'s DynamoDB
+    (None: this region's), and whether more follow."""
+    table = regional_table(CustomerOrder, region)
+    items = table.query(
+        customer_partition(user_id), table.sk > after if after else None,
+        filter_condition=table.deleted == False,  # noqa: E712
         limit=limit + 1, page_size=limit + 1, consistent_read=True,  # read after a generation bump
     )
     found = [(item.sk, item.version, item.body.encode()) for item in items]

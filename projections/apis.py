@@ -6,6 +6,7 @@ off here on purpose: identifying a session would cost a database query on every 
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -39,6 +40,20 @@ HOT_READ_ATTRIBUTE = "counted_read"  # set on the request by projections.middlew
 def _not_modified(request, etag: str) -> bool:
     tags = [tag.strip().removeprefix("W/") for tag in request.META.get("HTTP_IF_NONE_MATCH", "").split(",")]
     return etag in tags or "*" in tags
+
+
+ETAG_VERSION = re.compile(r'\s*(?:W/)?"([0-9]{1,19})(?:-s[0-9]+)?"\s*')
+
+
+def version_seen(request) -> int:
+    """The highest document version among the client's If-None-Match tags (0: none). A client
+    carries it from region to region: a read answers at or above it wherever it can (then 304
+    when it is the same version), never with an older one."""
+    header = request.META.get("HTTP_IF_NONE_MATCH")
+    if not header:
+        return 0
+    versions = [int(m[1]) for tag in header.split(",") if (m := ETAG_VERSION.fullmatch(tag))]
+    return min(max(versions, default=0), MAX_VERSION)
 
 
 class CatalogUnavailable(exceptions.APIException):
@@ -199,7 +214,7 @@ class ProductDetailApi(PublicApi):
         throttle = self.throttle(request)
         # The hot-read middleware's round trip, when it made one and left the answer to this view.
         counted = getattr(request, HOT_READ_ATTRIBUTE, None)
-        result = reader.read_document(product_document(sku), throttle, min_version, counted)
+        result = reader.read_document(product_document(sku), throttle, min_version, counted, version_seen(request))
         if not result.found and result.source != "cache":
             readpath.charge_fill(throttle)  # the absence is cached now: bounded per client
         return self.respond(request, result, "No product with this SKU.", shapes.read_shape())
@@ -209,7 +224,7 @@ class ProductDetailApi(PublicApi):
 class CategoryTreeApi(PublicApi):
     @extend_schema(operation_id="category_tree", responses=DOCUMENT_RESPONSES)
     def get(self, request) -> HttpResponse:
-        result = reader.read_document(category_tree_document(), self.throttle(request))
+        result = reader.read_document(category_tree_document(), self.throttle(request), seen=version_seen(request))
         return self.respond(request, result, "No categories.")
 
 

@@ -18,6 +18,8 @@ from redis.exceptions import RedisError
 from catalog import selectors
 from catalog.models import Category
 from hybridsite import cache_keys, redis_client
+from hybridsite.dynamodb import regional_table
+from hybridsite.regions import is_home_region
 
 from . import cache, documents
 from .breaker import CircuitOpen
@@ -30,7 +32,7 @@ from .readpath import (
     Unavailable,
     check_rate,
     counted_get,
-    dynamodb_breaker,
+    dynamodb_layers,
     redis_breaker,
 )
 from .registry import listing_partitions
@@ -45,7 +47,7 @@ logger = logging.getLogger(__name__)
 def read_listing(slug: str, limit: int, cursor: str, throttle: Throttle | None = None) -> Result:
     """One page of a category listing."""
     after = decode_cursor(cursor)
-    return read_page(slug, limit, after, lambda: (*_listing_page(slug, limit, after), True), throttle)
+    return read_page(slug, limit, after, lambda: _listing_page(slug, limit, after), throttle)
 
 
 def read_page(
@@ -96,25 +98,33 @@ def _store_page(page_key: str, payload: bytes, negative: bool, throttle: Throttl
     pipe.execute()
 
 
-def _listing_page(slug: str, limit: int, after: str) -> tuple[cache.Entry, str]:
-    try:
-        bodies, more = dynamodb_breaker.call(lambda: _query_listing(slug, limit, after))
-        source = "dynamodb"
-    except (CircuitOpen, *DYNAMODB_ERRORS) as exc:
-        logger.warning("reader: DynamoDB unavailable for listing %s (%s); reading Postgres", slug, exc)
+def _listing_page(slug: str, limit: int, after: str) -> tuple[cache.Entry, str, bool]:
+    """A page from the first DynamoDB layer that answers (this region's; in a replica region, then
+    the home region's), else from Postgres. Cached where this region's DynamoDB answered, and in the
+    home region where Postgres did (as the projector's generation bump moves it aside); a replica
+    region caches no page its own DynamoDB did not give."""
+    for layer in dynamodb_layers():
+        try:
+            bodies, more = layer.read(partial(_query_listing, slug, limit, after))
+        except (CircuitOpen, *DYNAMODB_ERRORS) as exc:
+            logger.warning("reader: %s unavailable for listing %s (%s)", layer.source, slug, exc)
+            continue
+        source, cacheable = layer.source, layer.own
+        break
+    else:
         try:
             bodies, more = _listing_from_postgres(slug, limit, after)
         except DatabaseError as exc:
             raise Unavailable(f"neither DynamoDB nor Postgres could answer for listing {slug}") from exc
-        source = "postgres"
+        source, cacheable = "postgres", is_home_region()
     if not bodies and not after and not _category_exists(slug):
-        return cache.Entry(0, 404, b""), "postgres"
+        return cache.Entry(0, 404, b""), "postgres", cacheable
     last_sku = orjson.loads(bodies[-1])["sku"] if bodies and more else None
     body = b"".join([
         b'{"category":', orjson.dumps(slug), b',"items":[', b",".join(bodies), b'],"next_cursor":',
         orjson.dumps(encode_cursor(last_sku) if last_sku else None), b"}",
     ])
-    return cache.Entry(0, 200, body), source
+    return cache.Entry(0, 200, body), source, cacheable
 
 
 def _category_exists(slug: str) -> bool:
@@ -125,12 +135,14 @@ def _category_exists(slug: str) -> bool:
         raise Unavailable(f"Postgres cannot say whether category {slug} exists") from exc
 
 
-def _query_listing(slug: str, limit: int, after: str) -> tuple[list[bytes], bool]:
-    """A page as the merge of one Query per shard, concurrent: each shard is sorted by SKU, so the
-    SKU the cursor holds is every shard's position, and the page is the same as unsharded."""
+def _query_listing(slug: str, limit: int, after: str, region: str | None) -> tuple[list[bytes], bool]:
+    """A page as the merge of one Query per shard in ``region``'s DynamoDB (None: this region's),
+    concurrent: each shard is sorted by SKU, so the SKU the cursor holds is every shard's position,
+    and the page is the same as unsharded."""
     partitions = listing_partitions(slug)
     shards: list[list[tuple[str, bytes]]] = []
-    for answer in concurrently(partial(_query_shard, limit=limit, after=after), partitions):
+    query = partial(_query_shard, limit=limit, after=after, table=regional_table(CategoryListingItem, region))
+    for answer in concurrently(query, partitions):
         if isinstance(answer, Exception):
             raise answer
         shards.append(answer)
@@ -138,10 +150,12 @@ def _query_listing(slug: str, limit: int, after: str) -> tuple[list[bytes], bool
     return bodies[:limit], len(bodies) > limit
 
 
-def _query_shard(partition: str, limit: int, after: str) -> list[tuple[str, bytes]]:
-    condition = CategoryListingItem.sk > after if after else None
-    items = CategoryListingItem.query(
-        partition, condition, filter_condition=CategoryListingItem.deleted == False,  # noqa: E712
+def _query_shard(
+    partition: str, limit: int, after: str, table: type[CategoryListingItem]
+) -> list[tuple[str, bytes]]:
+    condition = table.sk > after if after else None
+    items = table.query(
+        partition, condition, filter_condition=table.deleted == False,  # noqa: E712
         limit=limit + 1, page_size=limit + 1,
         # Pages are read after a generation bump: an eventually consistent Query could return the
         # listing as it was before the write and cache it under the new generation.

@@ -21,8 +21,8 @@ that correct:
   needs a round trip. Besides, versions in a process only rise: the layer remembers the highest
   version it kept per key (longer than the copies, across losses), keeps no copy below it, and a
   Redis entry below it is handed to the reader as a miss at that floor.
-- **min_version / ETag.** A copy below a client's ``min_version`` is not served from here (the
-  Redis path decides); a copy's response is built as the Redis hit's is (ETag, 304).
+- **min_version / ETag.** A copy below a client's ``min_version`` or its If-None-Match version is
+  not served from here (the Redis path decides); a copy's response is built as the Redis hit's is (ETag, 304).
 - **Rate limits.** A hit served here counts the client's request in this process and sends the
   counts to Redis once every ``HOT_READ_LOCAL_COUNT_BATCH`` local hits (one pipelined round trip,
   the read metrics' hit counter with them). A client is refused (by the Redis path, counted

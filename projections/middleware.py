@@ -7,10 +7,11 @@ metrics and ``SecurityMiddleware`` (so the hit is timed, redirected to HTTPS and
 headers as every answer is) and answers the hit itself: the URL resolved as the handler would, the
 host checked against ``ALLOWED_HOSTS``, then the reader's one Redis round trip (rate limit, entry,
 hit counter), or none when the process-local layer holds the entry (``HOT_READ_LOCAL_CACHE``,
-projections/local.py). Whatever that round trip cannot answer on its own — a miss, a client over its limit,
-an entry below ``min_version``, a cached absence, Redis unreachable — goes down the whole stack to
-the view with the round trip's outcome attached, so that the view neither counts the request again
-nor reads Redis twice. HEAD, OPTIONS and every other route never stop here.
+projections/local.py). Whatever that round trip cannot answer on its own — a miss, a client over its
+limit, an entry below ``min_version`` or below the version of the client's If-None-Match, a cached
+absence, Redis unreachable — goes down the whole stack to the view with the round trip's outcome
+attached, so that the view neither counts the request again nor reads Redis twice. HEAD, OPTIONS
+and every other route never stop here.
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ class HotReadMiddleware:
         if match is None:
             return self.get_response(request)
         try:
-            min_version = apis.min_version_of(request)
+            # Never an entry below what the client asked for or says it holds (If-None-Match).
+            wanted = max(apis.min_version_of(request), apis.version_seen(request))
         except ValidationError:
             return self.get_response(request)  # the view answers 400
         request.get_host()  # DisallowedHost (400) as CommonMiddleware would raise it
@@ -73,14 +75,14 @@ class HotReadMiddleware:
         layer = local.layer()
         if layer is not None:
             key = cache_keys.document(ref.name)
-            result = layer.get(key, throttle, min_version)
+            result = layer.get(key, throttle, wanted)
             if result is not None:
                 return self.respond(request, result)
             epoch = layer.epoch()
         counted = reader.counted_read(ref, throttle)
         if layer is not None:
             counted = layer.after_read(key, counted, throttle, epoch)
-        result = reader.cached_result(counted, throttle, min_version)
+        result = reader.cached_result(counted, throttle, wanted)
         if result is None:
             setattr(request, apis.HOT_READ_ATTRIBUTE, counted)
             return self.get_response(request)

@@ -18,6 +18,10 @@ retried or duplicate projection finds its item there, counts it and succeeds, an
 replaces or tombstones it. Its writes go out beside the aggregate's first view, not in a round of
 their own.
 
+A document stored as content-keyed pieces (the category tree: a piece's key names its content) is
+written piece by piece: the pieces its stored head already names are live and hold what their keys
+say, so they are not written again, and a change costs the pieces that changed and the head.
+
 A duplicate delivery still refreshes the cache (the projection before it may have died between
 DynamoDB and Redis); a failed cache refresh is reported in the outcome, and the relay retries it.
 Before each table's writes the projector checks that its session still holds the lock (fencing).
@@ -79,6 +83,8 @@ class Outcome:
     version: int
     written: int = 0
     skipped: int = 0
+    unchanged: int = 0
+    """Content-keyed items (the tree's pieces) that the stored head already names: not written."""
     tombstoned: int = 0
     appended: int = 0
     already_appended: int = 0
@@ -346,6 +352,7 @@ def project_many(
     metrics.incr_many({
         "projector.written": sum(outcome.written for outcome in outcomes),
         "projector.skipped": sum(outcome.skipped for outcome in outcomes),
+        "projector.unchanged": sum(outcome.unchanged for outcome in outcomes),
         "projector.tombstoned": sum(outcome.tombstoned for outcome in outcomes),
         "projector.unstorable": sum(outcome.unstorable for outcome in outcomes),
         "projector.appended": sum(outcome.appended for outcome in outcomes),
@@ -503,10 +510,18 @@ def _nonempty(keys: dict[str, set[tuple[str, ...]]]) -> dict[str, set[tuple[str,
     return {table: table_keys for table, table_keys in keys.items() if table_keys}
 
 
+def owned_items(model: type[ProjectedItem], owner: str) -> list[ProjectedItem]:
+    """The items of ``model``'s table that ``owner`` wrote, tombstones included: their keys from
+    the owner index (keys only, and eventually consistent: it lags), then the items themselves in
+    strongly consistent BatchGetItem calls, keeping those still this owner's."""
+    keys = [{name: getattr(entry, name) for name in key_names(model)} for entry in model.owner_index.query(owner)]
+    return [item for item in dynamodb.batch_get_items(model, keys).values() if item.owner == owner]
+
+
 def _indexed_items(plans: list[_Plan], owner: str) -> dict[str, list[ProjectedItem]]:
     """Live items of this owner found through the owner index (drift repair only: it lags)."""
     return {
-        plan.table: [i for i in plan.projection.model.owner_index.query(owner) if not i.deleted]
+        plan.table: [i for i in owned_items(plan.projection.model, owner) if not i.deleted]
         for plan in plans
         if not plan.projection.append_only
     }
@@ -610,7 +625,12 @@ def _apply(
     keys no longer wanted whose items are still live (they stay in the manifest)."""
     projection, model = plan.projection, plan.projection.model
     listings: set[str] = set()
+    # Repair writes every item: it is the way back for a piece the head names that went missing.
+    published = projection.published() if projection.published and not repair else set()
     for item, body in plan.rendered:
+        if item.content_keyed and key_of(item, model) in published:
+            outcome.unchanged += 1
+            continue
         written = put_document(
             model, item.key, owner=owner, version=version, body=body,
             committed_at=snapshot.committed_at, projected_at=projected_at, repair=repair,

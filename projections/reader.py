@@ -10,6 +10,7 @@ reads go to DynamoDB, with DynamoDB down to Postgres.
 from __future__ import annotations
 
 import logging
+from functools import partial
 from typing import cast
 
 from django.conf import settings
@@ -17,7 +18,8 @@ from django.db import DatabaseError, connection
 from redis.exceptions import RedisError
 
 from hybridsite import cache_keys
-from hybridsite.dynamodb import batch_get_items, key_of
+from hybridsite.dynamodb import batch_get_items, key_of, regional_table
+from hybridsite.regions import is_home_region
 
 from . import cache, metrics
 from .breaker import CircuitOpen
@@ -32,6 +34,7 @@ from .readpath import (
     check_rate,
     counted_get,
     dynamodb_breaker,
+    dynamodb_layers,
     redis_breaker,
 )
 from .registry import DocumentAddress
@@ -68,21 +71,29 @@ def cached_result(counted: Counted, throttle: Throttle | None, min_version: int 
 
 
 def read_document(
-    ref: DocumentAddress, throttle: Throttle | None = None, min_version: int = 0, counted: Counted | None = None
+    ref: DocumentAddress,
+    throttle: Throttle | None = None,
+    min_version: int = 0,
+    counted: Counted | None = None,
+    seen: int = 0,
 ) -> Result:
     """The document, never older than the key's version floor nor than ``min_version`` (a client
-    that wrote version N asks to read at least N). ``counted`` is this request's ``counted_read``
-    when it was already made (the hot-read middleware makes it)."""
+    that wrote version N asks to read at least N). ``seen`` is the highest version the client says
+    it holds (its If-None-Match): answered at or above it by the first layer that can, so that a
+    client sent to another region never reads less; when Postgres itself is below it (no such
+    version exists), Postgres's answer. ``counted`` is this request's ``counted_read`` when it was
+    already made (the hot-read middleware makes it)."""
     count, raw, floor = counted_read(ref, throttle) if counted is None else counted
     check_rate(throttle, count)
+    wanted = max(min_version, seen)
     if raw is not None:
         entry = cache.decode(raw)
-        if entry.version >= min_version:
+        if entry.version >= wanted:
             return Result.of(entry, "cache")
         metrics.incr("reader.below_min_version")
     if floor is None:
         floor = _durable_floor(ref.name)
-    result = _fill(ref, max(floor, min_version))
+    result = _fill(ref, max(floor, wanted))
     if result.found and result.version < min_version:
         raise VersionUnavailable(result.version, result.source)
     return result
@@ -162,25 +173,39 @@ def _wait_for_entry(ref: DocumentAddress, floor: int) -> Result | None:
 
 
 def _fetch(ref: DocumentAddress, floor: int) -> tuple[cache.Entry, str, bool]:
-    """DynamoDB first; Postgres when DynamoDB has no document, holds one below the floor (it is
-    behind what was already served), holds one too large to store, or cannot be reached."""
+    """The region's DynamoDB, then (in a replica region) the home region's; Postgres when none has
+    the document, holds it below the floor (behind what was already served), holds one too large
+    to store, or cannot be reached. Whether the cache may keep the answer: only what this region's
+    DynamoDB holds (``DynamoDBLayer``)."""
     unstorable = False
-    try:
-        item = dynamodb_breaker.call(ref.stored)
-    except (CircuitOpen, *DYNAMODB_ERRORS) as exc:
-        logger.warning("reader: DynamoDB unavailable for %s (%s); reading Postgres", ref.name, exc)
-    else:
+    own_absent = False  # this region's DynamoDB answered, and holds no such item
+    for layer in dynamodb_layers():
+        try:
+            item = layer.read(ref.stored)
+        except (CircuitOpen, *DYNAMODB_ERRORS) as exc:
+            logger.warning("reader: %s unavailable for %s (%s)", layer.source, ref.name, exc)
+            continue
         if item is not None and item.version >= floor:
             if item.deleted or item.body is not None:
-                metrics.incr("reader.fill.dynamodb")
-                return _entry(item.version, item.body), "dynamodb", True
+                metrics.incr(f"reader.fill.{layer.source}")
+                return _entry(item.version, item.body), layer.source, layer.own
             unstorable = True  # a placeholder: the document at this version is too large for DynamoDB
-        elif item is not None:
+            break
+        if item is not None:
             metrics.incr("reader.below_floor")
+        elif layer.own:
+            own_absent = True
     metrics.incr("reader.fill.unstorable" if unstorable else "reader.fill.postgres")
     try:
-        entry, cacheable = (_rendered(ref), False) if unstorable else _from_postgres(ref)
-        return entry, "postgres", cacheable
+        if unstorable:
+            return _rendered(ref), "postgres", False
+        if is_home_region():
+            entry, cacheable = _from_postgres(ref)
+            return entry, "postgres", cacheable
+        # A replica region never projects (its tables receive the home region's writes): Postgres
+        # answers, kept only as an absence this region's DynamoDB shares.
+        entry = _rendered(ref)
+        return entry, "postgres", own_absent and entry.version == 0
     except DatabaseError as exc:
         raise Unavailable(f"neither DynamoDB nor Postgres could answer for {ref.name}") from exc
 
@@ -243,30 +268,37 @@ def read_documents(refs: list[DocumentAddress]) -> dict[str, bytes]:
         elif (entry := cache.decode(raw)).status == 200:
             found[ref.name] = entry.body
     missing = [ref for ref in refs if ref.name in floors]
-    try:
-        items = dynamodb_breaker.call(lambda: _batch_get(missing)) if missing else {}
-    except (CircuitOpen, *DYNAMODB_ERRORS):
-        items = {}  # each key goes the whole read path, which falls back to Postgres
-    for ref in missing:
-        item = items.get(ref.name)
-        if item is not None and item.version >= floors[ref.name]:
-            if not item.deleted and item.body is not None:
+    for layer in dynamodb_layers():  # this region's, then (a replica region) the home region's
+        if not missing:
+            break
+        try:
+            items = layer.read(partial(_batch_get, missing))
+        except (CircuitOpen, *DYNAMODB_ERRORS):
+            continue  # what no layer answers goes the whole read path, which falls back to Postgres
+        behind = []
+        for ref in missing:
+            item = items.get(ref.name)
+            if item is None or item.version < floors[ref.name]:
+                behind.append(ref)
+            elif not item.deleted and item.body is not None:
                 found[ref.name] = item.body.encode()
-            continue
+        missing = behind
+    for ref in missing:
         result = read_document(ref)
         if result.found:
             found[ref.name] = result.body
     return found
 
 
-def _batch_get(refs: list[DocumentAddress]) -> dict[str, ProjectedItem]:
-    """The items DynamoDB holds for ``refs``, by cache name: one batch read per table."""
+def _batch_get(refs: list[DocumentAddress], region: str | None) -> dict[str, ProjectedItem]:
+    """The items ``region``'s DynamoDB (None: this region's) holds for ``refs``, by cache name: one
+    batch read per table."""
     by_model: dict[type[ProjectedItem], list[DocumentAddress]] = {}
     for ref in refs:
         by_model.setdefault(ref.model, []).append(ref)
     items: dict[str, ProjectedItem] = {}
     for model, model_refs in by_model.items():
-        held = batch_get_items(model, [ref.key for ref in model_refs])
+        held = batch_get_items(regional_table(model, region), [ref.key for ref in model_refs])
         for ref in model_refs:
             if (item := held.get(key_of(model, ref.key))) is not None:
                 items[ref.name] = item

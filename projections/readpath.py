@@ -7,7 +7,9 @@ they build no HTTP bodies or statuses.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 import botocore.exceptions
 from django.conf import settings
@@ -16,6 +18,7 @@ from redis.exceptions import RedisError
 
 from hybridsite import cache_keys, redis_client
 from hybridsite.ratelimit import window
+from hybridsite.regions import is_home_region
 
 from . import cache
 from .breaker import Breaker, CircuitOpen
@@ -24,10 +27,59 @@ DYNAMODB_ERRORS = (PynamoDBException, botocore.exceptions.BotoCoreError)
 redis_breaker = Breaker("redis", settings.BREAKER_FAILURES, settings.BREAKER_COOLDOWN_SECONDS, (RedisError,))
 # Errors a request causes (a key DynamoDB refuses) say nothing about DynamoDB's health.
 DYNAMODB_CALLER_FAULTS = frozenset({"ValidationException"})
+
+
+def _dynamodb_caller_fault(exc: BaseException) -> bool:
+    return isinstance(exc, PynamoDBException) and exc.cause_response_code in DYNAMODB_CALLER_FAULTS
+
+
 dynamodb_breaker = Breaker(
     "dynamodb", settings.BREAKER_FAILURES, settings.BREAKER_COOLDOWN_SECONDS, DYNAMODB_ERRORS,
-    caller_fault=lambda exc: isinstance(exc, PynamoDBException) and exc.cause_response_code in DYNAMODB_CALLER_FAULTS,
+    caller_fault=_dynamodb_caller_fault,
 )
+# A replica region's reads of the home region's DynamoDB: a breaker of their own, so that either
+# DynamoDB being down leaves the other trusted.
+home_dynamodb_breaker = Breaker(
+    "dynamodb-home", settings.BREAKER_FAILURES, settings.BREAKER_COOLDOWN_SECONDS, DYNAMODB_ERRORS,
+    caller_fault=_dynamodb_caller_fault,
+)
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class DynamoDBLayer:
+    """A region's DynamoDB as the read path asks it (docs/architecture/regions.md).
+
+    This region's own (``own``): what it answers may be stored in this region's Redis. The home
+    region's, asked by a replica region where its own cannot answer at the version wanted (it has
+    none, an older one, or cannot be reached): what it answers is served and raises the key's
+    version floor, but is never stored as an entry here: no region's Redis holds a version its own
+    DynamoDB has not had (the region's stream brings that version to its Redis once replicated).
+    """
+
+    region: str | None  # None: this region's
+    source: str  # X-Served-From
+    breaker: Breaker
+
+    @property
+    def own(self) -> bool:
+        return self.region is None
+
+    def read(self, read: Callable[[str | None], T]) -> T:
+        """``read(region)`` behind this layer's breaker."""
+        return self.breaker.call(lambda: read(self.region))
+
+
+OWN_DYNAMODB = DynamoDBLayer(None, "dynamodb", dynamodb_breaker)
+
+
+def dynamodb_layers() -> tuple[DynamoDBLayer, ...]:
+    """The DynamoDB layers a read asks in turn before Postgres: this region's; in a replica
+    region, then the home region's."""
+    if is_home_region():
+        return (OWN_DYNAMODB,)
+    return OWN_DYNAMODB, DynamoDBLayer(settings.HOME_REGION, "home-dynamodb", home_dynamodb_breaker)
 
 
 @dataclass(frozen=True)
@@ -37,7 +89,7 @@ class Result:
     found: bool
     body: bytes
     version: int
-    source: str  # cache | dynamodb | postgres
+    source: str  # cache | dynamodb | home-dynamodb (a replica region's read of the home region's) | postgres
 
     @classmethod
     def of(cls, entry: cache.Entry, source: str) -> Result:

@@ -7,6 +7,7 @@ each view's identity (its keys, cache name and owner) is spelled once, by the fu
 
 from __future__ import annotations
 
+import hashlib
 import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ from django.db.models import Model
 
 from catalog import selectors
 from catalog.models import Category, CategoryTreeVersion, Product
-from hybridsite.dynamodb import get_item
+from hybridsite.dynamodb import get_item, regional_table
 
 from . import documents, shapes
 from .tables import (
@@ -39,6 +40,10 @@ class Item:
     body: dict[str, Any]
     expires_at: datetime | None = None
     """When DynamoDB's TTL removes it (append-only views); None: never."""
+    content_keyed: bool = False
+    """Its key names its content (a digest of the body is part of it): while later versions still
+    want it, it stays as the version that wrote it left it, so its version may be older than its
+    aggregate's (the drift check does not call it stale)."""
 
 
 @dataclass(frozen=True)
@@ -63,6 +68,11 @@ class Projection:
     assembled: Callable[[list[Item]], tuple[str, bytes]] | None = None
     """For a document stored as several items (pieces, so that no item grows with the catalog) and
     served whole: its cache name and rendered bytes, from the items the build made."""
+
+    published: Callable[[], set[tuple[str, ...]]] | None = None
+    """For a document stored as content-keyed pieces: the keys of the pieces its stored head names
+    (a strongly consistent read). Those are live and hold what their keys say, so the projector
+    does not write them again: a change writes the pieces that changed and the head."""
 
     append_only: bool = False
     """Each item is written once (``attribute_not_exists``) and never replaced nor tombstoned, and
@@ -182,14 +192,24 @@ def order_owner_id(owner: str) -> int | None:
 
 
 TREE_KEY = {"pk": "TREE"}
-"""The tree's head: its version and how many pieces hold its nodes."""
+"""The tree's head: its version and the keys of the pieces that hold its nodes."""
 TREE_CACHE_NAME = "category-tree"
 TREE_OWNER = "category-tree"
 
 
-def tree_piece_key(index: int) -> dict[str, str]:
-    """A piece of the category tree: each its own partition, all fetched in one BatchGetItem."""
-    return {"pk": f"TREE#{index}"}
+def _digest(body: bytes) -> str:
+    return hashlib.blake2b(body, digest_size=8).hexdigest()
+
+
+def tree_piece_key(index: int, piece: dict[str, Any]) -> dict[str, str]:
+    """A piece of the category tree, ``TREE#<k>#<digest of its body>``: each its own partition,
+    all fetched in one BatchGetItem (100 keys a call). A piece whose nodes change gets a new key;
+    an unchanged one keeps its key, and its item is not written again."""
+    return {"pk": f"TREE#{index}#{_digest(orjson.dumps(piece))}"}
+
+
+def _names_its_body(key: str, body: bytes) -> bool:
+    return key.rpartition("#")[2] == _digest(body)
 
 
 @dataclass(frozen=True)
@@ -211,14 +231,15 @@ class DocumentAddress:
     key: dict[str, str]
     locate: Callable[[], tuple[str, int] | None]
     """The aggregate holding it in Postgres, or None when there is none."""
-    fetch: Callable[[], Stored | None] | None = None
-    """How to read it from DynamoDB when it is not the one item at ``key`` (a strongly consistent
-    read; None: none, or none that is whole)."""
+    fetch: Callable[[str | None], Stored | None] | None = None
+    """How to read it from a region's DynamoDB (None: this region's) when it is not the one item at
+    ``key`` (a strongly consistent read; None: none, or none that is whole)."""
 
-    def stored(self) -> Stored | None:
+    def stored(self, region: str | None = None) -> Stored | None:
+        """The document as ``region``'s DynamoDB holds it (None: this region's)."""
         if self.fetch is not None:
-            return self.fetch()
-        item = get_item(self.model, self.key)
+            return self.fetch(region)
+        item = get_item(regional_table(self.model, region), self.key)
         if item is None:
             return None
         return Stored(item.version, item.deleted, None if item.body is None else item.body.encode())
@@ -238,24 +259,52 @@ def category_tree_document() -> DocumentAddress:
     )
 
 
-def stored_category_tree() -> Stored | None:
-    """The tree from its head and its pieces (one GetItem, one BatchGetItem), or None unless every
-    piece the head names is there at the head's version: the projector writes the pieces before
-    the head, so a tree read while a newer one is written is not whole (the reader then asks
-    Postgres, as for a missing document)."""
-    head = get_item(CategoryTreeDocument, TREE_KEY)
+def document_address(name: str) -> DocumentAddress | None:
+    """The document a cache name stands for (the inverse of the ``*_cache_name`` functions); None
+    for a name that is no document's."""
+    if name == TREE_CACHE_NAME:
+        return category_tree_document()
+    kind, _, rest = name.partition(":")
+    if kind == "product" and rest:
+        return product_document(rest)
+    named = ADDRESSES_BY_KIND.get(kind)
+    return named(rest) if named and rest else None
+
+
+def stored_category_tree(region: str | None = None) -> Stored | None:
+    """The tree from its head and the pieces it names (one GetItem, one BatchGetItem) in
+    ``region``'s DynamoDB (None: this region's), or None unless each of them is there, live, with
+    the content its key names: the projector writes the pieces before the head and tombstones the
+    pieces no head names any more after it, so a tree read while a newer one is written may miss one
+    (the reader then asks Postgres, as for a missing document). A piece is never read with another
+    version's content: its key names it."""
+    table = regional_table(CategoryTreeDocument, region)
+    head = get_item(table, TREE_KEY)
     if head is None or head.deleted or head.body is None:
         return None
     header = orjson.loads(head.body)
-    if "pieces" not in header:  # stored by a release that kept the tree in one item
+    if "piece_keys" not in header:  # stored by a release that kept the tree in one item, or cut by size
         return None
-    keys = [tree_piece_key(index)["pk"] for index in range(header["pieces"])]
-    found = {piece.pk: piece for piece in CategoryTreeDocument.batch_get(keys, consistent_read=True)}
-    pieces = [found.get(key) for key in keys]
-    if any(p is None or p.deleted or p.body is None or p.version != head.version for p in pieces):
-        return None
-    whole = documents.category_tree_assembled(header, [orjson.loads(p.body) for p in pieces if p and p.body])
+    keys = header["piece_keys"]
+    found = {piece.pk: piece for piece in table.batch_get(keys, consistent_read=True)}
+    bodies: list[bytes] = []
+    for key in keys:
+        piece = found.get(key)
+        body = None if piece is None or piece.deleted or piece.body is None else piece.body.encode()
+        if body is None or not _names_its_body(key, body):
+            return None
+        bodies.append(body)
+    whole = documents.category_tree_assembled(header, [orjson.loads(body) for body in bodies])
     return Stored(head.version, False, orjson.dumps(whole))
+
+
+def published_tree_pieces() -> set[tuple[str, ...]]:
+    """The keys of the pieces the stored head names (none if it names none, or is from an older
+    release): written before that head was, and tombstoned only once a later head names others."""
+    head = get_item(CategoryTreeDocument, TREE_KEY)
+    if head is None or head.deleted or head.body is None:
+        return set()
+    return {(key,) for key in orjson.loads(head.body).get("piece_keys", [])}
 
 
 # --- product ----------------------------------------------------------------------------------
@@ -332,7 +381,7 @@ def ids_of(model: type[Model]) -> Callable[[int, int], Iterator[list[int]]]:
 product_ids = ids_of(Product)
 
 
-# --- category tree (one document for all categories) ------------------------------------------
+# --- category tree (one document for all categories, stored in pieces) ---------------------------
 
 
 def load_category_tree(ids: list[int]) -> dict[int, Snapshot]:
@@ -345,8 +394,12 @@ def load_category_tree(ids: list[int]) -> dict[int, Snapshot]:
 def build_category_tree(snapshot: Snapshot, projected_at: datetime) -> list[Item]:
     """The pieces first, the head last: the projector writes items in order, so a head is never
     stored before the pieces it names."""
-    head, pieces = documents.category_tree_pieces(snapshot.state, snapshot.version, projected_at)
-    return [*(Item(key=tree_piece_key(i), body=piece) for i, piece in enumerate(pieces)), Item(key=TREE_KEY, body=head)]
+    pieces = [
+        Item(key=tree_piece_key(index, piece), body=piece, content_keyed=True)
+        for index, piece in documents.category_tree_pieces(snapshot.state)
+    ]
+    head = documents.category_tree_head([piece.key["pk"] for piece in pieces], snapshot.version, projected_at)
+    return [*pieces, Item(key=TREE_KEY, body=head)]
 
 
 def assembled_category_tree(items: list[Item]) -> tuple[str, bytes]:
@@ -380,13 +433,22 @@ AGGREGATES: dict[str, Aggregate] = {
         owner_id=lambda owner: 0 if owner == TREE_OWNER else None,
         ids=_tree_ids,
         projections=(
-            Projection(CategoryTreeDocument, build_category_tree, assembled=assembled_category_tree),
+            Projection(
+                CategoryTreeDocument, build_category_tree,
+                assembled=assembled_category_tree, published=published_tree_pieces,
+            ),
         ),
     ),
 }
 
 
-def register(aggregate: Aggregate) -> None:
+ADDRESSES_BY_KIND: dict[str, Callable[[str], DocumentAddress | None]] = {}
+"""For a cache name ``<kind>:<rest>`` of an app that plugs in: the document it stands for."""
+
+
+def register(aggregate: Aggregate, addresses: dict[str, Callable[[str], DocumentAddress | None]] | None = None) -> None:
     """Add an aggregate another app projects (its ``AppConfig.ready``): the projections know the
-    catalog, whose views they are built around; an app above them, such as orders, plugs in."""
+    catalog, whose views they are built around; an app above them, such as orders, plugs in, with
+    the documents its cache names stand for (``document_address``)."""
     AGGREGATES[aggregate.name] = aggregate
+    ADDRESSES_BY_KIND.update(addresses or {})

@@ -52,12 +52,13 @@ def largest_items(tables: Iterable[type[ProjectedItem]] = TABLES) -> list[Larges
     return found
 
 
-def write_units_per_projection(aggregate_type: str, ids: list[int]) -> dict[str, float]:
-    """The write units one projection of each of ``ids`` consumes, on average, per table: they are
-    projected again in repair mode (their documents rewritten at the version they have), with
-    ``ReturnConsumedCapacity`` as DynamoDB reports it."""
+def write_units_per_projection(aggregate_type: str, ids: list[int], *, repair: bool = True) -> dict[str, float]:
+    """The write units one projection of each of ``ids`` consumes, on average, per table, as
+    DynamoDB reports them (``ReturnConsumedCapacity`` on each conditional put). With ``repair``
+    they are projected again as they are (their documents rewritten at the version they have);
+    without, what a change made in Postgres costs to project (only what changed is written)."""
     before = dynamodb.write_units()
-    for result in project_many([Request(aggregate_type, i) for i in ids], repair=True):
+    for result in project_many([Request(aggregate_type, i) for i in ids], repair=repair):
         if isinstance(result, Exception):
             raise result
     after = dynamodb.write_units()

@@ -20,7 +20,7 @@ from pynamodb.attributes import (
     UnicodeAttribute,
 )
 from pynamodb.constants import NUMBER, STREAM_NEW_AND_OLD_IMAGE
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from hybridsite.dynamodb import table_meta
@@ -40,11 +40,23 @@ class VersionAttribute(Attribute[int]):
 
 
 class OwnerIndex(GlobalSecondaryIndex):
+    """The items of one owner, for the projector's drift repair and the drift check, which then
+    read the items themselves (:func:`projections.projector.owned_items`). Keys only: an index
+    entry costs one write unit when an item is first stored, whatever the document's size, and
+    none when a later version replaces it under the same owner (no key or projected attribute of
+    the entry changes). With all attributes projected, every write cost its size twice."""
+
     class Meta:
-        index_name = "owner-index"
-        projection = AllProjection()
+        index_name = "owner-keys-index"
+        projection = KeysOnlyProjection()
 
     owner = UnicodeAttribute(hash_key=True)
+
+
+RETIRED_OWNER_INDEX = "owner-index"
+"""The owner index as releases before ``owner-keys-index`` made it (all attributes projected).
+DynamoDB changes no index's projection in place: ``projections_setup`` creates the new index and
+deletes this one once the new one is active (``retired_indexes``)."""
 
 
 class ProjectedItem(Model):
@@ -61,6 +73,8 @@ class ProjectedItem(Model):
     """Set, with no ``body``, on an item standing for a document too large for DynamoDB (its size in
     bytes): at its version, readers answer from Postgres instead of serving an older one."""
     owner_index = OwnerIndex()
+    retired_indexes = {RETIRED_OWNER_INDEX: OwnerIndex.Meta.index_name}
+    """Indexes an older release made, each with the index that replaces it (see ``table_ensure``)."""
 
 
 class ProductDocument(ProjectedItem):
@@ -79,7 +93,7 @@ class CategoryListingItem(ProjectedItem):
 
 class CategoryTreeDocument(ProjectedItem):
     Meta = table_meta("category-tree", stream_view_type=STREAM_NEW_AND_OLD_IMAGE)
-    pk = UnicodeAttribute(hash_key=True)  # TREE
+    pk = UnicodeAttribute(hash_key=True)  # TREE (the head), TREE#<k>#<digest> (a piece)
 
 
 class CustomerOrder(ProjectedItem):
@@ -101,6 +115,7 @@ class ProductVersion(ProjectedItem):
     # No owner index: nothing looks the history up by owner (the drift check reads the keys it
     # expects), and an index would be a second write for every append.
     owner_index = None  # type: ignore[assignment]
+    retired_indexes = {}
 
 
 TABLES: tuple[type[ProjectedItem], ...] = (

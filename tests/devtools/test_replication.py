@@ -9,16 +9,15 @@ import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from django.conf import settings
 
-from devtools.embedded import start_dynamodb_local, stop_dynamodb_local
 from devtools.net import wait_for
 from devtools.replication import STAMP, Replicator, Side, clients, fill
+from tests.regions.conftest import second_dynamodb_local  # noqa: F401  (the fixture replica_endpoint)
 from tests.services import TcpProxy
 
 pytestmark = [
@@ -28,14 +27,6 @@ pytestmark = [
 
 HOME, REPLICA = "eu-west-1", "us-east-1"
 TABLE = "items"
-
-
-@pytest.fixture(scope="session")
-def replica_endpoint(tmp_path_factory) -> Iterator[str]:
-    """A second DynamoDB Local, in memory, beside the suite's (the home side)."""
-    directory: Path = tmp_path_factory.mktemp("dynamodb-replica")
-    yield start_dynamodb_local(directory, in_memory=True, short_lived=True)["DYNAMODB_ENDPOINT"]
-    stop_dynamodb_local(directory)
 
 
 @contextmanager

@@ -161,9 +161,17 @@ def test_a_finding_not_acknowledged_fails_the_synth(tmp_path) -> None:
         app.synth()
 
 
-def test_global_table_replicas_are_an_option(tmp_path) -> None:
-    replicated = synthesize(tmp_path, region="eu-west-1", replicaRegions="us-east-1,ap-southeast-2")
+def test_global_table_replicas_and_a_retained_index_are_options(tmp_path) -> None:
+    """(One synth for both: each costs seconds.) A retained index is kept beside its replacement for
+    one deploy: CloudFormation cannot add one index and delete another in one update."""
+    replicated = synthesize(
+        tmp_path, region="eu-west-1", replicaRegions="us-east-1,ap-southeast-2", retainedIndexes="owner-index"
+    )
     tables = _tables(replicated.template)
+    assert {
+        i["IndexName"]: i["Projection"]["ProjectionType"] for i in tables["products"]["GlobalSecondaryIndexes"]
+    } == {"owner-keys-index": "KEYS_ONLY", "owner-index": "ALL"}
+    assert "GlobalSecondaryIndexes" not in tables["history"]  # it never had an owner index
     assert {t: sorted(r["Region"] for r in p["Replicas"]) for t, p in tables.items()} == {
         t: ["ap-southeast-2", "eu-west-1", "us-east-1"] for t in tables
     }

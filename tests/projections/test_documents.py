@@ -6,7 +6,6 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import orjson
 import pytest
 
 from catalog import selectors
@@ -138,9 +137,11 @@ def test_category_tree_nests_children_sorted_by_name() -> None:
         Category(id=4, slug="claw", name="Claw hammers", parent_id=3),
         Category(id=5, slug="garden", name="Garden", parent_id=None),
     ]
-    head, pieces = documents.category_tree_pieces(categories, 42, PROJECTED_AT)
-    assert head == {"pieces": 1, "version": 42, "projected_at": "2024-05-01T12:30:00+00:00"}
-    assert documents.category_tree_assembled(head, pieces) == {
+    [(index, piece)] = documents.category_tree_pieces(categories)
+    assert index == 0
+    head = documents.category_tree_head(["TREE#0#x"], 42, PROJECTED_AT)
+    assert head == {"piece_keys": ["TREE#0#x"], "version": 42, "projected_at": "2024-05-01T12:30:00+00:00"}
+    assert documents.category_tree_assembled(head, [piece]) == {
         "categories": [
             {"slug": "garden", "name": "Garden", "children": []},
             {"slug": "tools", "name": "Tools", "children": [
@@ -155,17 +156,30 @@ def test_category_tree_nests_children_sorted_by_name() -> None:
     }
 
 
-def test_category_tree_pieces_are_bounded_and_assemble_to_the_same_tree(monkeypatch) -> None:
+def test_category_tree_pieces_are_cut_by_id_and_assemble_to_the_same_tree(monkeypatch) -> None:
     categories = [Category(id=1, slug="root", name="Root", parent_id=None)] + [
         Category(id=n, slug=f"c{n}", name=f"Category {n:03d}", parent_id=1 + (n % 3 == 0)) for n in range(2, 200)
     ]
-    whole = documents.category_tree_assembled(*documents.category_tree_pieces(categories, 7, PROJECTED_AT))
-    monkeypatch.setattr(documents, "TREE_PIECE_BYTES", 512)
-    head, pieces = documents.category_tree_pieces(categories, 7, PROJECTED_AT)
-    assert head["pieces"] == len(pieces) > 5
-    assert max(len(orjson.dumps(piece)) for piece in pieces) < 512 + 64  # a piece and one node at most
-    assert documents.category_tree_assembled(head, pieces) == whole
-    assert [c["slug"] for c in whole["categories"]] == ["root"]
+    head = documents.category_tree_head([], 7, PROJECTED_AT)
+
+    def whole(pieces: list[tuple[int, dict]]) -> dict:
+        return documents.category_tree_assembled(head, [piece for _, piece in pieces])
+
+    one = whole(documents.category_tree_pieces(categories))
+    monkeypatch.setattr(documents, "TREE_PIECE_CATEGORIES", 16)
+    pieces = documents.category_tree_pieces(categories)
+    assert [index for index, _ in pieces] == list(range(13))  # ids 1 to 199, sixteen a piece
+    assert max(len(piece["nodes"]) for _, piece in pieces) == 16
+    assert whole(pieces) == one
+    assert whole(list(reversed(pieces))) == one  # the pieces' order does not matter
+    assert [c["slug"] for c in one["categories"]] == ["root"]
+
+    # A rename (here one that moves the category first among its siblings) changes one piece.
+    renamed = [Category(id=c.pk, slug=c.slug, name="AAA" if c.pk == 100 else c.name, parent_id=c.parent_id)
+               for c in categories]
+    changed = [i for (i, a), (_, b) in zip(pieces, documents.category_tree_pieces(renamed)) if a != b]
+    assert changed == [100 // 16]
+    assert whole(documents.category_tree_pieces(renamed))["categories"][0]["children"][0]["name"] == "AAA"
 
 
 def test_comparable_drops_only_projected_at(hammer: Product) -> None:

@@ -379,7 +379,8 @@ def test_tree_versions_rise_in_commit_order_when_the_clock_steps_back(tools):
     tools.save()  # the same values again: no change
     assert CategoryTreeVersion.objects.get().version == ahead + 2
     outcome = project("category", 0)
-    assert outcome.version == ahead + 2 and outcome.written == 2  # its piece and its head
+    # the head and the piece holding both categories (two pieces if their ids straddle a boundary)
+    assert outcome.version == ahead + 2 and outcome.written in (2, 3)
     assert CategoryTreeDocument.get("TREE").version == ahead + 2
 
 

@@ -14,11 +14,16 @@ class Command(BaseCommand):
             "--backfill-created", action="store_true",
             help="backfill the aggregates whose tables were just created (an emulator that lost its data)",
         )
+        parser.add_argument(
+            "--drop-retired-indexes", action="store_true",
+            help="on AWS, delete the indexes an older release made once their replacements are active"
+            " (done by default on an emulator; a CDK stack does it itself, see docs/architecture/scale.md)",
+        )
 
-    def handle(self, *args, backfill_created: bool, **options) -> None:
+    def handle(self, *args, backfill_created: bool, drop_retired_indexes: bool, **options) -> None:
         if backfill_created:
             regions.require_home_region(process="projections_setup --backfill-created")
-        actions = tables_ensure()
+        actions = tables_ensure(drop_retired=drop_retired_indexes or None)
         for table, action in actions.items():
             self.stdout.write(f"{table}: {action}")
         created = {table for table, action in actions.items() if action == "created"}
