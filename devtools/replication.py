@@ -314,25 +314,45 @@ class Replicator:
                         StreamArn=stream.arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON",
                     )["ShardIterator"]
                     if from_latest:
-                        self._skip_to_end(side, shard)
+                        self._skip_to_end(side, stream, shard)
                 stream.shards[shard_id] = shard
             if not description.get("LastEvaluatedShardId"):
                 return
             arguments["ExclusiveStartShardId"] = description["LastEvaluatedShardId"]
 
-    @staticmethod
-    def _skip_to_end(side: Side, shard: Shard) -> None:
-        """Read an open shard's records to its current end without handling them: its end, reached
-        so (a ``LATEST`` iterator, on a stream created with its table, answers
-        TrimmedDataAccessException in DynamoDB Local 3.3.0)."""
+    def _skip_to_end(self, side: Side, stream: Stream, shard: Shard) -> None:
+        """Read an open shard's records to its current end without handling them (a ``LATEST``
+        iterator is not used: DynamoDB Local answers TrimmedDataAccessException to one)."""
         while shard.iterator:
-            page = side.streams.get_records(ShardIterator=shard.iterator, Limit=1000)
+            page = self._page(side, stream, shard)
+            if page is None:
+                return
             if page["Records"]:
                 shard.last_sequence = page["Records"][-1]["dynamodb"]["SequenceNumber"]
             shard.iterator = page.get("NextShardIterator")
             if not page["Records"]:
                 return
         shard.done = True
+
+    def _page(self, side: Side, stream: Stream, shard: Shard) -> dict[str, Any] | None:
+        """The shard's next records; None when its iterator had to be taken again. DynamoDB Local
+        answers TrimmedDataAccessException to an iterator taken on a shard that held no record yet
+        (on a stream created with its table, or enabled on a table written before): such a shard
+        is read from its start again until it has records, all of them written after the reader
+        began."""
+        try:
+            return side.streams.get_records(ShardIterator=shard.iterator, Limit=1000)
+        except side.streams.exceptions.ExpiredIteratorException:
+            pass
+        except side.streams.exceptions.TrimmedDataAccessException:
+            if shard.last_sequence:
+                raise
+        shard.iterator = side.streams.get_shard_iterator(
+            StreamArn=stream.arn, ShardId=shard.shard_id,
+            **({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": shard.last_sequence}
+               if shard.last_sequence else {"ShardIteratorType": "TRIM_HORIZON"}),
+        )["ShardIterator"]
+        return None
 
     def _ready(self, stream: Stream) -> Iterator[Shard]:
         """Shards to read, each after its parent is read to its end (per-item order across splits)."""
@@ -364,14 +384,8 @@ class Replicator:
         stream = side.tables[table]
         found = 0
         for shard in self._ready(stream):
-            try:
-                page = side.streams.get_records(ShardIterator=shard.iterator, Limit=1000)
-            except side.streams.exceptions.ExpiredIteratorException:
-                shard.iterator = side.streams.get_shard_iterator(
-                    StreamArn=stream.arn, ShardId=shard.shard_id,
-                    **({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": shard.last_sequence}
-                       if shard.last_sequence else {"ShardIteratorType": "TRIM_HORIZON"}),
-                )["ShardIterator"]
+            page = self._page(side, stream, shard)
+            if page is None:
                 continue
             with self._lock:
                 for record in page["Records"]:
