@@ -235,7 +235,7 @@ def phase(cfg: Config, procs: Processes, pool: list[str], hot: list[str], clock:
         began = time.perf_counter()
         stand_in = Replicator(
             {replica.home.name: settings.DYNAMODB_ENDPOINT, replica.region.name: replica.endpoint},
-            prefix=settings.DYNAMODB_TABLE_PREFIX,
+            prefix=settings.DYNAMODB_TABLE_PREFIX, tables=tables,
         ).start()
         try:
             writes = int(RATE * cfg.lag_seconds[200])
