@@ -1,7 +1,7 @@
-"""Two regions under faults: 1,400 mixed catalog writes (most in the home region, staff price
-changes through the replica region's internal API) and 350 cart writes in both regions, each
-customer in their own region, while the replication stand-in is paused 7 s, the replica's
-DynamoDB is unreachable 7 s, then the home region's 7 s, and a region's ``cache_follow`` is
+"""Two regions under faults: 1,000 mixed catalog writes (most in the home region, staff price
+changes through the replica region's internal API) and 250 cart writes in both regions, each
+customer in their own region, while the replication stand-in is paused 5 s, the replica's
+DynamoDB is unreachable 5 s, then the home region's 5 s, and a region's ``cache_follow`` is
 SIGKILLed at random. A client reads products alternately in the two regions all along, sending the
 highest ETag it saw. Afterwards ``projections_check --region R`` is clean in both regions (Postgres
 against R's DynamoDB, R's Redis against R's DynamoDB), every cart is in Postgres once as its region
@@ -61,12 +61,12 @@ pytestmark = [
     pytest.mark.aws_engine(reason="two DynamoDB Local processes and the replication stand-in between them (Java)"),
 ]
 
-CATALOG_WRITES = 1400
-CART_WRITES = 350
+CATALOG_WRITES = 1000
+CART_WRITES = 250
 PRODUCTS = 120
 CUSTOMERS = 30  # half of them in each region
-OUTAGE_SECONDS = 7.0
-WRITE_SECONDS = 26.0  # the writes are spread over the three outages and a little after
+OUTAGE_SECONDS = 5.0
+WRITE_SECONDS = 19.0  # the writes are spread over the three outages and a little after
 UNLIMITED = str(10**9)
 
 
