@@ -17,12 +17,15 @@ DJANGO_SETTINGS_MODULE=bench.settings. Steps, all in one run on the same data:
    a write (bench/hotlocal.py); then reads while Postgres is saturated and stopped (bench/suffering.py);
 5. hit ratio and p95 of cachalot and Hybridsite while price updates run (a real Celery worker projects);
 6. projection lag at sustained write rates, from the documents' own timestamps;
-7. relay throughput against 1, 2 and 4 worker processes (bench/throughput.py).
+7. a replica region beside this one: replication lag at 200 writes/s, and reads in each region
+   (bench/replication.py);
+8. relay throughput against 1, 2 and 4 worker processes (bench/throughput.py).
 
-Phases 6 and 7 also say how much CPU each kind of process spent per write (bench/cpu.py).
+Phases 6 and 8 also say how much CPU each kind of process spent per write (bench/cpu.py).
 
 Each phase is a module of its own (bench/prepare.py, reads.py, hotpath.py, checkout.py, carts.py,
-overhttp.py, hotlocal.py, suffering.py, writeload.py, lag.py, throughput.py; scale.py for SCALE);
+overhttp.py, hotlocal.py, suffering.py, writeload.py, lag.py, replication.py, throughput.py; scale.py
+for SCALE);
 this one only orders them and writes the results. It asserts nothing about speed. Results:
 bench/results/latest.md, latest.json and PNG plots.
 """
@@ -56,6 +59,7 @@ from bench import (  # noqa: E402
     playbook,
     prepare,
     reads,
+    replication,
     report,
     scale,
     suffering,
@@ -116,6 +120,8 @@ def main(argv: list[str]) -> int:
         write_load = writeload.under_write_load(cfg, procs, hot, clock)
         stale = writeload.cachalot_staleness(hot)
         lags = lag.projection_lag(cfg, procs, lag_writers, worker, clock)
+        lag_written = sum(int(rate * seconds) for rate, seconds in cfg.lag_seconds.items())
+        replicated = replication.phase(cfg, procs, others[lag_written:], hot, clock)
         procs.stop(worker)
         began = time.perf_counter()
         relay_throughput = throughput.relay_vs_workers(procs, cfg.drain_timeout, log)
@@ -165,6 +171,7 @@ def main(argv: list[str]) -> int:
         "hot_read_local": local_layer,
         "suffering": suffered,
         "relay_throughput": relay_throughput,
+        "replication": replicated,
         "notes": notes,
     }
     report.RESULTS.mkdir(exist_ok=True)
@@ -173,6 +180,7 @@ def main(argv: list[str]) -> int:
         + "\n" + hotlocal.markdown(local_layer, over_http)
         + "\n" + suffering.markdown(suffered)
         + "\n" + throughput.markdown(relay_throughput, report.dynamodb_description())
+        + "\n" + replication.markdown(replicated)
     )
     over_time = ["Projection lag over time (per bucket of commit time; every point in lag.png):"]
     for row in lags:
@@ -180,6 +188,7 @@ def main(argv: list[str]) -> int:
     ratios = report.ratio_lines(results) + [
         hotpath.ratio_line(parts, results["machine"]),
         hotlocal.ratio_line(local_layer, over_http),
+        replication.ratio_line(replicated, lags),
     ]
     images = report.plots(results, raw)
     (report.RESULTS / "latest.md").write_text(

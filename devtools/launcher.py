@@ -12,6 +12,7 @@ servers to start and hands everything else to ``hybridsite.settings``.
     python -m devtools.launcher services   # start or reuse, print the env lines, wait for Ctrl-C
     python -m devtools.launcher run        # services + migrate + setup + seed + web/worker/beat/streams/follow
                                            # (DEBUG off; DEBUG=1 only with a loopback BIND)
+    REGIONS=2 python -m devtools.launcher run  # the same, and a replica region beside it (see run_regions)
     python -m devtools.launcher test ARGS  # services + pytest ARGS
     python -m devtools.launcher bench ARGS # services + bench/run.py ARGS (`make bench`)
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -27,6 +29,8 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -39,13 +43,17 @@ from devtools.embedded import (
     VAR,
     Embedded,
     dynamodb_engine,
+    dynamodb_local_missing,
     log,
     pid_alive,
     start_dynamodb_local,
+    start_redis,
     stop_dynamodb_local,
+    stop_redis,
     write_private,
 )
 from devtools.net import NotReady
+from devtools.replication import READY
 from hybridsite.envfile import read_env_file
 
 ENV_FILE = VAR / "services.env"
@@ -191,10 +199,14 @@ def manage(env: dict[str, str], *args: str) -> None:
     subprocess.run([sys.executable, str(BASE_DIR / "manage.py"), *args], check=True, env=env, cwd=BASE_DIR)
 
 
-def _pump(name: str, stream) -> None:
+def _pump(name: str, stream, width: int = 7) -> None:
     for line in iter(stream.readline, b""):
-        sys.stdout.buffer.write(f"{name:<7}| ".encode() + line)
-        sys.stdout.flush()
+        _write_line(name, line, width)
+
+
+def _write_line(name: str, line: bytes, width: int) -> None:
+    sys.stdout.buffer.write(f"{name:<{width}}| ".encode() + line)
+    sys.stdout.flush()
 
 
 DEFAULT_BIND = "127.0.0.1:8000"
@@ -251,13 +263,16 @@ def serving_env(env: dict[str, str]) -> dict[str, str]:
     return defaults | env
 
 
-def serve(env: dict[str, str]) -> int:
-    """Run web, worker, beat, the outbox listener, the streams consumer and the cache follower until
-    one exits or we are told to stop; then stop them all."""
-    bind = env["BIND"]
+Command = tuple[list[str], dict[str, str]]
+"""A process to run: its command line and its environment."""
+
+
+def home_processes(env: dict[str, str]) -> dict[str, Command]:
+    """The home region's processes (the only ones of a one-region run): web, the worker (the relay),
+    the outbox listener, the write-back consumer, the cache follower and beat."""
     commands = {
         "web": [
-            str(BIN / "gunicorn"), "hybridsite.wsgi", "-c", "python:hybridsite.gunicorn_conf", "--bind", bind,
+            str(BIN / "gunicorn"), "hybridsite.wsgi", "-c", "python:hybridsite.gunicorn_conf", "--bind", env["BIND"],
             "--workers", "2", "--access-logfile", "-",
         ],
         "worker": [str(BIN / "celery"), "-A", "hybridsite", "worker", "--loglevel", "INFO", "--concurrency", "2"],
@@ -269,19 +284,74 @@ def serve(env: dict[str, str]) -> int:
             "--schedule", str(VAR / "celerybeat-schedule"),
         ],
     }
+    return {name: (command, env) for name, command in commands.items()}
+
+
+def replica_processes(env: dict[str, str]) -> dict[str, Command]:
+    """A replica region's processes: web, and the cache follower (its Redis kept current from its
+    own tables' streams). It writes no projection and consumes no cart stream (the home region's
+    consumer reads every region's cart writes, replicated)."""
+    commands = {
+        "web": [
+            str(BIN / "gunicorn"), "hybridsite.wsgi", "-c", "python:hybridsite.gunicorn_conf", "--bind", env["BIND"],
+            "--workers", "2", "--access-logfile", "-",
+        ],
+        "follow": [sys.executable, str(BASE_DIR / "manage.py"), "cache_follow"],
+    }
+    return {name: (command, env) for name, command in commands.items()}
+
+
+def _start(name: str, command: Command, width: int) -> subprocess.Popen:
+    process = subprocess.Popen(
+        command[0], env=command[1], cwd=BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    threading.Thread(target=_pump, args=(name, process.stdout, width), daemon=True).start()
+    return process
+
+
+def serve(processes: dict[str, Command], first: dict[str, Command] | None = None) -> int:
+    """Run the processes until one exits or we are told to stop; then stop them all. Those of
+    ``first`` are started before the others, each once it printed a line starting with
+    :data:`devtools.replication.READY` (the replication stand-in: a write made before it reads
+    its streams would never reach the other region)."""
+    width = max(len(name) for name in [*processes, *(first or {})])
     procs: dict[str, subprocess.Popen] = {}
-    for name, command in commands.items():
-        procs[name] = subprocess.Popen(
-            command, env=env, cwd=BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        threading.Thread(target=_pump, args=(name, procs[name].stdout), daemon=True).start()
-    log(f"serving on http://{bind}/ (admin at /admin/, health at /api/health/); Ctrl-C stops everything")
     stopping = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopping.set())
-    while not stopping.is_set() and all(p.poll() is None for p in procs.values()):
-        stopping.wait(0.5)
+    try:
+        for name, command in (first or {}).items():
+            procs[name] = _start_when_ready(name, command, width, stopping)
+        for name, command in processes.items():
+            procs[name] = _start(name, command, width)
+        if not stopping.is_set():
+            log("every process started; Ctrl-C stops everything")
+        while not stopping.is_set() and all(p.poll() is None for p in procs.values()):
+            stopping.wait(0.5)
+    finally:
+        _stop_all(procs)
+    return 0
+
+
+def _start_when_ready(name: str, command: Command, width: int, stopping: threading.Event) -> subprocess.Popen:
+    process = subprocess.Popen(
+        command[0], env=command[1], cwd=BASE_DIR, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    assert process.stdout is not None
+    for line in iter(process.stdout.readline, b""):
+        _write_line(name, line, width)
+        if line.startswith(READY.encode()) or stopping.is_set():
+            break
+    else:
+        process.wait()
+        raise SystemExit(f"launcher: {name} exited with {process.returncode} before it was ready")
+    threading.Thread(target=_pump, args=(name, process.stdout, width), daemon=True).start()
+    return process
+
+
+def _stop_all(procs: dict[str, subprocess.Popen]) -> None:
     for proc in procs.values():
         if proc.poll() is None:
             proc.send_signal(signal.SIGTERM)
@@ -292,7 +362,140 @@ def serve(env: dict[str, str]) -> int:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
         log(f"{name} exited with {proc.returncode}")
-    return 0
+
+
+# --- make run REGIONS=2: a replica region beside the home region ---------------------------------
+
+DEFAULT_HOME_REGION = "eu-west-1"
+DEFAULT_REPLICA_REGION = "us-east-1"
+REGION_NAME = re.compile(r"[a-z][a-z0-9-]*[a-z0-9]")  # as AWS spells one; settings check it again
+REGIONS_DIR = VAR / "regions"
+
+
+@dataclass(frozen=True)
+class Region:
+    """A region `make run` serves: its name and where its web process listens."""
+
+    name: str
+    bind: str
+
+
+def run_regions(environ: Mapping[str, str]) -> list[Region]:
+    """``REGIONS=2``: the home region (``HOME_REGION``, default eu-west-1) on ``BIND`` and a replica
+    region (``REPLICA_REGION``, default us-east-1) on the next port, home first. Empty for one
+    region: ``REGIONS`` unset or 1, or a list of region names (the settings' own variable, passed on
+    as it is). What cannot be served stops the launcher with one line."""
+    raw = environ.get("REGIONS", "").strip()
+    if not raw.isdigit() or raw == "1":
+        return []
+    if raw != "2":
+        raise SystemExit(f"launcher: REGIONS={raw}: make run serves one region or two (REGIONS=2)")
+    names = [environ.get("HOME_REGION") or DEFAULT_HOME_REGION, environ.get("REPLICA_REGION") or DEFAULT_REPLICA_REGION]
+    for variable, name in zip(("HOME_REGION", "REPLICA_REGION"), names):
+        if not REGION_NAME.fullmatch(name):
+            raise SystemExit(f"launcher: {variable} must name a region such as eu-west-1, got {name!r}")
+    if names[0] == names[1]:
+        raise SystemExit(f"launcher: HOME_REGION and REPLICA_REGION are both {names[0]}: name two regions")
+    bind = environ.get("BIND", DEFAULT_BIND)
+    host = bind_host(bind)
+    port = bind.rpartition(":")[2]
+    if host is None or not port.isdigit():
+        raise SystemExit(f"launcher: REGIONS=2 serves the replica on BIND's next port: BIND={bind} has no port")
+    replica_bind = f"{bind.rpartition(':')[0]}:{int(port) + 1}"
+    return [Region(names[0], bind), Region(names[1], replica_bind)]
+
+
+def regional_name(name: str, region: str) -> str:
+    """``REDIS_URL`` of ``us-east-1`` is ``REDIS_URL_US_EAST_1`` (as hybridsite.settings names it)."""
+    return f"{name}_{region.upper().replace('-', '_')}"
+
+
+def region_env(
+    env: dict[str, str], regions: list[Region], region: Region, urls: dict[str, dict[str, str]]
+) -> dict[str, str]:
+    """A region's processes' environment: that region's name, DynamoDB and Redis, every region's
+    named (``DYNAMODB_ENDPOINT_<REGION>``, ``REDIS_URL_<REGION>``), and the home region's Postgres
+    and broker. ``urls`` holds each region's ``DYNAMODB_ENDPOINT`` and ``REDIS_URL``."""
+    home = regions[0]
+    given = {**env}
+    given.pop("REGIONS", None)
+    regional = {
+        regional_name(variable, other.name): urls[other.name][variable]
+        for other in regions for variable in ("DYNAMODB_ENDPOINT", "REDIS_URL")
+    }
+    return {
+        **given,
+        **regional,
+        **urls[region.name],
+        "HYBRIDSITE_REGION": region.name,
+        "AWS_REGION": region.name,
+        "HOME_REGION": home.name,
+        "REGIONS": ",".join(other.name for other in regions),
+        "BIND": region.bind,
+        "CELERY_BROKER_URL": env.get("CELERY_BROKER_URL") or urls[home.name]["REDIS_URL"],
+    }
+
+
+class ReplicaServices:
+    """Context manager: a replica region's own Redis and DynamoDB Local, under
+    ``var/regions/<launcher pid>/<region>/``, started for this run and stopped with it. Its DynamoDB
+    Local runs in memory: the stand-in fills it from the home region's tables at each start, as AWS
+    fills a new replica (the stand-in replicates only what is written while it runs). A URL given
+    in the environment (``DYNAMODB_ENDPOINT_<REGION>``, ``REDIS_URL_<REGION>``) is used as it is."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.directory = REGIONS_DIR / str(os.getpid()) / region
+
+    def __enter__(self) -> dict[str, str]:
+        _sweep_regions()
+        urls = {}
+        try:
+            for variable, start in (("REDIS_URL", start_redis), ("DYNAMODB_ENDPOINT", self._start_dynamodb)):
+                given = os.environ.get(regional_name(variable, self.region))
+                if given:
+                    log(f"{self.region}: using {regional_name(variable, self.region)} from the environment")
+                    urls[variable] = given
+                    continue
+                name = variable.split("_")[0].lower()
+                log(f"{self.region}: starting {name} of its own")
+                urls[variable] = start(self.directory / name)[variable]
+                log(f"{self.region}: {name} at {_redact(urls[variable])}")
+        except BaseException:
+            self.stop()
+            raise
+        return urls
+
+    @staticmethod
+    def _start_dynamodb(directory: Path) -> dict[str, str]:
+        missing = dynamodb_local_missing()
+        if missing:
+            raise SystemExit(f"launcher: REGIONS=2 needs DynamoDB Local (streams, a second server): {missing}")
+        return start_dynamodb_local(directory, in_memory=True)
+
+    def stop(self) -> None:
+        _stop_region_directory(self.directory)
+        shutil.rmtree(self.directory.parent, ignore_errors=True)
+
+    def __exit__(self, *exc: object) -> None:
+        log(f"{self.region}: stopping its redis and dynamodb")
+        self.stop()
+
+
+def _stop_region_directory(directory: Path) -> None:
+    stop_redis(directory / "redis")
+    stop_dynamodb_local(directory / "dynamodb")
+
+
+def _sweep_regions() -> None:
+    """Stop and remove what a launcher that died left under var/regions/."""
+    if not REGIONS_DIR.is_dir():
+        return
+    for directory in REGIONS_DIR.iterdir():
+        if directory.name.isdigit() and int(directory.name) != os.getpid() and not pid_alive(int(directory.name)):
+            for region in directory.iterdir():
+                _stop_region_directory(region)
+            shutil.rmtree(directory, ignore_errors=True)
 
 
 def metrics_env(env: dict[str, str], name: str) -> dict[str, str]:
@@ -346,13 +549,61 @@ def _main(argv: list[str]) -> int:
             # Ctrl-C reaches the bench as well: wait while it stops the processes it started.
             signal.signal(signal.SIGINT, signal.SIG_IGN)
             return bench.wait()
+        regions = run_regions(os.environ)
+        if regions:
+            return run_two_regions(env, regions)
+        if env.get("REGIONS", "").strip() == "1":  # the launcher's count, not the settings' list of names
+            env.pop("REGIONS")
         env = metrics_env(serving_env(env), "prometheus")
-        manage(env, "migrate", "--noinput")
-        manage(env, "projections_setup", "--backfill-created")
-        manage(env, "seed_demo", "--if-empty", "--products", env.get("SEED_PRODUCTS", "2000"))
-        manage(env, "ensure_admin")
-        manage(env, "collectstatic", "--noinput", "--verbosity", "0")
-        return serve(env)
+        prepare_home(env)
+        log(f"serving on http://{env['BIND']}/ (admin at /admin/, health at /api/health/)")
+        return serve(home_processes(env))
+
+
+def prepare_home(env: dict[str, str]) -> None:
+    """The home region's database, tables, demo data, admin user and static files."""
+    manage(env, "migrate", "--noinput")
+    manage(env, "projections_setup", "--backfill-created")
+    manage(env, "seed_demo", "--if-empty", "--products", env.get("SEED_PRODUCTS", "2000"))
+    manage(env, "ensure_admin")
+    manage(env, "collectstatic", "--noinput", "--verbosity", "0")
+
+
+def run_two_regions(env: dict[str, str], regions: list[Region]) -> int:
+    """The home region as a one-region run has it, a replica region beside it with its own Redis and
+    DynamoDB Local, and the replication stand-in between the two DynamoDB Local processes (it
+    fills the replica's tables first)."""
+    home, replica = regions
+    if env.get("DYNAMODB_ENGINE") == "moto":
+        raise SystemExit("launcher: REGIONS=2 needs DynamoDB Local (streams, a second server); this run has moto")
+    with ReplicaServices(replica.name) as replica_urls:
+        urls = {
+            home.name: {"DYNAMODB_ENDPOINT": env["DYNAMODB_ENDPOINT"], "REDIS_URL": env["REDIS_URL"]},
+            replica.name: replica_urls,
+        }
+        envs = {
+            region.name: metrics_env(
+                serving_env(region_env(env, regions, region, urls)),
+                "prometheus" if region is home else f"prometheus-{region.name}",
+            )
+            for region in regions
+        }
+        prepare_home(envs[home.name])
+        manage(envs[replica.name], "projections_setup")  # the replica's tables (AWS: the global table's replicas)
+        stand_in = [
+            sys.executable, "-m", "devtools.replication", "--fill",
+            f"{home.name}={urls[home.name]['DYNAMODB_ENDPOINT']}",
+            f"{replica.name}={urls[replica.name]['DYNAMODB_ENDPOINT']}",
+        ]
+        processes = {
+            f"{region.name} {name}": command
+            for region in regions
+            for name, command in (home_processes if region is home else replica_processes)(envs[region.name]).items()
+        }
+        for region in regions:
+            role = "home region" if region is home else "replica region"
+            log(f"{region.name} ({role}) on http://{region.bind}/ (admin at /admin/, health at /api/health/)")
+        return serve(processes, first={"replication": (stand_in, envs[home.name])})
 
 
 if __name__ == "__main__":

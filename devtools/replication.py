@@ -26,7 +26,8 @@ enabled where a table has none) is read and each change applied to the other sid
 - **Lag.** Seconds from a change's stamp to its apply on the other side: :meth:`Replicator.lag`.
 
 ``python -m devtools.replication --prefix hybridsite- eu-west-1=http://127.0.0.1:8000
-us-east-1=http://127.0.0.1:8001`` runs it until interrupted, printing the lag every few seconds.
+us-east-1=http://127.0.0.1:8001`` runs it until interrupted, printing the lag when it changed;
+``--fill`` first copies the first side's items to the second (:func:`fill`), as AWS fills a new replica.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import itertools
 import logging
+import os
 import threading
 import time
 import uuid
@@ -64,7 +66,7 @@ the same one, so that its changes keep their order (one thread for all kept up w
 
 def clients(endpoint: str, region: str) -> tuple[Any, Any]:
     """The DynamoDB and DynamoDB Streams clients of one side."""
-    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1})
+    config = Config(connect_timeout=2, read_timeout=5, retries={"max_attempts": 1}, max_pool_connections=64)
     credentials = {
         "aws_access_key_id": LOCAL_AWS_CREDENTIALS["AWS_ACCESS_KEY_ID"],
         "aws_secret_access_key": LOCAL_AWS_CREDENTIALS["AWS_SECRET_ACCESS_KEY"],
@@ -309,13 +311,48 @@ class Replicator:
                 shard = Shard(shard_id, found.get("ParentShardId"), done=from_latest and closed)
                 if not shard.done:
                     shard.iterator = side.streams.get_shard_iterator(
-                        StreamArn=stream.arn, ShardId=shard_id,
-                        ShardIteratorType="LATEST" if from_latest else "TRIM_HORIZON",
+                        StreamArn=stream.arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON",
                     )["ShardIterator"]
+                    if from_latest:
+                        self._skip_to_end(side, stream, shard)
                 stream.shards[shard_id] = shard
             if not description.get("LastEvaluatedShardId"):
                 return
             arguments["ExclusiveStartShardId"] = description["LastEvaluatedShardId"]
+
+    def _skip_to_end(self, side: Side, stream: Stream, shard: Shard) -> None:
+        """Read an open shard's records to its current end without handling them (a ``LATEST``
+        iterator is not used: DynamoDB Local answers TrimmedDataAccessException to one)."""
+        while shard.iterator:
+            page = self._page(side, stream, shard)
+            if page is None:
+                return
+            if page["Records"]:
+                shard.last_sequence = page["Records"][-1]["dynamodb"]["SequenceNumber"]
+            shard.iterator = page.get("NextShardIterator")
+            if not page["Records"]:
+                return
+        shard.done = True
+
+    def _page(self, side: Side, stream: Stream, shard: Shard) -> dict[str, Any] | None:
+        """The shard's next records; None when its iterator had to be taken again. DynamoDB Local
+        answers TrimmedDataAccessException to an iterator taken on a shard that held no record yet
+        (on a stream created with its table, or enabled on a table written before): such a shard
+        is read from its start again until it has records, all of them written after the reader
+        began."""
+        try:
+            return side.streams.get_records(ShardIterator=shard.iterator, Limit=1000)
+        except side.streams.exceptions.ExpiredIteratorException:
+            pass
+        except side.streams.exceptions.TrimmedDataAccessException:
+            if shard.last_sequence:
+                raise
+        shard.iterator = side.streams.get_shard_iterator(
+            StreamArn=stream.arn, ShardId=shard.shard_id,
+            **({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": shard.last_sequence}
+               if shard.last_sequence else {"ShardIteratorType": "TRIM_HORIZON"}),
+        )["ShardIterator"]
+        return None
 
     def _ready(self, stream: Stream) -> Iterator[Shard]:
         """Shards to read, each after its parent is read to its end (per-item order across splits)."""
@@ -347,25 +384,8 @@ class Replicator:
         stream = side.tables[table]
         found = 0
         for shard in self._ready(stream):
-            try:
-                page = side.streams.get_records(ShardIterator=shard.iterator, Limit=1000)
-            except side.streams.exceptions.ExpiredIteratorException:
-                shard.iterator = side.streams.get_shard_iterator(
-                    StreamArn=stream.arn, ShardId=shard.shard_id,
-                    **({"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": shard.last_sequence}
-                       if shard.last_sequence else {"ShardIteratorType": "TRIM_HORIZON"}),
-                )["ShardIterator"]
-                continue
-            except side.streams.exceptions.TrimmedDataAccessException:
-                if shard.last_sequence:
-                    raise
-                # DynamoDB Local places a LATEST iterator taken on a shard that holds no record yet
-                # before the shard's first sequence number when the table was written before its
-                # stream was enabled (a table of a running site): every record of the shard came
-                # after the iterator was taken, so the shard is read from its start.
-                shard.iterator = side.streams.get_shard_iterator(
-                    StreamArn=stream.arn, ShardId=shard.shard_id, ShardIteratorType="TRIM_HORIZON",
-                )["ShardIterator"]
+            page = self._page(side, stream, shard)
+            if page is None:
                 continue
             with self._lock:
                 for record in page["Records"]:
@@ -522,19 +542,116 @@ class Replicator:
         return True
 
 
+FILL_SEGMENTS = 4
+"""Parallel scan segments per table when a side is filled (DynamoDB Local answers them side by side)."""
+BATCH = 25  # BatchWriteItem's limit
+
+
+def fill(source: str, target: str, *, prefix: str, only: list[str] | None = None) -> dict[str, int]:
+    """Copy every item of the prefix's tables (those named in ``only``, when given) from the
+    endpoint ``source`` to ``target``, which has the same tables, as AWS fills a replica it adds to
+    a global table: the stand-in replicates only what is written while it runs. Items are copied as
+    they are (stamps included) and replace the target's copies. Returns the items copied, per table."""
+    source_dynamodb, _ = clients(source, "source")
+    target_dynamodb, _ = clients(target, "target")
+    tables = sorted(
+        name for page in source_dynamodb.get_paginator("list_tables").paginate()
+        for name in page["TableNames"] if name.startswith(prefix) and (only is None or name in only)
+    )
+    copied = dict.fromkeys(tables, 0)
+    lock = threading.Lock()
+
+    def copy(table: str, segment: int) -> None:
+        pages = source_dynamodb.get_paginator("scan").paginate(
+            TableName=table, Segment=segment, TotalSegments=FILL_SEGMENTS, ConsistentRead=True
+        )
+        for page in pages:
+            items = page["Items"]
+            for start in range(0, len(items), BATCH):
+                pending = {table: [{"PutRequest": {"Item": item}} for item in items[start:start + BATCH]]}
+                while pending:
+                    pending = target_dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
+            with lock:
+                copied[table] += len(items)
+
+    errors: list[BaseException] = []
+
+    def run(table: str, segment: int) -> None:
+        try:
+            copy(table, segment)
+        except BaseException as exc:  # raised in the caller's thread below
+            errors.append(exc)
+
+    threads = [
+        threading.Thread(target=run, args=(table, segment), daemon=True)
+        for table in tables for segment in range(FILL_SEGMENTS)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    if errors:
+        raise errors[0]
+    return copied
+
+
+READY = "replicating"
+"""The first word of the line the command prints once it replicates (the launcher waits for it)."""
+
+
+def _settings_prefix() -> str:
+    """The project's table prefix, as its settings give it (the command runs beside the app)."""
+    import django
+
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "hybridsite.settings")
+    django.setup()
+    from django.conf import settings
+
+    return settings.DYNAMODB_TABLE_PREFIX
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--prefix", required=True, help="replicate the tables whose names start with this")
+    parser.add_argument(
+        "--prefix", help="replicate the tables whose names start with this (default: DYNAMODB_TABLE_PREFIX's)",
+    )
     parser.add_argument("--delay", type=float, default=0.0, help="seconds each change waits before it is applied")
+    parser.add_argument(
+        "--fill", action="store_true",
+        help="first copy every item of the first side's tables to the second side's (a new replica)",
+    )
+    parser.add_argument("--report-seconds", type=float, default=10.0, help="print the lag this often, when it changed")
     parser.add_argument("sides", nargs=2, metavar="REGION=ENDPOINT")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="replication | %(message)s")
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    prefix = args.prefix or _settings_prefix()
     sides = dict(side.split("=", 1) for side in args.sides)
-    with Replicator(sides, prefix=args.prefix, delay_seconds=args.delay) as replicator:
-        logger.info("replicating %s* between %s", args.prefix, " and ".join(f"{n} ({u})" for n, u in sides.items()))
+    (first, source), (second, target) = sides.items()
+    if args.fill:
+        began = time.monotonic()
+        copied = fill(source, target, prefix=prefix)
+        logger.info(
+            "filled %s from %s: %d items of %d tables in %.1fs",
+            second, first, sum(copied.values()), len(copied), time.monotonic() - began,
+        )
+    with Replicator(sides, prefix=prefix, delay_seconds=args.delay) as replicator:
+        # printed, not logged: the launcher waits for a line that starts with READY (Django's logging,
+        # set up for the prefix, formats the log lines its own way)
+        print(READY, f"{prefix}* between", " and ".join(f"{n} ({u})" for n, u in sides.items()), flush=True)
+        reported = replicator.activity
         for _ in itertools.count():
-            time.sleep(5)
-            logger.info("lag by target: %s", replicator.lag())
+            time.sleep(args.report_seconds)
+            if replicator.activity != reported:
+                reported = replicator.activity
+                logger.info("lag by target: %s", _lag_line(replicator.lag()))
+
+
+def _lag_line(lag: dict[str, dict[str, float]]) -> str:
+    return "; ".join(
+        f"{target}: {figures['count']:.0f} changes, p50 {figures['p50']:.3f}s, p95 {figures['p95']:.3f}s"
+        if figures["count"] else f"{target}: none"
+        for target, figures in lag.items()
+    )
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import pytest
 from django.conf import settings
 
 from devtools.net import wait_for
-from devtools.replication import STAMP, Replicator, Side, clients
+from devtools.replication import STAMP, Replicator, Side, clients, fill
 from tests.regions.conftest import second_dynamodb_local  # noqa: F401  (the fixture replica_endpoint)
 from tests.services import TcpProxy
 
@@ -250,3 +250,30 @@ def test_a_side_that_does_not_answer_gets_every_change_in_order_when_it_is_back(
         seen = values_written(replica, stand_in.prefix + TABLE, "x")
         assert seen == sorted(set(seen)) and seen[-1] == "09", seen
     proxy.down()
+
+
+def test_fill_copies_every_item_of_the_prefixs_tables_as_they_are(replica_endpoint) -> None:
+    """What `make run REGIONS=2` and the bench do before replicating: a new replica gets the home
+    side's items, stamps included (the stand-in replicates only what is written while it runs)."""
+    home, _ = clients(settings.DYNAMODB_ENDPOINT, HOME)
+    replica, _ = clients(replica_endpoint, REPLICA)
+    prefix = f"{settings.DYNAMODB_TABLE_PREFIX}fill-{uuid.uuid4().hex[:8]}-"
+    for side in (home, replica):
+        side.create_table(
+            TableName=prefix + TABLE, BillingMode="PAY_PER_REQUEST",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        )
+    try:
+        written = [{"pk": {"S": f"item-{n:03}"}, "value": {"S": f"v{n}"}, STAMP: {"N": str(n)}} for n in range(60)]
+        for item in written:
+            home.put_item(TableName=prefix + TABLE, Item=item)
+        replica.put_item(TableName=prefix + TABLE, Item={"pk": {"S": "item-000"}, "value": {"S": "older"}})
+
+        assert fill(settings.DYNAMODB_ENDPOINT, replica_endpoint, prefix=prefix) == {prefix + TABLE: 60}
+
+        copied = replica.scan(TableName=prefix + TABLE, ConsistentRead=True)["Items"]
+        assert sorted(copied, key=lambda item: item["pk"]["S"]) == written
+    finally:
+        for side in (home, replica):
+            side.delete_table(TableName=prefix + TABLE)

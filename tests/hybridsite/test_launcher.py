@@ -6,16 +6,23 @@ functions, so that it proves what a fresh `make run` gets, whatever services the
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import signal
 import socket
 import stat
 import subprocess
 import sys
 import tempfile
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import boto3
 import psycopg2
 import pytest
 import redis
@@ -24,6 +31,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from devtools import embedded, launcher, net
+from tests.services import database_url
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.dynamodb  # the launcher picks, starts and reuses the run's DynamoDB engine
@@ -289,3 +297,203 @@ def test_a_metrics_directory_given_in_the_environment_is_left_as_it_is(monkeypat
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", "/srv/metrics")
     assert launcher.metrics_env({"BIND": "x"}, "prometheus") == {"BIND": "x"}
     assert not (tmp_path / "prometheus").exists()
+
+
+# --- make run REGIONS=2: a replica region beside the home region -----------------------------------
+
+
+def test_regions_2_serves_the_home_region_on_bind_and_a_replica_on_the_next_port() -> None:
+    assert launcher.run_regions({"REGIONS": "2"}) == [
+        launcher.Region("eu-west-1", "127.0.0.1:8000"), launcher.Region("us-east-1", "127.0.0.1:8001"),
+    ]
+    named = {"REGIONS": "2", "BIND": "0.0.0.0:9000", "HOME_REGION": "eu-central-1", "REPLICA_REGION": "ap-south-1"}
+    assert launcher.run_regions(named) == [
+        launcher.Region("eu-central-1", "0.0.0.0:9000"), launcher.Region("ap-south-1", "0.0.0.0:9001"),
+    ]
+
+
+@pytest.mark.parametrize(
+    "environ", [{}, {"REGIONS": "1"}, {"REGIONS": "eu-west-1,us-east-1", "HOME_REGION": "eu-west-1"}]
+)
+def test_one_region_stays_the_default(environ: dict[str, str]) -> None:
+    """A list of region names is the settings' own REGIONS, passed on as it is."""
+    assert launcher.run_regions(environ) == []
+
+
+@pytest.mark.parametrize("environ, refusal", [
+    ({"REGIONS": "3"}, "launcher: REGIONS=3: make run serves one region or two (REGIONS=2)"),
+    ({"REGIONS": "2", "REPLICA_REGION": "eu-west-1"},
+     "launcher: HOME_REGION and REPLICA_REGION are both eu-west-1: name two regions"),
+    ({"REGIONS": "2", "HOME_REGION": "../x"}, "launcher: HOME_REGION must name a region such as eu-west-1, got '../x'"),
+    ({"REGIONS": "2", "BIND": "unix:/tmp/h.sock"},
+     "launcher: REGIONS=2 serves the replica on BIND's next port: BIND=unix:/tmp/h.sock has no port"),
+])
+def test_what_two_regions_cannot_serve_is_refused_in_one_line(environ: dict[str, str], refusal: str) -> None:
+    with pytest.raises(SystemExit) as refused:
+        launcher.run_regions(environ)
+    assert str(refused.value) == refusal
+
+
+def test_each_regions_processes_get_their_regions_services_and_the_home_regions_postgres_and_broker() -> None:
+    regions = launcher.run_regions({"REGIONS": "2"})
+    urls = {
+        "eu-west-1": {"DYNAMODB_ENDPOINT": "http://127.0.0.1:7001", "REDIS_URL": "redis://127.0.0.1:7002/0"},
+        "us-east-1": {"DYNAMODB_ENDPOINT": "http://127.0.0.1:7003", "REDIS_URL": "redis://127.0.0.1:7004/0"},
+    }
+    given = {
+        "REGIONS": "2", "DATABASE_URL": "postgresql://x@127.0.0.1:7000/x", "SECRET_KEY": "k" * 50,
+        "DYNAMODB_ENDPOINT": "http://127.0.0.1:7001", "REDIS_URL": "redis://127.0.0.1:7002/0",
+        "PATH": os.environ["PATH"], "STATIC_ROOT": "/nonexistent",
+    }
+    every_region = {
+        "REGIONS": "eu-west-1,us-east-1", "HOME_REGION": "eu-west-1",
+        "DYNAMODB_ENDPOINT_EU_WEST_1": "http://127.0.0.1:7001", "REDIS_URL_EU_WEST_1": "redis://127.0.0.1:7002/0",
+        "DYNAMODB_ENDPOINT_US_EAST_1": "http://127.0.0.1:7003", "REDIS_URL_US_EAST_1": "redis://127.0.0.1:7004/0",
+        "DATABASE_URL": "postgresql://x@127.0.0.1:7000/x", "CELERY_BROKER_URL": "redis://127.0.0.1:7002/0",
+    }
+    home, replica = (launcher.region_env(given, regions, region, urls) for region in regions)
+    assert home.items() >= {
+        **every_region, "HYBRIDSITE_REGION": "eu-west-1", "BIND": "127.0.0.1:8000",
+        "DYNAMODB_ENDPOINT": "http://127.0.0.1:7001", "REDIS_URL": "redis://127.0.0.1:7002/0",
+    }.items()
+    assert replica.items() >= {
+        **every_region, "HYBRIDSITE_REGION": "us-east-1", "AWS_REGION": "us-east-1", "BIND": "127.0.0.1:8001",
+        "DYNAMODB_ENDPOINT": "http://127.0.0.1:7003", "REDIS_URL": "redis://127.0.0.1:7004/0",
+    }.items()
+    # ...and the settings take it as it is (they refuse a region's variables that disagree).
+    script = (
+        "import django; django.setup(); from django.conf import settings as s\n"
+        "print(s.HYBRIDSITE_REGION, s.HOME_REGION, s.DYNAMODB_ENDPOINT, s.REDIS_URL, s.CELERY_BROKER_URL)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], cwd=BASE_DIR, capture_output=True, text=True, timeout=60,
+        env={**replica, "DJANGO_SETTINGS_MODULE": "hybridsite.settings"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "us-east-1", "eu-west-1", "http://127.0.0.1:7003", "redis://127.0.0.1:7004/0", "redis://127.0.0.1:7002/0",
+    ]
+
+
+def _two_free_ports() -> int:
+    """A port whose next one is free too (the replica's)."""
+    while True:
+        port = net.free_port()
+        if port < 65535 and not net.port_open("127.0.0.1", port + 1):
+            return port
+
+
+def _get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
+    request = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+    except OSError:  # not listening yet
+        return 0, {}, b""
+
+
+@contextmanager
+def _own_database(name: str) -> Iterator[str]:
+    """A database of the test's own on the suite's Postgres server, dropped afterwards."""
+    url = database_url()
+    admin = psycopg2.connect(url)
+    admin.autocommit = True
+    try:
+        with admin.cursor() as cur:
+            cur.execute(f'CREATE DATABASE "{name}"')
+        yield url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.cursor() as cur:
+            cur.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.close()
+
+
+def _drop_tables(prefix: str) -> None:
+    client = boto3.client(
+        "dynamodb", endpoint_url=settings.DYNAMODB_ENDPOINT, region_name=settings.AWS_REGION,
+        aws_access_key_id=settings.AWS_ACCESS_KEY_ID, aws_secret_access_key=settings.AWS_SECRET_ACCESS_KEY,
+    )
+    for page in client.get_paginator("list_tables").paginate():
+        for name in page["TableNames"]:
+            if name.startswith(prefix):
+                client.delete_table(TableName=name)
+
+
+@pytest.mark.aws_engine(reason="REGIONS=2 runs a second DynamoDB Local and the replication stand-in (Java)")
+def test_make_run_with_two_regions_serves_both_and_the_replica_follows_the_home_region(tmp_path: Path) -> None:
+    """`make run REGIONS=2`, briefly: a product read in each region over HTTP, its price changed
+    through the home region's internal API, and the replica region answering the new version."""
+    tag = uuid.uuid4().hex[:8]
+    port = _two_free_ports()
+    prefix = f"launcher-{tag}-"
+    redis_url = settings.CACHES["default"]["LOCATION"].rsplit("/", 1)[0] + "/7"  # a Redis database of its own
+    redis.Redis.from_url(redis_url).flushdb()
+    log_path = tmp_path / "launcher.log"
+    with _own_database(f"hybridsite_launcher_{tag}") as database:
+        env = {
+            "PATH": os.environ["PATH"], "SECRET_KEY": "k" * 50, "REGIONS": "2", "BIND": f"127.0.0.1:{port}",
+            "DATABASE_URL": database, "REDIS_URL": redis_url, "DYNAMODB_ENDPOINT": settings.DYNAMODB_ENDPOINT,
+            "DYNAMODB_ENGINE": "dynamodb-local", "DYNAMODB_TABLE_PREFIX": prefix, "SEED_PRODUCTS": "3",
+            "ADMIN_PASSWORD": "a" * 20, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+            "STATIC_ROOT": str(tmp_path / "static"),
+        }
+        (tmp_path / "metrics").mkdir()
+        with open(log_path, "wb") as log:
+            run = subprocess.Popen(
+                [sys.executable, "-m", "devtools.launcher", "run"], cwd=BASE_DIR, env=env,
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        home, replica = f"http://127.0.0.1:{port}", f"http://127.0.0.1:{port + 1}"
+        product = "/api/products/SKU-000001/"
+        try:
+            net.wait_for(
+                lambda: run.poll() is not None or all(_get(url + product)[0] == 200 for url in (home, replica)),
+                240, 0.5, "both regions serving",
+            )
+            assert run.poll() is None, log_path.read_text()[-3000:]
+            output = log_path.read_text()
+            assert f"eu-west-1 (home region) on http://127.0.0.1:{port}/" in output
+            assert f"us-east-1 (replica region) on http://127.0.0.1:{port + 1}/" in output
+
+            def own_layers(url: str) -> tuple[int, str]:
+                status, headers, body = _get(url + product)
+                return (int(json.loads(body)["version"]) if status == 200 else 0), headers.get("X-Served-From", "")
+
+            # The replica answers from its own layers once the product's projection has reached its
+            # DynamoDB (replicated; before that, from the home region's DynamoDB).
+            net.wait_for(lambda: own_layers(replica)[1] == "cache", 60, 0.2, "the replica's own Redis")
+            versions = {url: own_layers(url)[0] for url in (home, replica)}
+            assert versions[home] == versions[replica] > 0
+
+            token = subprocess.run(
+                [sys.executable, "manage.py", "drf_create_token", "admin"], cwd=BASE_DIR, check=True,
+                env={k: v for k, v in env.items() if k != "REGIONS"}, capture_output=True, text=True, timeout=60,
+            ).stdout.split()[2]
+            request = urllib.request.Request(
+                f"{home}/api/internal/products/SKU-000001/price/", method="PUT",
+                data=json.dumps({"currency": "EUR", "amount": "12.34"}).encode(),
+                headers={"Authorization": f"Token {token}", "Content-Type": "application/json"},
+            )
+            with urllib.request.urlopen(request, timeout=10) as response:
+                written = json.loads(response.read())["version"]
+            assert written > versions[home]
+
+            def replica_answers_it() -> bool:
+                status, _, body = _get(replica + product)
+                return status == 200 and int(json.loads(body)["version"]) == written
+
+            net.wait_for(replica_answers_it, 60, 0.2, "the replica region answering the home region's write")
+            assert json.loads(_get(replica + product)[2])["prices"]["EUR"] == "12.34"
+        finally:
+            os.kill(run.pid, signal.SIGTERM)
+            try:
+                run.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                os.killpg(run.pid, signal.SIGKILL)
+                run.wait()
+            _drop_tables(prefix)
+            redis.Redis.from_url(redis_url).flushdb()
+        assert run.returncode == 0, log_path.read_text()[-3000:]
+        assert not (launcher.REGIONS_DIR / str(run.pid)).exists()  # the replica's servers stopped and removed

@@ -1,0 +1,43 @@
+"""bench/replication.py times what it says: a product's new version noticed when it arrives in the
+replica region's DynamoDB, by replication from the home region's, and not before. (Its times are
+the bench's to report, not asserted here.)"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+
+from bench.replication import ArrivalPoller, document_versions
+from catalog import services
+from projections.projector import project
+from projections.tables import ProductDocument
+from tests.regions.conftest import HOME, REPLICA
+
+pytestmark = [
+    pytest.mark.django_db(transaction=True),
+    pytest.mark.aws_engine(reason="the stand-in replicates between two DynamoDB Local processes (Java)"),
+]
+
+
+def test_a_new_version_is_noticed_once_it_is_replicated(regions, product) -> None:
+    stand_in = regions.replication([ProductDocument])
+    first = project("product", product.pk).version
+    stand_in.settle()
+    before = document_versions(regions.home_endpoint, HOME, [product.sku])
+    assert before == document_versions(regions.replica_endpoint, REPLICA, [product.sku]) == {product.sku: first}
+
+    stand_in.pause()
+    poller = ArrivalPoller(regions.replica_endpoint, REPLICA, [product.sku], before)
+    poller.start()
+    services.price_set(product=product, currency="EUR", amount=Decimal("1.23"))
+    written = project("product", product.pk).version
+    assert written > first
+    stand_in.settle()  # paused: the change waits; the poller has not seen it
+    assert poller.seen == {}
+    stand_in.resume()
+    poller.wait(30)
+
+    assert set(poller.seen) == {product.sku}
+    assert document_versions(regions.replica_endpoint, REPLICA, [product.sku]) == {product.sku: written}
+    assert poller.rounds
