@@ -90,13 +90,16 @@ def _streamed(model: type[Model]) -> bool:
 
 
 @pytest.fixture(scope="session")
-def replica_tables(dynamodb_tables, replica_endpoint: str) -> Iterator[None]:
-    """Every app table in the replica region too. The stand-in turns streams on where a table has
-    none: they are turned off again at the end on the home side (its tables outlive the run, and
-    ``make test`` compares them with the stack's one-region tables)."""
+def replica_tables(dynamodb_tables, replica_endpoint: str) -> None:
+    """Every app table in the replica region too."""
     with tables_at(replica_endpoint, REPLICA):
         tables_ensure()
-    yield
+
+
+def _undeclared_streams_off() -> None:
+    """The stand-in turns streams on where a table has none: turned off again on the home side after
+    each test, since the suite's later tests (the stack's tables compared with the real ones) see the
+    home tables as ``projections_setup`` made them."""
     for model in all_tables():
         tables = client(model)
         description = tables.describe_table(TableName=model.Meta.table_name)["Table"]
@@ -178,3 +181,4 @@ def regions(dynamodb, redis_clean, replica_tables, replica_endpoint: str, replic
     finally:
         for stand_in in two.replicators:
             stand_in.stop()
+        _undeclared_streams_off()
