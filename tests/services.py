@@ -341,8 +341,11 @@ class Web:
                 self.process.wait()
 
 
-class StreamsConsumer:
-    """``manage.py streams_consume`` on the test database; SIGKILL and restart at will."""
+class ManagedCommand:
+    """``manage.py <command>`` in a process group of its own, logging to ``log_path``; SIGKILL and
+    restart at will. ``start`` returns once the log shows this start (``started`` counts them)."""
+
+    command = ""
 
     def __init__(self, log_path: Path, env: dict[str, str]) -> None:
         self.log_path = log_path
@@ -354,14 +357,13 @@ class StreamsConsumer:
         self.starts += 1
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, str(BASE_DIR / "manage.py"), "streams_consume"],
+                [sys.executable, str(BASE_DIR / "manage.py"), self.command],
                 cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        wait_for(lambda: self.started() >= self.starts, 30, 0.1, "streams consumer started")
+        wait_for(lambda: self.started() >= self.starts, 30, 0.1, f"{self.command} started")
 
     def started(self) -> int:
-        lines = self.log_path.read_bytes().splitlines()
-        return sum(1 for line in lines if b"write-back: consumer" in line and line.endswith(b" started"))
+        raise NotImplementedError
 
     def kill(self) -> None:
         if self.process and self.process.poll() is None:
@@ -375,3 +377,22 @@ class StreamsConsumer:
                 self.process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.kill()
+
+
+class StreamsConsumer(ManagedCommand):
+    """``manage.py streams_consume`` on the test database."""
+
+    command = "streams_consume"
+
+    def started(self) -> int:
+        lines = self.log_path.read_bytes().splitlines()
+        return sum(1 for line in lines if b"write-back: consumer" in line and line.endswith(b" started"))
+
+
+class CacheFollower(ManagedCommand):
+    """``manage.py cache_follow`` of the region its environment names."""
+
+    command = "cache_follow"
+
+    def started(self) -> int:
+        return self.log_path.read_bytes().count(b" started in ")

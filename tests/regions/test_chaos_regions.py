@@ -23,9 +23,6 @@ import io
 import json
 import os
 import random
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -54,7 +51,7 @@ from devtools.replication import Replicator
 from hybridsite.dynamodb import all_tables, table_ensure
 from projections import follow
 from tests.regions.conftest import HOME, REPLICA, Regions, tables_at
-from tests.services import BASE_DIR, Broker, TcpProxy, Web, database_url
+from tests.services import Broker, CacheFollower, StreamsConsumer, TcpProxy, Web, database_url
 
 pytestmark = [
     pytest.mark.proof,
@@ -69,51 +66,6 @@ CUSTOMERS = 30  # half of them in each region
 OUTAGE_SECONDS = 5.0
 WRITE_SECONDS = 19.0  # the writes are spread over the three outages and a little after
 UNLIMITED = str(10**9)
-
-
-class Follower:
-    """``manage.py cache_follow`` of one region; SIGKILL and restart at will."""
-
-    def __init__(self, log_path: Path, env: dict[str, str]) -> None:
-        self.log_path, self.env = log_path, env
-        self.process: subprocess.Popen | None = None
-        self.starts = 0
-
-    def start(self) -> None:
-        self.starts += 1
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, str(BASE_DIR / "manage.py"), "cache_follow"],
-                cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        wait_for(lambda: self.log_path.read_bytes().count(b" started in ") >= self.starts, 30, 0.1,
-                 f"{self.log_path.stem} started")
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
-
-class StreamsConsumer(Follower):
-    """``manage.py streams_consume``: the home region's write-back of every region's cart writes."""
-
-    def start(self) -> None:
-        self.starts += 1
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, str(BASE_DIR / "manage.py"), "streams_consume"],
-                cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
-        wait_for(lambda: b" started" in self.log_path.read_bytes(), 30, 0.1, "streams consumer started")
 
 
 def request(base: str, method: str, path: str, body: dict[str, Any] | None = None,
@@ -336,7 +288,7 @@ def test_two_regions_under_faults_converge_and_never_read_backwards(
 
     start_worker(**env[HOME])
     consumer = StreamsConsumer(tmp_path / "streams.log", env[HOME])
-    followers = {region: Follower(tmp_path / f"follow-{region}.log", env[region]) for region in (HOME, REPLICA)}
+    followers = {region: CacheFollower(tmp_path / f"follow-{region}.log", env[region]) for region in (HOME, REPLICA)}
     webs = {region: Web(tmp_path / f"web-{region}.log", env[region]) for region in (HOME, REPLICA)}
     started: list[Any] = [consumer, *followers.values(), *webs.values()]
     with ThreadPoolExecutor(len(started)) as pool:  # side by side: each waits for its own start

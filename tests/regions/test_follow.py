@@ -11,9 +11,6 @@ client's, and its stream shows them the same way."""
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
@@ -40,7 +37,7 @@ from projections.registry import (
     product_owner,
 )
 from projections.tables import CategoryListingItem, ProductDocument
-from tests.services import BASE_DIR, database_url
+from tests.services import CacheFollower, database_url
 
 STREAMS = "DynamoDB Streams as AWS serves them (moto's iterators break and its records differ)"
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.aws_engine(reason=STREAMS)]
@@ -224,20 +221,12 @@ def test_the_heartbeat_shows_how_far_the_region_has_followed(followed):
 # --- as processes ---------------------------------------------------------------------------------
 
 
-class CacheFollower:
-    """``manage.py cache_follow`` on the test's services; SIGKILL at will."""
+class FollowerProcess(CacheFollower):
+    """``manage.py cache_follow`` on the test's services, and the shards it holds."""
 
     def __init__(self, log_path: Path) -> None:
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
-
-    def start(self) -> None:
         env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "DATABASE_URL": database_url()}
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, str(BASE_DIR / "manage.py"), "cache_follow"],
-                cwd=BASE_DIR, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-            )
+        super().__init__(log_path, env)
 
     def shards(self) -> set[str]:
         """The shards whose lease this process holds."""
@@ -246,26 +235,13 @@ class CacheFollower:
         owners = {name: client().get(cache_keys.follow_lease(name)) for name in follow.shards()}
         return {name for name, owner in owners.items() if owner and owner.split(b":")[1] == pid}
 
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGKILL)
-            self.process.wait()
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.kill()
-
 
 @pytest.fixture
-def start_follower(request, followed, tmp_path) -> Iterator[Callable[[], CacheFollower]]:
-    started: list[CacheFollower] = []
+def start_follower(request, followed, tmp_path) -> Iterator[Callable[[], FollowerProcess]]:
+    started: list[FollowerProcess] = []
 
-    def start() -> CacheFollower:
-        process = CacheFollower(tmp_path / f"follow{len(started)}.log")
+    def start() -> FollowerProcess:
+        process = FollowerProcess(tmp_path / f"follow{len(started)}.log")
         started.append(process)
         process.start()
         return process
