@@ -596,6 +596,23 @@ def streams_client() -> Any:
     )
 
 
+def shard_iterator(
+    streams: Any, stream_arn: str, shard_id: str, checkpoint: str, on_trimmed: Callable[[str], None]
+) -> str | None:
+    """An iterator after ``checkpoint`` (from the shard's oldest record without one). A checkpoint the
+    stream no longer holds calls ``on_trimmed`` with the reason, then reads from the oldest record."""
+    position = (
+        {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": checkpoint}
+        if checkpoint else {"ShardIteratorType": "TRIM_HORIZON"}
+    )
+    try:
+        iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard_id, **position)
+    except streams.exceptions.TrimmedDataAccessException as exc:
+        on_trimmed(str(exc))
+        iterator = streams.get_shard_iterator(StreamArn=stream_arn, ShardId=shard_id, ShardIteratorType="TRIM_HORIZON")
+    return iterator.get("ShardIterator")
+
+
 def stream_arn(model: type[Model]) -> str | None:
     """The table's current stream, or None when it has none."""
     return client(model).describe_table(TableName=model.Meta.table_name)["Table"].get("LatestStreamArn")

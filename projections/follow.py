@@ -60,7 +60,7 @@ from django.conf import settings
 from pynamodb.models import Model
 
 from hybridsite import cache_keys, heartbeat
-from hybridsite.dynamodb import from_image, key_names, stream_arn, streams_client, table_name
+from hybridsite.dynamodb import from_image, key_names, shard_iterator, stream_arn, streams_client, table_name
 from hybridsite.redis_client import client, script
 
 from . import cache, metrics
@@ -460,18 +460,9 @@ class Follower:
     def _iterator(self, shard: Shard) -> str | None:
         if shard.name in self.iterators:
             return self.iterators[shard.name]
-        position = (
-            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": shard.checkpoint}
-            if shard.checkpoint else {"ShardIteratorType": "TRIM_HORIZON"}
+        self.iterators[shard.name] = shard_iterator(
+            self.client, shard.stream_arn, shard.shard_id, shard.checkpoint, lambda reason: self.trimmed(shard, reason)
         )
-        try:
-            iterator = self.client.get_shard_iterator(StreamArn=shard.stream_arn, ShardId=shard.shard_id, **position)
-        except self.client.exceptions.TrimmedDataAccessException as exc:
-            self.trimmed(shard, str(exc))
-            iterator = self.client.get_shard_iterator(
-                StreamArn=shard.stream_arn, ShardId=shard.shard_id, ShardIteratorType="TRIM_HORIZON"
-            )
-        self.iterators[shard.name] = iterator.get("ShardIterator")
         return self.iterators[shard.name]
 
     def trimmed(self, shard: Shard, reason: str) -> None:

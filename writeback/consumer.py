@@ -29,7 +29,7 @@ from django.db import close_old_connections, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from hybridsite.dynamodb import stream_arn, streams_client, table_name
+from hybridsite.dynamodb import shard_iterator, stream_arn, streams_client, table_name
 
 from . import registry
 from .apply import LeaseLost, apply_batch
@@ -136,18 +136,9 @@ class Consumer:
     def _iterator(self, lease: ShardLease) -> str | None:
         if lease.pk in self.iterators:
             return self.iterators[lease.pk]
-        position = (
-            {"ShardIteratorType": "AFTER_SEQUENCE_NUMBER", "SequenceNumber": lease.checkpoint}
-            if lease.checkpoint else {"ShardIteratorType": "TRIM_HORIZON"}
+        self.iterators[lease.pk] = shard_iterator(
+            self.client, lease.stream_arn, lease.shard_id, lease.checkpoint, lambda reason: self.resync(lease, reason)
         )
-        try:
-            iterator = self.client.get_shard_iterator(StreamArn=lease.stream_arn, ShardId=lease.shard_id, **position)
-        except self.client.exceptions.TrimmedDataAccessException as exc:
-            self.resync(lease, str(exc))
-            iterator = self.client.get_shard_iterator(
-                StreamArn=lease.stream_arn, ShardId=lease.shard_id, ShardIteratorType="TRIM_HORIZON"
-            )
-        self.iterators[lease.pk] = iterator.get("ShardIterator")
         return self.iterators[lease.pk]
 
     def resync(self, lease: ShardLease, reason: str) -> None:
