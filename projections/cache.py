@@ -17,20 +17,28 @@ import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import cast
+from typing import Any, cast
 
 from django.conf import settings
+from django.db import DatabaseError
+from redis.client import Pipeline
 from redis.exceptions import RedisError
 
 from hybridsite import cache_keys
 from hybridsite.redis_client import client, script
 
 from . import metrics
+from .models import ReadFloor
 
 logger = logging.getLogger(__name__)
 
 # KEYS: entry, version floor, fill lease. ARGV: lease token ('' for a projector), version, payload,
-# entry ttl ms, floor ttl ms. The floor rises to the version whatever happens next (it was served).
+# entry ttl ms, floor ttl ms, the floor a projector starts from where Redis holds none ('': none
+# known yet). A key without a floor is one Redis has no record of (restarted empty, evicted, not
+# read for a day) while Postgres may keep a durable floor for it (a version it served while
+# DynamoDB was behind): a projector's store then answers -1 and writes nothing, and is sent again
+# with the durable floor (readers consult it themselves). The floor rises to the version whatever
+# happens next (it was served).
 # A projector revokes a running fill's lease (the lock stays until it expires, so that late readers
 # still wait for the entry); a reader's fill is refused when its lease is gone (revoked, expired,
 # or Redis restarted). The entry is replaced only by a newer version and never written below the
@@ -38,7 +46,12 @@ logger = logging.getLogger(__name__)
 # left below the floor is removed: a hit never returns less than was served. Returns 1 when written.
 _STORE = """
 local version = tonumber(ARGV[2])
-local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
+local held = redis.call('GET', KEYS[2])
+if not held and ARGV[1] == '' then
+  if ARGV[6] == '' then return -1 end
+  held = ARGV[6]
+end
+local floor = tonumber(held or '0')
 local below = version < floor
 if floor < version then floor = version end
 redis.call('SET', KEYS[2], string.format('%d', floor), 'PX', ARGV[5])
@@ -125,17 +138,44 @@ def wait_for(key: str, wait_ms: int, accept: Callable[[bytes], bool] = lambda ra
     return None
 
 
+UNFLOORED = -1
+"""A projector's store refused because Redis holds no floor for the key (see ``_STORE``)."""
+
+
+def durable_floors(names: list[str]) -> dict[str, int]:
+    """The floors Postgres keeps for versions it served while DynamoDB was behind, by cache name:
+    consulted, in one query, only for keys Redis holds no floor for. Without Postgres: none."""
+    if not names:
+        return {}
+    try:
+        return dict(ReadFloor.objects.filter(name__in=names).values_list("name", "version"))
+    except DatabaseError:
+        return {}
+
+
+def _store_args(
+    name: str, version: int, body: bytes | None, lease: str, start: int | None
+) -> tuple[list[str], list[str | int | bytes]]:
+    """The keys and arguments of one ``_STORE``; ``start``: the durable floor, None when not read."""
+    payload = encode(version, 404 if body is None else 200, body or b"")
+    return (
+        [cache_keys.document(name), cache_keys.floor(name), cache_keys.fill_lock(name)],
+        [lease, version, payload, ttl_ms(negative=body is None), settings.CACHE_FLOOR_TTL_SECONDS * 1000,
+         "" if start is None else start],
+    )
+
+
 def store(name: str, version: int, body: bytes | None, lease: str = "") -> bool:
     """Raise the key's version floor to ``version``, and write the entry unless Redis already holds
     this or a newer version. ``body=None`` is an absence. With ``lease`` (a reader's fill token) the
     entry is not written once the lease is gone. True when the entry was written."""
-    status = 404 if body is None else 200
-    payload = encode(version, status, body or b"")
-    written = script(client(), _STORE)(
-        keys=[cache_keys.document(name), cache_keys.floor(name), cache_keys.fill_lock(name)],
-        args=[lease, version, payload, ttl_ms(negative=body is None), settings.CACHE_FLOOR_TTL_SECONDS * 1000],
-    )
-    return bool(written)
+    store_script = script(client(), _STORE)
+    keys, args = _store_args(name, version, body, lease, None)
+    written = store_script(keys=keys, args=args)
+    if written == UNFLOORED:
+        keys, args = _store_args(name, version, body, lease, durable_floors([name]).get(name, 0))
+        written = store_script(keys=keys, args=args)
+    return written == 1
 
 
 def refresh_after_projection(name: str, version: int, body: bytes | None) -> bool:
@@ -177,31 +217,34 @@ def refresh_after_projections(batch: list[Refreshes]) -> list[bool]:
     if not any(r.stored or r.forgotten or r.listings for r in batch):
         return [True] * len(batch)
     redis = client()
-    pipe = redis.pipeline(transaction=False)
     store_script, forget_script = script(redis, _STORE), script(redis, _FORGET)
-    floor_ttl = settings.CACHE_FLOOR_TTL_SECONDS * 1000
-    senders: list[int] = []
+    pipe = redis.pipeline(transaction=False)
+    senders: list[tuple[int, tuple[str, int, bytes | None] | None]] = []
     for index, refreshes in enumerate(batch):
-        for name, version, body in refreshes.stored:
-            payload = encode(version, 404 if body is None else 200, body or b"")
-            store_script(
-                keys=[cache_keys.document(name), cache_keys.floor(name), cache_keys.fill_lock(name)],
-                args=["", version, payload, ttl_ms(negative=body is None), floor_ttl],
-                client=pipe,
-            )
-            senders.append(index)
+        for stored in refreshes.stored:
+            keys, args = _store_args(*stored, lease="", start=None)
+            store_script(keys=keys, args=args, client=pipe)
+            senders.append((index, stored))
         for name in refreshes.forgotten:
             forget_script(keys=[cache_keys.document(name), cache_keys.fill_lock(name)], client=pipe)
-            senders.append(index)
+            senders.append((index, None))
         for listing in sorted(refreshes.listings):
             pipe.incr(cache_keys.listing_generation(listing))
-            senders.append(index)
+            senders.append((index, None))
+    answers = _execute(pipe, len(senders))
+    # Keys Redis held no floor for: sent again, each starting from its durable floor.
+    unfloored = [(index, stored) for (index, stored), answer in zip(senders, answers)
+                 if stored is not None and answer == UNFLOORED]
+    if unfloored:
+        starts = durable_floors([name for _, (name, _, _) in unfloored])
+        pipe = redis.pipeline(transaction=False)
+        for _, stored in unfloored:
+            keys, args = _store_args(*stored, lease="", start=starts.get(stored[0], 0))
+            store_script(keys=keys, args=args, client=pipe)
+        senders += unfloored
+        answers += _execute(pipe, len(unfloored))
     refreshed = [True] * len(batch)
-    try:
-        answers = pipe.execute(raise_on_error=False)
-    except RedisError as exc:
-        answers = [exc] * len(senders)
-    for index, answer in zip(senders, answers):
+    for (index, _), answer in zip(senders, answers):
         if isinstance(answer, Exception):
             refreshed[index] = False
     if not all(refreshed):
@@ -210,3 +253,12 @@ def refresh_after_projections(batch: list[Refreshes]) -> list[bool]:
         logger.warning("cache refresh failed for %d of %d projections: %s", failed, len(batch),
                        next(a for a in answers if isinstance(a, Exception)))
     return refreshed
+
+
+def _execute(pipe: Pipeline, sent: int) -> list[Any]:
+    """A pipeline's answers, each error in its place (all of them errors when Redis could not be
+    reached)."""
+    try:
+        return list(pipe.execute(raise_on_error=False))
+    except RedisError as exc:
+        return [exc] * sent

@@ -157,10 +157,16 @@ def changes_of(followed: Followed, records: list[dict[str, Any]]) -> Changes:
 # KEYS: entry, version floor, fill lease. ARGV: version, payload ('': drop an older entry only),
 # entry ttl ms, floor ttl ms. As the projector's store (projections/cache.py), except that an absent
 # entry is not created: the floor rises, a running fill's lease is revoked, and an entry is replaced
-# only by a newer version (an entry left below the floor is removed). Returns 1 when it changed.
+# only by a newer version (an entry left below the floor is removed). As the projector, a follower
+# starts no floor (only a reader does, after consulting the durable floor). Returns 1 when it changed.
 _FOLLOW = """
 local version = tonumber(ARGV[1])
-local floor = tonumber(redis.call('GET', KEYS[2]) or '0')
+local held = redis.call('GET', KEYS[2])
+if not held then
+  redis.call('SET', KEYS[3], 'revoked', 'XX', 'KEEPTTL')
+  return redis.call('DEL', KEYS[1])
+end
+local floor = tonumber(held)
 local below = version < floor
 if ARGV[2] ~= '' then
   if floor < version then floor = version end

@@ -100,12 +100,8 @@ def read_document(
 
 
 def _durable_floor(name: str) -> int:
-    """The floor Postgres keeps for a version it served while DynamoDB was behind: consulted only
-    when Redis has no floor (restarted, evicted, unreachable). Without Postgres: none."""
-    try:
-        return ReadFloor.objects.filter(name=name).values_list("version", flat=True).first() or 0
-    except DatabaseError:
-        return 0
+    """The floor Postgres keeps for ``name``: consulted when Redis has none."""
+    return cache.durable_floors([name]).get(name, 0)
 
 
 def _record_durable_floor(name: str, version: int) -> None:
@@ -250,7 +246,8 @@ def _entry(version: int, body: bytes | None) -> cache.Entry:
 def read_documents(refs: list[DocumentAddress]) -> dict[str, bytes]:
     """The found documents of several keys by cache name (absent ones are left out), for pages
     made of many documents: one Redis round trip for their entries and floors, one DynamoDB batch
-    read for the keys Redis did not hold, and the whole read path (``read_document``) for those
+    read for the keys Redis did not hold (at or above their floors: Redis's, else the durable ones,
+    in one query), and the whole read path (``read_document``) for those
     neither holds at or above their floor. What DynamoDB answers here is not stored in Redis: a
     batch read takes no fill leases (a document's own read fills its entry)."""
     found: dict[str, bytes] = {}
@@ -262,11 +259,15 @@ def read_documents(refs: list[DocumentAddress]) -> dict[str, bytes]:
     except (RedisError, CircuitOpen):
         raws = [None] * (2 * len(refs))
     floors: dict[str, int] = {}
+    unfloored: list[str] = []
     for ref, raw, floor in zip(refs, raws[: len(refs)], raws[len(refs):], strict=True):
         if raw is None:
             floors[ref.name] = int(floor or 0)
+            if floor is None:
+                unfloored.append(ref.name)
         elif (entry := cache.decode(raw)).status == 200:
             found[ref.name] = entry.body
+    floors.update(cache.durable_floors(unfloored))
     missing = [ref for ref in refs if ref.name in floors]
     for layer in dynamodb_layers():  # this region's, then (a replica region) the home region's
         if not missing:

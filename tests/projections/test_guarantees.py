@@ -23,7 +23,7 @@ from catalog import services
 from catalog.models import Category, CategoryTreeVersion, OutboxEvent, Product, StockLevel, Warehouse
 from devtools.net import wait_for
 from hybridsite import cache_keys, dynamodb, redis_client
-from projections import cache, reader, readpath
+from projections import cache, follow, reader, readpath
 from projections.drift import check
 from projections.projector import Fenced, _fence, aggregate_lock, project, put_document
 from projections.registry import product_document
@@ -220,6 +220,56 @@ def test_reads_do_not_go_backwards_when_redis_also_restarts_empty(product, dynam
     restart_empty()
     status, body, source = get(client, "/api/products/SKU-1/")
     assert status == 200 and body["version"] >= v2
+
+
+def served_from_postgres_then_redis_restarted(product, dynamodb_proxy) -> int:
+    """v2 served from Postgres while DynamoDB was away (it holds v1), then Redis restarted empty."""
+    v1 = project("product", product.pk).version
+    services.price_set(product=product, currency="EUR", amount=Decimal("12.00"))
+    v2 = version_of(product)
+    dynamodb_proxy.down()
+    forget_entry("product:SKU-1")
+    assert get(Client(), "/api/products/SKU-1/")[1]["version"] == v2
+    dynamodb_proxy.up()
+    readpath.dynamodb_breaker.reset()
+    restart_empty()
+    assert stored("SKU-1").version == v1  # DynamoDB still behind
+    return v2
+
+
+def test_a_projection_refreshing_a_restarted_redis_never_undercuts_a_version_served_from_postgres(
+    product, dynamodb_proxy
+):
+    """Found by the chaos test: the refresh started the key's floor at v1, so readers no longer
+    consulted the durable floor and served v1 after v2."""
+    v2 = served_from_postgres_then_redis_restarted(product, dynamodb_proxy)
+    v1 = stored("SKU-1")  # the relay's projection of v1 (its snapshot taken before v2) refreshes Redis
+    refresh = cache.Refreshes(stored=[("product:SKU-1", v1.version, v1.body.encode())])
+    assert cache.refresh_after_projections([refresh]) == [True]
+    status, body, _ = get(Client(), "/api/products/SKU-1/")
+    assert status == 200 and body["version"] >= v2
+
+
+def test_a_followed_record_after_redis_restarted_never_undercuts_a_version_served_from_postgres(
+    product, dynamodb_proxy
+):
+    """As the projection's refresh, a stream follower's (cache_follow) record of v1 must not start
+    the key's floor at v1."""
+    v2 = served_from_postgres_then_redis_restarted(product, dynamodb_proxy)
+    v1 = stored("SKU-1")
+    follow.apply(follow.Changes(stored=[("product:SKU-1", v1.version, v1.body.encode())]))
+    status, body, _ = get(Client(), "/api/products/SKU-1/")
+    assert status == 200 and body["version"] >= v2
+
+
+def test_a_search_page_after_redis_restarted_never_undercuts_a_version_served_from_postgres(
+    product, dynamodb_proxy
+):
+    """A search page renders its products from Redis, else DynamoDB: a product without a floor in
+    Redis is read at or above its durable floor."""
+    v2 = served_from_postgres_then_redis_restarted(product, dynamodb_proxy)
+    status, body, _ = get(Client(), "/api/products/?q=hammer")
+    assert status == 200 and [item["version"] >= v2 for item in body["items"]] == [True]
 
 
 def test_a_product_born_and_deleted_while_dynamodb_was_away_is_not_served_from_the_cache(tools, dynamodb_proxy):
