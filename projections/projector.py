@@ -637,12 +637,12 @@ def _apply(
         )
         outcome.written += written
         outcome.skipped += not written
-        # Skipped: under the lock, DynamoDB holds this very version (a duplicate delivery, or a
-        # projection that died before its cache refresh): the cache is refreshed all the same.
-        if fits(body):
+        if not fits(body):
+            _unstorable(projection, item.key, body, outcome, listings)
+        elif written or not projection.cache_name:
             _after_write(projection, item.key, version, body, outcome, listings)
         else:
-            _unstorable(projection, item.key, body, outcome, listings)
+            _after_refusal(projection, item.key, owner, version, body, outcome, listings)
     if projection.assembled and plan.rendered:
         name, whole = projection.assembled([item for item, _ in plan.rendered])
         outcome.documents[name] = whole
@@ -698,6 +698,25 @@ def _after_write(
         outcome.refreshes.stored.append((name, version, body))
     if projection.listing:
         listings.add(projection.listing(key))
+
+
+def _after_refusal(
+    projection: Projection, key: dict[str, str], owner: str, version: int, body: bytes, outcome: Outcome,
+    listings: set[str],
+) -> None:
+    """A document DynamoDB refused: the cache learns what DynamoDB holds. Under the lock that is
+    mostly this very version (a duplicate delivery, or a projection that died before its cache
+    refresh), refreshed all the same; but another aggregate may hold the key with a newer version
+    (a deleted product's SKU reused while this projection was slow), and this projection's older
+    document must never reach the cache in front of it (not even after Redis restarted, its floors gone)."""
+    held = get_item(projection.model, key)
+    if held is not None and (held.owner, held.version, held.deleted) == (owner, version, False):
+        _after_write(projection, key, version, body, outcome, listings)
+    elif held is not None and (held.deleted or held.body is not None):
+        name = projection.cache_name(key)  # type: ignore[misc]  # only called for cached documents
+        outcome.refreshes.stored.append((name, held.version, None if held.deleted else held.body.encode()))
+    else:
+        _forget(projection, key, outcome, listings)
 
 
 def render_documents(aggregate_type: str, aggregate_id: int) -> tuple[int, dict[str, bytes]]:

@@ -162,7 +162,7 @@ class Customer(threading.Thread):
         self.skus = sorted(catalog.live)
         self.rng = rng
         self.stop = threading.Event()
-        self.seen: dict[str, list[int]] = defaultdict(list)
+        self.seen: dict[str, list[tuple[int, str]]] = defaultdict(list)  # (version, X-Served-From)
         self.statuses: dict[int, int] = defaultdict(int)
 
     def run(self) -> None:
@@ -173,13 +173,14 @@ class Customer(threading.Thread):
                 response = client.get(f"/api/products/{sku}/")
                 self.statuses[response.status_code] += 1
                 if response.status_code == 200:
-                    self.seen[sku].append(orjson.loads(response.content)["version"])
+                    self.seen[sku].append((orjson.loads(response.content)["version"], response["X-Served-From"]))
                 time.sleep(0.002)  # leave the writer (same process) its share of the GIL
         finally:
             connections.close_all()
 
-    def backwards(self) -> dict[str, list[int]]:
-        return {sku: versions for sku, versions in self.seen.items() if versions != sorted(versions)}
+    def backwards(self) -> dict[str, list[tuple[int, str]]]:
+        """Each SKU read going back, with the layer of each answer."""
+        return {sku: seen for sku, seen in self.seen.items() if seen != sorted(seen, key=lambda read: read[0])}
 
 
 def where(sku: str) -> str:

@@ -23,7 +23,7 @@ from catalog import services
 from catalog.models import Category, CategoryTreeVersion, OutboxEvent, Product, StockLevel, Warehouse
 from devtools.net import wait_for
 from hybridsite import cache_keys, dynamodb, redis_client
-from projections import cache, follow, reader, readpath
+from projections import cache, follow, projector, reader, readpath
 from projections.drift import check
 from projections.projector import Fenced, _fence, aggregate_lock, project, put_document
 from projections.registry import product_document
@@ -270,6 +270,27 @@ def test_a_search_page_after_redis_restarted_never_undercuts_a_version_served_fr
     v2 = served_from_postgres_then_redis_restarted(product, dynamodb_proxy)
     status, body, _ = get(Client(), "/api/products/?q=hammer")
     assert status == 200 and [item["version"] >= v2 for item in body["items"]] == [True]
+
+
+def test_a_slow_projection_of_a_deleted_product_never_caches_it_over_the_skus_new_product(tools, monkeypatch):
+    """A projection of SKU-X took its snapshot while the first product lived; before it wrote, that
+    product was deleted and a new one created under the SKU and projected, and Redis restarted
+    empty. Its write is refused (DynamoDB holds the newer product), and its cache refresh must not
+    put the old product back. Found by the chaos test: a refused write refreshed the cache with the
+    projection's own document all the same."""
+    first = services.product_create(sku="SKU-X", name="First", category=tools)
+    first_id = first.pk
+    stale = projector.read_snapshots([projector.Request("product", first_id)])
+    first.delete()
+    second = services.product_create(sku="SKU-X", name="Second", category=tools)
+    newest = project("product", second.pk).version
+    assert get(Client(), "/api/products/SKU-X/")[1]["version"] == newest
+    restart_empty()
+    monkeypatch.setattr(projector, "read_snapshots", lambda requests: stale)  # the slow projection's
+    outcome = project("product", first_id)
+    assert outcome.skipped and not outcome.written
+    status, body, _ = get(Client(), "/api/products/SKU-X/")
+    assert (status, body["name"], body["version"]) == (200, "Second", newest)
 
 
 def test_a_product_born_and_deleted_while_dynamodb_was_away_is_not_served_from_the_cache(tools, dynamodb_proxy):
