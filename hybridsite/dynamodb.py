@@ -613,6 +613,23 @@ def shard_iterator(
     return iterator.get("ShardIterator")
 
 
+class ShardReadPace:
+    """At most one GetRecords per stream shard every ``STREAM_READ_INTERVAL_SECONDS``, busy or
+    idle: AWS serves five a second per shard, shared by every reader of it, and throttles the rest.
+    ``sleep`` is the reader's own wait (its stop event's), so that stopping never waits on a pace."""
+
+    def __init__(self, sleep: Callable[[float], object]) -> None:
+        self.sleep = sleep
+        self.next_read: dict[str, float] = {}
+
+    def before_read(self, shard: str) -> None:
+        """Wait until ``shard`` may be read again, and count this read."""
+        wait = self.next_read.get(shard, 0.0) - time.monotonic()
+        if wait > 0:
+            self.sleep(wait)
+        self.next_read[shard] = time.monotonic() + settings.STREAM_READ_INTERVAL_SECONDS
+
+
 def stream_arn(model: type[Model]) -> str | None:
     """The table's current stream, or None when it has none."""
     return client(model).describe_table(TableName=model.Meta.table_name)["Table"].get("LatestStreamArn")

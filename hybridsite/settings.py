@@ -569,6 +569,9 @@ ABANDONED_CART_HOURS = env.int("ABANDONED_CART_HOURS", 24, 1)
 WRITEBACK_LEASE_SECONDS = env.float("WRITEBACK_LEASE_SECONDS", 6.0, 0.5)
 WRITEBACK_BATCH_SIZE = min(env.int("WRITEBACK_BATCH_SIZE", 500, 1), 1000)  # GetRecords returns at most 1,000
 WRITEBACK_IDLE_SECONDS = env.float("WRITEBACK_IDLE_SECONDS", 0.1, 0.0)
+# Each stream reader (the write-back consumer, cache_follow) reads a shard at most once every
+# STREAM_READ_INTERVAL_SECONDS: AWS serves five GetRecords a second per shard and throttles beyond.
+STREAM_READ_INTERVAL_SECONDS = env.float("STREAM_READ_INTERVAL_SECONDS", 0.25, 0.0)
 WRITEBACK_DISCOVERY_SECONDS = env.float("WRITEBACK_DISCOVERY_SECONDS", 10.0, 0.1)
 # cache_follow (each region's Redis kept current from its projection tables' streams): its shard
 # leases live in that Redis and lapse after CACHE_FOLLOW_LEASE_SECONDS without renewal (every third

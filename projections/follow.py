@@ -60,7 +60,15 @@ from django.conf import settings
 from pynamodb.models import Model
 
 from hybridsite import cache_keys, heartbeat
-from hybridsite.dynamodb import from_image, key_names, shard_iterator, stream_arn, streams_client, table_name
+from hybridsite.dynamodb import (
+    ShardReadPace,
+    from_image,
+    key_names,
+    shard_iterator,
+    stream_arn,
+    streams_client,
+    table_name,
+)
 from hybridsite.redis_client import client, script
 
 from . import cache, metrics
@@ -358,6 +366,7 @@ class Follower:
         self.held: set[str] = set()
         self.iterators: dict[str, str | None] = {}
         self.stopping = threading.Event()
+        self.pace = ShardReadPace(self.stopping.wait)
         self.next_discovery = self.next_heartbeat = self.next_lag_check = 0.0
 
     @property
@@ -491,6 +500,7 @@ class Follower:
             self.held.discard(shard.name)
             return 0
         try:
+            self.pace.before_read(str(shard.name))
             answer = self.client.get_records(ShardIterator=iterator, Limit=settings.WRITEBACK_BATCH_SIZE)
         except self.client.exceptions.ExpiredIteratorException:
             self.iterators.pop(shard.name, None)  # renewed from the checkpoint on the next read

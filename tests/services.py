@@ -396,3 +396,17 @@ class CacheFollower(ManagedCommand):
 
     def started(self) -> int:
         return self.log_path.read_bytes().count(b" started in ")
+
+
+def paced_reads(reader, steps: int) -> tuple[int, list[float]]:
+    """``steps`` steps of a stream reader (the write-back consumer, cache_follow) with a pace of a
+    minute: its GetRecords calls beyond each shard's first, and the waits its pace asked for
+    (recorded, not slept)."""
+    calls: list[str] = []
+    waits: list[float] = []
+    reader.pace.sleep = waits.append
+    event = "before-call.dynamodbstreams.GetRecords"
+    reader.client.meta.events.register(event, lambda **_: calls.append("GetRecords"))
+    for _ in range(steps):
+        reader.step()
+    return len(calls) - len(reader.pace.next_read), waits

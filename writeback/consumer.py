@@ -29,7 +29,7 @@ from django.db import close_old_connections, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from hybridsite.dynamodb import shard_iterator, stream_arn, streams_client, table_name
+from hybridsite.dynamodb import ShardReadPace, shard_iterator, stream_arn, streams_client, table_name
 
 from . import registry
 from .apply import LeaseLost, apply_batch
@@ -87,6 +87,7 @@ class Consumer:
         self.client = streams_client()
         self.iterators: dict[int, str | None] = {}
         self.stopping = threading.Event()
+        self.pace = ShardReadPace(self.stopping.wait)
         self.next_discovery = 0.0
         self.next_heartbeat = 0.0
 
@@ -159,6 +160,7 @@ class Consumer:
             apply_batch(lease_id=lease.pk, owner=self.owner, records=[], finished=True)
             return 0
         try:
+            self.pace.before_read(str(lease.pk))
             answer = self.client.get_records(ShardIterator=iterator, Limit=settings.WRITEBACK_BATCH_SIZE)
         except self.client.exceptions.ExpiredIteratorException:
             self.iterators.pop(lease.pk, None)  # renewed from the checkpoint on the next read

@@ -37,7 +37,7 @@ from projections.registry import (
     product_owner,
 )
 from projections.tables import CategoryListingItem, ProductDocument
-from tests.services import CacheFollower, database_url
+from tests.services import CacheFollower, database_url, paced_reads
 
 STREAMS = "DynamoDB Streams as AWS serves them (moto's iterators break and its records differ)"
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.aws_engine(reason=STREAMS)]
@@ -175,6 +175,14 @@ def test_the_replication_stand_ins_stamps_change_nothing(followed, product):
     read_to_the_end(follower)
     assert counted("cache_follow.skipped") == skipped + 1 and counted("cache_follow.refreshed") == refreshed
     assert entry(name).version == product.version
+
+
+def test_a_shard_is_read_at_most_once_per_interval(followed, product, settings):
+    """As the write-back consumer: AWS's five GetRecords a second per shard are never exceeded."""
+    settings.STREAM_READ_INTERVAL_SECONDS = 60
+    project("product", product.pk)
+    again, waits = paced_reads(follow.Follower(), steps=3)
+    assert again >= 2 and len(waits) == again and min(waits) > 59
 
 
 def test_a_checkpoint_is_resumed_without_gaps_or_replays(followed, product, tools):

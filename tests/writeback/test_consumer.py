@@ -12,6 +12,7 @@ from carts import services
 from carts.models import CartCopy
 from carts.tables import Cart
 from hybridsite.dynamodb import get_item
+from tests.services import paced_reads
 from writeback import lambda_handler
 from writeback.apply import dead_letter_retry
 from writeback.consumer import Consumer
@@ -52,6 +53,16 @@ def test_carts_reach_postgres_with_their_checkpoint_and_a_replay_changes_nothing
     consumer.release_all()
     drain(replay, lambda: ShardLease.objects.filter(records_applied=8).exists())
     assert snapshot() == before  # not one row written again (copied_at unchanged)
+
+
+def test_a_shard_is_read_at_most_once_per_interval_busy_or_idle(fresh_streams, on_sale, customers, settings):
+    """AWS serves five GetRecords a second per shard, shared by its readers, and throttles beyond:
+    with records waiting or none, a shard is read again only after the interval."""
+    settings.STREAM_READ_INTERVAL_SECONDS = 60
+    (ann,) = customers(1)
+    services.cart_line_set(user_id=ann, sku="SKU-1", quantity=1)
+    again, waits = paced_reads(Consumer(), steps=4)
+    assert again >= 3 and len(waits) == again and min(waits) > 59
 
 
 def test_a_record_that_fails_is_parked_and_the_shard_goes_on_then_retried(fresh_streams, on_sale, customers):
