@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import orjson
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
@@ -32,6 +33,7 @@ from hybridsite.dynamodb import get_item
 from orders.services import order_checkout
 from projections import cache
 from projections.projector import project
+from projections.readpath import dynamodb_breaker, home_dynamodb_breaker
 from projections.registry import product_cache_name
 from projections.tables import TABLES
 from tests.regions.conftest import HOME, REPLICA, Regions
@@ -210,6 +212,42 @@ def test_with_its_dynamodb_down_a_replica_serves_its_redis_and_the_home_regions_
             assert served(alice.get(f"/api/orders/{order.pk}/")) == (200, "home-dynamodb", order.version)
     finally:
         proxy.down()
+
+
+def test_with_the_home_regions_dynamodb_down_a_replica_serves_what_it_has_and_never_goes_back(
+    client: Client, product: Product, saw: Product, regions: Regions
+) -> None:
+    """Its Redis and its own DynamoDB answer as before (the home region's breaker opens, its own
+    stays closed); what neither holds at the version a client carries comes from Postgres."""
+    replication = regions.replication(list(TABLES))
+    v1 = projected(product)
+    saw_version = projected(saw)
+    replication.settle()
+    with regions.replica():
+        assert served(client.get(url())) == (200, "dynamodb", v1)  # kept in the replica's Redis
+    v2 = reprice(product, "1.23")
+    projected(product)
+    replication.settle()  # the replica's DynamoDB holds v2; its Redis still v1 (no cache_follow here)
+    replication.pause()
+    v3 = reprice(product, "2.34")
+    projected(product)  # v3 in the home region only
+    home = client.get(url())
+    assert served(home) == (200, "cache", v3)
+
+    proxy = TcpProxy(*address(regions.home_endpoint))
+    proxy.down()
+    with regions.replica(home_dynamodb=proxy.url):
+        assert served(client.get(url())) == (200, "cache", v1)  # what it has
+        assert served(client.get(url(), HTTP_IF_NONE_MATCH=f'"{v2}"')) == (304, "dynamodb", v2)
+        assert served(client.get(url(), HTTP_IF_NONE_MATCH=f'"{v2}"')) == (304, "cache", v2)  # now kept
+        assert served(client.get(url("SKU-2"))) == (200, "dynamodb", saw_version)
+        for _ in range(settings.BREAKER_FAILURES):  # a client that read v3 in the home region
+            assert served(client.get(url(), HTTP_IF_NONE_MATCH=home["ETag"])) == (304, "postgres", v3)
+        assert home_dynamodb_breaker.is_open and not dynamodb_breaker.is_open
+        assert served(client.get(url(), HTTP_IF_NONE_MATCH=f'"{v2}"')) == (200, "postgres", v3)  # never back
+        listing = client.get("/api/categories/tools/products/")
+        assert listing.status_code == 200 and listing["X-Served-From"] == "dynamodb"
+    proxy.down()
 
 
 @contextmanager
