@@ -15,6 +15,9 @@ STATIC_ROOT = BASE_DIR / "var" / "test-static"
 # process scans once.
 WHITENOISE_AUTOREFRESH = True
 
+# Django's Postgres backend with a faster flush between transactional tests (tests/postgres/base.py).
+DATABASES["default"]["ENGINE"] = "tests.postgres"  # noqa: F405
+
 # One namespace isolates a test run's DynamoDB tables, Redis keys and Celery queue from `make run`
 # (and from other test runs given another DYNAMODB_TABLE_PREFIX).
 DYNAMODB_TABLE_PREFIX = f"test-{DYNAMODB_TABLE_PREFIX}"

@@ -1,0 +1,1 @@
+"""The suite's Postgres backend (tests/settings.py): Django's, with a faster flush."""
