@@ -389,6 +389,7 @@ def run(n: int, clock: Clock) -> dict[str, Any]:
     from hybridsite.dynamodb import tables_drop, tables_ensure
     from projections import metrics
     from projections.backfill import backfill as run_backfill
+    from projections.cache import client as cache_client
 
     cfg = Config.short()
     install_capacity_hooks()
@@ -420,15 +421,22 @@ def run(n: int, clock: Clock) -> dict[str, Any]:
     rng = random.Random(20240605)
     active = list(Product.objects.filter(is_active=True).values_list("sku", flat=True).order_by("pk"))
     hot = rng.sample(active, min(200, len(active)))
+    redis = cache_client()
+    evicted_before = int(redis.info("stats")["evicted_keys"])
     began = time.perf_counter()
     read_figures = reads(cfg, hot)
+    memory = redis.info("memory")
+    redis_state = {
+        "used_memory": int(memory["used_memory"]), "maxmemory": int(memory["maxmemory"]),
+        "evicted_keys_while_reading": int(redis.info("stats")["evicted_keys"]) - evicted_before,
+    }
     clock.step("reads", began, ", ".join(f"{k} p50 {v[0]['p50']:,.0f} µs" for k, v in read_figures.items()))
 
     began = time.perf_counter()
     sizes = {
         "postgres_bytes_per_product": postgres_bytes_per_product(n),
         "dynamodb": dynamodb_sizes(n, sample=20_000),
-        "redis": redis_bytes_per_product(hot),
+        "redis": {**redis_bytes_per_product(hot), **redis_state},
     }
     capacity_figures = capacity(hot)
     write_units = projection_units()
@@ -482,6 +490,8 @@ def markdown(results: list[dict[str, Any]]) -> str:
     for h in HOT_SET_SIZES:
         row(f"maxmemory for a hot set of {h:,} products, MiB",
             lambda r, h=h: r["sizes"]["redis"]["maxmemory_for_hot_set"][str(h)] / 2**20)
+    row("Redis used memory after the reads, MiB", lambda r: r["sizes"]["redis"]["used_memory"] / 2**20)
+    row("Redis keys evicted during the reads", lambda r: r["sizes"]["redis"]["evicted_keys_while_reading"])
     for name, label in (
         ("hit", "hot hit"), ("dynamodb", "DynamoDB hit (Redis miss)"),
         ("listing_page_1_uncached", "listing page 1, Query"), (f"listing_page_{DEEP_PAGE}_uncached",

@@ -30,12 +30,13 @@ def _project_all(aggregate_type: str, ids: list[int], pool: ProjectorPool, resha
     that passes by itself (DynamoDB throttling, a connection) are projected again after the relay's
     backoff, up to ``DYNAMODB_THROTTLE_ATTEMPTS`` times: a throttled backfill slows down. Any other
     error, or one that lasts, stops the backfill (``--resume`` continues from the last finished
-    chunk)."""
+    chunk). Redis learns only the documents it holds: the rest would evict the hot set."""
     requests = [Request(aggregate_type, i) for i in ids]
     for attempt in range(1, settings.DYNAMODB_THROTTLE_ATTEMPTS + 1):
         failed: list[tuple[Request, Exception]] = []
         batches = split(requests, pool.size)
-        for batch, answer in zip(batches, pool.map(lambda batch: project_many(batch, repair=reshape), batches)):
+        answers = pool.map(lambda batch: project_many(batch, repair=reshape, populate=False), batches)
+        for batch, answer in zip(batches, answers):
             results = [answer] * len(batch) if isinstance(answer, Exception) else answer
             failed += [(request, result) for request, result in zip(batch, results) if isinstance(result, Exception)]
         if not failed:

@@ -205,10 +205,13 @@ class Refreshes:
     listings: set[str] = field(default_factory=set)
 
 
-def refresh_after_projections(batch: list[Refreshes]) -> list[bool]:
+def refresh_after_projections(batch: list[Refreshes], populate: bool = True) -> list[bool]:
     """Every projection's refreshes in one pipelined round trip; for each, whether all of its own
     reached Redis (when one did not, that projection is retried, as after
     :func:`refresh_after_projection`).
+
+    With ``populate`` False (a backfill) only keys Redis already holds a floor for, the keys read
+    lately, are refreshed: a million documents projected at once do not evict the hot set.
 
     A stored entry goes through the compare-and-set script (never an older version; a reader's
     fill lease revoked); a forgotten one is dropped and its fill lease revoked in one script, so
@@ -232,15 +235,19 @@ def refresh_after_projections(batch: list[Refreshes]) -> list[bool]:
             pipe.incr(cache_keys.listing_generation(listing))
             senders.append((index, None))
     answers = _execute(pipe, len(senders))
-    # Keys Redis held no floor for: sent again, each starting from its durable floor.
+    # Keys Redis held no floor for: sent again, each starting from its durable floor; or, without
+    # ``populate``, only their leases revoked and stray entries dropped (nothing added).
     unfloored = [(index, stored) for (index, stored), answer in zip(senders, answers)
                  if stored is not None and answer == UNFLOORED]
     if unfloored:
-        starts = durable_floors([name for _, (name, _, _) in unfloored])
+        starts = durable_floors([name for _, (name, _, _) in unfloored]) if populate else {}
         pipe = redis.pipeline(transaction=False)
         for _, stored in unfloored:
-            keys, args = _store_args(*stored, lease="", start=starts.get(stored[0], 0))
-            store_script(keys=keys, args=args, client=pipe)
+            if populate:
+                keys, args = _store_args(*stored, lease="", start=starts.get(stored[0], 0))
+                store_script(keys=keys, args=args, client=pipe)
+            else:
+                forget_script(keys=[cache_keys.document(stored[0]), cache_keys.fill_lock(stored[0])], client=pipe)
         senders += unfloored
         answers += _execute(pipe, len(unfloored))
     refreshed = [True] * len(batch)

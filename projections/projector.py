@@ -317,10 +317,11 @@ def project(
 
 
 def project_many(
-    requests: Sequence[Request], *, repair: bool = False, lock_wait_ms: int | None = None
+    requests: Sequence[Request], *, repair: bool = False, lock_wait_ms: int | None = None, populate: bool = True
 ) -> list[Outcome | Exception]:
     """Project several distinct aggregates as one batch (see :func:`project` for the arguments;
-    ``lock_wait_ms`` only for a batch of one). Returns each one's outcome, or the error that stopped
+    ``lock_wait_ms`` only for a batch of one; ``populate`` False: refresh only the documents Redis
+    holds, see ``cache.refresh_after_projections``). Returns each one's outcome, or the error that stopped
     it, in order: an aggregate that fails does not stop the others, and a failure of a step the
     batch shares (its locks, its snapshot) is every aggregate's."""
     results: dict[int, Outcome | Exception] = {}
@@ -344,7 +345,7 @@ def project_many(
             locks = aggregate_locks(owners)
         try:
             with tracing.span("projection.project", aggregates=len(jobs)), locks:
-                _project_jobs(jobs, results, repair)
+                _project_jobs(jobs, results, repair, populate)
         except Exception as exc:
             for job in jobs:
                 results.setdefault(job.index, exc)
@@ -427,7 +428,7 @@ class _Job:
         return Manifest(self.outcome.version, wanted, self.outcome.unstorable)
 
 
-def _project_jobs(jobs: list[_Job], results: dict[int, Outcome | Exception], repair: bool) -> None:
+def _project_jobs(jobs: list[_Job], results: dict[int, Outcome | Exception], repair: bool, populate: bool) -> None:
     """The batch's steps, under its locks; each job that fails gets its error in ``results``."""
     snapshots = read_snapshots([job.request for job in jobs])
     manifests = Manifest.read_many([job.owner for job in jobs])
@@ -457,7 +458,7 @@ def _project_jobs(jobs: list[_Job], results: dict[int, Outcome | Exception], rep
             if isinstance(error, Exception):
                 results.setdefault(job.index, error)
         live = [job for job in live if job.index not in results]
-    for job, refreshed in zip(live, cache.refresh_after_projections([job.outcome.refreshes for job in live])):
+    for job, refreshed in zip(live, cache.refresh_after_projections([job.outcome.refreshes for job in live], populate)):
         job.outcome.cache_failed |= not refreshed
     Manifest.write_many({job.owner: manifest for job in live if (manifest := job.shrunk()) is not None})
     for job in live:

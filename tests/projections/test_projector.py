@@ -18,7 +18,7 @@ from redis import Redis
 from catalog.models import OutboxEvent, Price, Product, StockLevel
 from catalog.services import price_set, product_update, stock_adjust
 from hybridsite import cache_keys
-from projections import cache, registry
+from projections import cache, reader, registry
 from projections.backfill import BackfillFailed, backfill
 from projections.drift import check
 from projections.models import BackfillCheckpoint
@@ -384,6 +384,17 @@ class TestBackfill:
             assert ProductDocument.get(product.sku).version == version_of(product)
         checkpoint = BackfillCheckpoint.objects.get(aggregate_type="product")
         assert (checkpoint.last_id, checkpoint.projected, checkpoint.finished) == (products[-1].pk, 6, True)
+
+    def test_refreshes_only_the_documents_redis_holds(self, products: list[Product], redis_clean: Redis) -> None:
+        """A backfill of a million documents must not evict the hot set: a document read lately
+        (Redis holds its floor) is refreshed to the new version, the others are not added."""
+        read, *unread = products
+        project("product", read.pk)
+        cache.store(f"product:{read.sku}", version_of(read), b"{}", lease=reader.NO_LEASE)  # as a read does
+        price_set(product=read, currency="EUR", amount=Decimal("3.21"))
+        assert backfill("product", chunk=2, workers=2) == 6
+        assert cached(redis_clean, f"product:{read.sku}").version == version_of(read)
+        assert [cached(redis_clean, f"product:{product.sku}") for product in unread] == [None] * len(unread)
 
     def test_resume_continues_after_the_checkpoint(self, products: list[Product]) -> None:
         BackfillCheckpoint.objects.create(aggregate_type="product", last_id=products[2].pk, projected=3)
