@@ -59,8 +59,16 @@ def price_set(*, product: Product, currency: str, amount: Decimal) -> Price:
     locked, so the checks that would query for them (the product exists, no other row has both,
     the check constraints) have nothing to learn; the fields' own validators say what the
     constraints say. Two statements, where a full clean and save made ten: prices are the
-    catalog's most frequent write."""
+    catalog's most frequent write.
+
+    A first price in a currency locks the product's row first (as the price trigger would), then
+    looks again: a writer that inserted it meanwhile has committed, and this one replaces its
+    amount. Without the lock, two writers of one new currency both inserted, and the later one
+    failed on the one-per-currency constraint."""
     price = Price.objects.select_for_update().filter(product=product, currency=currency).first()
+    if price is None:
+        list(Product.objects.select_for_update().filter(pk=product.pk).values_list("pk", flat=True))
+        price = Price.objects.select_for_update().filter(product=product, currency=currency).first()
     if price is None:
         return _validated(Price(product=product, currency=currency, amount=amount))
     price.amount = amount

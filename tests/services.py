@@ -353,14 +353,14 @@ class ManagedCommand:
         self.process: subprocess.Popen | None = None
         self.starts = 0
 
-    def start(self) -> None:
+    def start(self, timeout: float = 30) -> None:
         self.starts += 1
         with open(self.log_path, "ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, str(BASE_DIR / "manage.py"), self.command],
                 cwd=BASE_DIR, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
             )
-        wait_for(lambda: self.started() >= self.starts, 30, 0.1, f"{self.command} started")
+        wait_for(lambda: self.started() >= self.starts, timeout, 0.1, f"{self.command} started")
 
     def started(self) -> int:
         raise NotImplementedError
