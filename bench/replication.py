@@ -17,6 +17,8 @@ processes, in this process.
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 import subprocess
 import sys
@@ -321,3 +323,21 @@ def ratio_line(result: dict[str, Any], projection_lag: list[dict[str, Any]]) -> 
         f" projection lag p95 (commit → home DynamoDB): {projected:,.1f} ms"
     )
 
+
+def keep(machine: dict[str, Any], cfg: Config, result: dict[str, Any], ratio: str) -> None:
+    """The replication section kept apart as well (bench/results/replication.md and .json), with the
+    machine and its load: docs/performance/replication.md shows the last run that measured it."""
+    try:
+        load = " / ".join(f"{value:.1f}" for value in os.getloadavg())
+    except OSError:
+        load = "?"
+    kind = "QUICK" if cfg.quick else "full"
+    head = (
+        f"Measured by a {kind} `make bench` on {machine['timestamp']}. Machine: {machine['cpu']},"
+        f" {machine['nproc']} CPUs; load average at the end of the run (1 / 5 / 15 min): {load}."
+    )
+    section = markdown(result)
+    title, _, rest = section.partition("\n")
+    (report.RESULTS / "replication.md").write_text(f"{title}\n\n{head}\n{rest}\n- {ratio}\n")
+    kept = {"machine": machine, "kind": kind, "load_average": load, "replication": result}
+    (report.RESULTS / "replication.json").write_text(json.dumps(kept, indent=2, default=str) + "\n")

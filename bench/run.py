@@ -196,6 +196,7 @@ def main(argv: list[str]) -> int:
         + "\n".join(f"- {line}" if i else line for i, line in enumerate(ratios)) + "\n"
     )
     (report.RESULTS / "latest.json").write_text(json.dumps(_finite(results), indent=2, default=str) + "\n")
+    replication.keep(results["machine"], cfg, replicated, ratios[-1])
     print(table)
     print("\n".join(over_time))
     print()
