@@ -108,6 +108,7 @@ class ArrivalPoller:
         self.endpoint, self.region, self.skus, self.before = endpoint, region, skus, before
         self.seen: dict[str, float] = {}
         self.rounds: list[float] = []
+        self.errors: list[str] = []
         self.stopping = threading.Event()
         self.started_at = 0.0
         self.thread = threading.Thread(target=self._run, daemon=True)
@@ -122,7 +123,11 @@ class ArrivalPoller:
             waiting = [sku for sku in self.skus[:due] if sku not in self.seen]
             asked = time.time()
             if waiting:
-                found = document_versions(self.endpoint, self.region, waiting)
+                try:
+                    found = document_versions(self.endpoint, self.region, waiting)
+                except Exception as exc:  # noqa: BLE001 (a round that failed is a round lost, not the poller)
+                    self.errors.append(f"{type(exc).__name__}: {exc}"[:200])
+                    found = {}
                 for sku, version in found.items():
                     if version > self.before.get(sku, 0):
                         self.seen[sku] = asked
@@ -171,6 +176,7 @@ def replication_lag(
         "commit_to_replica_ms": report.summarize(end_to_end),
         "projection_ms": report.summarize(projection),
         "not_seen_in_replica": len(planned) - len(poller.seen),
+        "poll_errors": {"count": len(poller.errors), "first": poller.errors[:1]},
         "poll_round_ms": report.summarize([r * 1000 for r in poller.rounds]),
         "drain_seconds": drain,
         "stand_in": stand_in.lag()[replica.region.name],
@@ -250,6 +256,7 @@ def phase(cfg: Config, procs: Processes, pool: list[str], hot: list[str], clock:
             f"replication at {RATE:g} writes/s", began,
             f"achieved {lag['writer']['achieved_rate']:.1f} writes/s; home DynamoDB → replica DynamoDB p50"
             f" {r['p50']:.0f} ms, p95 {r['p95']:.0f} ms over {r['n']:,}; not seen {lag['not_seen_in_replica']};"
+            f" poll errors {lag['poll_errors']['count']};"
             f" the stand-in's p50 {s.get('p50', nan) * 1000:.0f} ms, p95 {s.get('p95', nan) * 1000:.0f} ms",
         )
         began = time.perf_counter()
