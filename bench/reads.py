@@ -31,7 +31,9 @@ def in_process(cfg: Config, hot: list[str], clock: Clock) -> tuple[dict[str, Any
             return [(sku, URLS[name](sku)) for sku in skus]  # noqa: B023 (called in this iteration only)
 
         prepare = before.get(name)
-        for sku, path in requests(cfg.warmup[name]):
+        # The hit's warm-up reads every hot SKU: a backfill stores no document Redis does not hold.
+        warm = max(cfg.warmup[name], len(hot)) if name == "hit" else cfg.warmup[name]
+        for sku, path in requests(warm):
             if prepare:
                 prepare(sku)
             response = driver.get(path)
