@@ -206,7 +206,8 @@ class Refreshes:
 
 
 def refresh_after_projections(batch: list[Refreshes], populate: bool = True) -> list[bool]:
-    """Every projection's refreshes in one pipelined round trip; for each, whether all of its own
+    """Every projection's refreshes in one pipelined round trip (a second, after one query, for keys
+    Redis holds no floor for: see ``_STORE``); for each, whether all of its own
     reached Redis (when one did not, that projection is retried, as after
     :func:`refresh_after_projection`).
 
