@@ -547,11 +547,20 @@ FILL_SEGMENTS = 4
 BATCH = 25  # BatchWriteItem's limit
 
 
+def _stamped(item: dict[str, Any], filled: dict[str, Any]) -> dict[str, Any]:
+    """An item as a fill copies it: a stamp of its own, or the fill's (with a token of its own)."""
+    return item if STAMP in item else {**item, **filled, TOKEN: {"S": uuid.uuid4().hex}}
+
+
 def fill(source: str, target: str, *, prefix: str, only: list[str] | None = None) -> dict[str, int]:
     """Copy every item of the prefix's tables (those named in ``only``, when given) from the
     endpoint ``source`` to ``target``, which has the same tables, as AWS fills a replica it adds to
     a global table: the stand-in replicates only what is written while it runs. Items are copied as
-    they are (stamps included) and replace the target's copies. Returns the items copied, per table."""
+    they are (stamps included) and replace the target's copies; an item never stamped (written
+    before any stand-in ran) is given the fill's own stamp in its copy, older than any the stand-in
+    gives later, so that its next change replicates (a copy without a stamp reads as the target's own
+    write still to be stamped, which no change replaces). Returns the items copied, per table."""
+    filled = {STAMP: {"N": str(time.time_ns())}, ORIGIN: {"S": "fill"}}
     source_dynamodb, _ = clients(source, "source")
     target_dynamodb, _ = clients(target, "target")
     tables = sorted(
@@ -568,7 +577,10 @@ def fill(source: str, target: str, *, prefix: str, only: list[str] | None = None
         for page in pages:
             items = page["Items"]
             for start in range(0, len(items), BATCH):
-                pending = {table: [{"PutRequest": {"Item": item}} for item in items[start:start + BATCH]]}
+                pending = {table: [
+                    {"PutRequest": {"Item": _stamped(item, filled)}}
+                    for item in items[start:start + BATCH]
+                ]}
                 while pending:
                     pending = target_dynamodb.batch_write_item(RequestItems=pending).get("UnprocessedItems") or {}
             with lock:
