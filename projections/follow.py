@@ -500,7 +500,7 @@ class Follower:
             self.held.discard(shard.name)
             return 0
         try:
-            self.pace.before_read(str(shard.name))
+            self.pace.before_read(shard.name)
             answer = self.client.get_records(ShardIterator=iterator, Limit=settings.WRITEBACK_BATCH_SIZE)
         except self.client.exceptions.ExpiredIteratorException:
             self.iterators.pop(shard.name, None)  # renewed from the checkpoint on the next read
