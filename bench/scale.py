@@ -1,6 +1,6 @@
 """`make bench SCALE=N`: what each read, each byte and each capacity unit costs as the catalog grows.
 
-N products, one leaf category per 100 of them (at least the demo's 24) under the demo's six roots,
+N products, one leaf category per 10 of them (at least the demo's 24) under the demo's six roots,
 and one large category holding a tenth of the products (so that its listing has a page 500 at two
 items a page). Steps, all timed:
 
@@ -34,7 +34,7 @@ from typing import Any
 from bench import report
 from bench.config import Clock, Config, log
 
-LEAF_SHARE = 100  # products per leaf category
+LEAF_SHARE = 10  # products per leaf category: 100,000 categories for 1,000,000 products
 BIG_SHARE = 10  # one product in this many goes to the large category
 PAGE_LIMIT = 2  # items per listing page: page 500 exists from 1,000 products in the large category
 DEEP_PAGE = 500
