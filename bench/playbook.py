@@ -49,7 +49,7 @@ def markdown(results: dict[str, Any]) -> str:
     cached, uncached = found["counts_cached"], found["counts_uncached"]
     off, on = traced["off_us"]["p50"], traced["on_us"]["p50"]
     rows = [
-        "### Orders, search, exports, tracing (in process)",
+        "## Orders, search, exports, tracing (in process)",
         "",
         "| measurement | p50 / p95 µs | per request |",
         "|---|---:|---|",
