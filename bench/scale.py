@@ -4,9 +4,9 @@ N products, one leaf category per 10 of them (at least the demo's 24) under the 
 and one large category holding a tenth of the products (so that its listing has a page 500 at two
 items a page). Steps, all timed:
 
-1. a fresh database, ``bench-`` tables and ``hs-bench-`` Redis keys; the catalog seeded with
-   chunked ``bulk_create`` (the triggers on: they give each product its version and an outbox row,
-   which the backfill makes moot and which are then deleted);
+1. a fresh database, ``bench-`` tables (their streams off: see :func:`streams_off`) and ``hs-bench-``
+   Redis keys; the catalog seeded with chunked ``bulk_create`` (the triggers on: they give each
+   product its version and an outbox row, which the backfill makes moot and which are then deleted);
 2. the backfill (documents/s, total time);
 3. sizes: Postgres bytes per product (the catalog tables with their indexes), DynamoDB bytes per
    product (``DescribeTable``), Redis bytes per cached product (``MEMORY USAGE`` of entry and
@@ -379,6 +379,18 @@ def units(figures: dict[str, Any], calls: str, kind: str) -> float:
 # --- the run ----------------------------------------------------------------------------------------
 
 
+def streams_off() -> None:
+    """The tables without their streams: nothing reads them here, and DynamoDB Local reads a table's
+    stream description on every write, at a cost that grows with the stream records it keeps (24 h
+    of them: three million at N = 1,000,000, when a put took seconds). On AWS a stream costs a
+    write nothing, so with streams on this bench would measure the emulator's bookkeeping."""
+    from hybridsite.dynamodb import all_tables, client
+
+    for model in all_tables():
+        if getattr(model.Meta, "stream_view_type", None):
+            client(model).update_table(TableName=model.Meta.table_name, StreamSpecification={"StreamEnabled": False})
+
+
 def run(n: int, clock: Clock) -> dict[str, Any]:
     from django.conf import settings
     from django.core.management import call_command
@@ -399,7 +411,8 @@ def run(n: int, clock: Clock) -> dict[str, Any]:
     prepare.fresh_redis_and_queue()
     tables_drop()
     tables_ensure()
-    clock.step("setup", began, "bench database, tables and Redis keys fresh")
+    streams_off()
+    clock.step("setup", began, "bench database, tables and Redis keys fresh, their streams off")
     seeded = seed(n, clock)
     prepare.warm_dynamodb_local(cfg.warmup_puts, clock)
 
