@@ -14,7 +14,7 @@ from hybridsite.dynamodb import regional_table
 from projections import cache, metrics
 from projections.breaker import CircuitOpen
 from projections.cursors import decode_order_cursor, encode_order_cursor
-from projections.listings import Fetch, read_page
+from projections.listings import Accept, Fetch, read_page
 from projections.readpath import DYNAMODB_ERRORS, Result, Throttle, Unavailable, dynamodb_layers
 from projections.registry import (
     DocumentAddress,
@@ -52,23 +52,35 @@ def order_address_named(rest: str) -> DocumentAddress | None:
 def read_orders(
     user_id: int, limit: int, cursor: str, throttle: Throttle | None = None, min_version: int = 0
 ) -> Result:
-    """One page of a customer's orders, newest first, never older than ``min_version`` (the version
-    checkout returned: the page then holds the order). A cursor handed to another customer is
-    refused (``BadCursor``), and every key of the page names its customer."""
+    """One page of a customer's orders, newest first; with ``min_version`` (the version checkout
+    returned), a page that holds that order. A cursor handed to another customer is refused
+    (``BadCursor``), and every key of the page names its customer."""
     after = decode_order_cursor(cursor, user_id)
-    fetch: Fetch = lambda: _orders_page(user_id, limit, after, min_version)  # noqa: E731
-    return read_page(orders_listing(user_id), limit, after, fetch, throttle, min_version)
+    accept = partial(_holds_version, min_version) if min_version else None
+    fetch: Fetch = lambda: _orders_page(user_id, limit, after, accept)  # noqa: E731
+    return read_page(orders_listing(user_id), limit, after, fetch, throttle, accept)
 
 
-def _orders_page(user_id: int, limit: int, after: str, min_version: int) -> tuple[cache.Entry, str, bool]:
+def _holds_version(min_version: int, page: cache.Entry) -> bool:
+    """Whether the page holds an order at exactly ``min_version``: the order checkout returned, as
+    it returned it. The page's version (its orders' highest) is not enough: an older order changed
+    after the checkout has a higher version, and may be projected before the new order is. (Two
+    orders of one customer written in the same microsecond could be taken for each other.)"""
+    if page.version < min_version:
+        return False
+    return any(order["version"] == min_version for order in orjson.loads(page.body)["results"])
+
+
+def _orders_page(user_id: int, limit: int, after: str, accept: Accept | None) -> tuple[cache.Entry, str, bool]:
     """A page of a customer's orders from DynamoDB; from Postgres (served, never cached) when
-    DynamoDB cannot answer or is behind ``min_version``. The page's version is the newest of its
-    orders' versions.
+    DynamoDB cannot answer or its page does not pass ``accept`` (it lacks the order the client
+    placed). The page's version is the newest of its orders' versions.
 
-    Postgres's page is served whatever its version: it holds every committed order, so no write the
-    client made is missing from it. Its version is below ``min_version`` when the client passed a
-    version that is not one of its orders', or on a later page, whose orders are older than the one
-    the client just placed; a listing has no version a client sees (no ETag), so neither is refused.
+    Postgres's page is served as it is: it holds every committed order, so no write the client
+    made is missing from it. It lacks an order at ``min_version`` when the client passed a version
+    that is not one of its orders', when the order changed since, or on a later page, whose orders
+    are older than the one the client just placed; a listing has no version a client sees (no
+    ETag), so none of these is refused.
     """
     for layer in dynamodb_layers():  # this region's DynamoDB (cached); in a replica, then the home's (served only)
         try:
@@ -77,7 +89,7 @@ def _orders_page(user_id: int, limit: int, after: str, min_version: int) -> tupl
             logger.warning("reader: %s unavailable for the orders of %s (%s)", layer.source, user_id, exc)
             continue
         page = _orders_body(user_id, found, more)
-        if page.version >= min_version:
+        if accept is None or accept(page):
             return page, layer.source, layer.own
         metrics.incr("reader.below_min_version")
     try:

@@ -41,6 +41,9 @@ from .tables import CategoryListingItem
 Fetch = Callable[[], tuple[cache.Entry, str, bool]]
 """A page from its sources: its entry, the layer that answered, and whether the cache may keep it."""
 
+Accept = Callable[[cache.Entry], bool]
+"""Whether a cached page answers this read (a reader asking to read its writes)."""
+
 logger = logging.getLogger(__name__)
 
 
@@ -51,10 +54,10 @@ def read_listing(slug: str, limit: int, cursor: str, throttle: Throttle | None =
 
 
 def read_page(
-    listing: str, limit: int, after: str, fetch: Fetch, throttle: Throttle | None = None, min_version: int = 0
+    listing: str, limit: int, after: str, fetch: Fetch, throttle: Throttle | None = None, accept: Accept | None = None
 ) -> Result:
     """One page of ``listing`` after position ``after``: from the cache when it holds the page at
-    the listing's generation (at ``min_version`` or above), else ``fetch``-ed and cached.
+    the listing's generation (and the page passes ``accept``), else ``fetch``-ed and cached.
 
     Pages are keyed by the position the cursor decodes to, never by its text, and each page a
     client makes the cache hold is charged to its rate limit (``Throttle.fill_cost``).
@@ -77,7 +80,7 @@ def read_page(
             pass  # a failed page read costs a fetch, never the client's count
     if raw is not None:
         cached = cache.decode(raw)
-        if cached.version >= min_version:
+        if accept is None or accept(cached):
             return Result.of(cached, "cache")
     entry, source, cacheable = fetch()
     if page_key is not None and cacheable:

@@ -15,6 +15,7 @@ from django.utils import timezone
 from carts.models import CartCopy
 from orders.models import Order
 from orders.services import order_create
+from projections.tables import CustomerOrder
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -41,6 +42,20 @@ def test_orders_per_day(admin_client: Client, orders):
     assert rows == [(2, 4, {"EUR": Decimal("54.47")}), (1, 3, {"EUR": Decimal("73.50")})]
     assert '<td class="revenue">54.47 EUR</td>' in response.content.decode()
     assert reverse("admin:orders_report") in admin_client.get(reverse("admin:index")).content.decode()
+
+
+def test_the_report_reads_postgres_even_with_dynamodb_unreachable(admin_client: Client, orders, dynamodb_proxy):
+    """The orders are not projected (the relay has not run) and DynamoDB cannot be reached: the
+    report adds them up all the same, from Postgres."""
+    assert not list(CustomerOrder.scan())
+    dynamodb_proxy.down()
+
+    response = admin_client.get(reverse("admin:orders_report"))
+
+    assert response.status_code == 200
+    rows = [(row.orders, row.units, row.revenue) for row in response.context["orders_per_day"]]
+    assert rows == [(2, 4, {"EUR": Decimal("54.47")}), (1, 3, {"EUR": Decimal("73.50")})]
+    assert '<td class="revenue">54.47 EUR</td>' in response.content.decode()
 
 
 def test_an_order_is_shown_with_its_lines_and_warehouses_and_cannot_be_changed(admin_client: Client, orders):

@@ -16,7 +16,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from catalog import services
-from catalog.models import Product
+from catalog.models import Category, Product, Warehouse
 from projections import internal_apis
 from projections.drift import check
 from projections.projector import project, put_once
@@ -116,6 +116,37 @@ def test_the_internal_api_lists_what_changed_newest_first(product, monkeypatch):
     other = staff.get(f"/api/internal/products/SKU-2/history/?cursor={first['next_cursor']}")
     assert other.status_code == 400 and other.json()["error"]["fields"].keys() == {"cursor"}
     assert staff.get("/api/internal/products/NOPE/history/").status_code == 404
+
+
+def test_the_internal_api_shows_stock_band_and_category_changes(product, admin_client):
+    """Customers see a stock band, not quantities: a version whose stock stayed in its band shows no
+    change. Each version is projected by the relay."""
+    garden = Category.objects.create(slug="garden", name="Garden")
+    warehouse = Warehouse.objects.create(code="AMS1", name="Amsterdam")
+    drain()  # no stock: "none", in tools
+    for delta in (3, 1, 10):  # 3 units: "low"; 4: still "low"; 14: "medium"
+        services.stock_adjust(product=product, warehouse=warehouse, delta=delta)
+        drain()
+    services.product_update(product=Product.objects.get(pk=product.pk), category=garden)
+    drain()
+
+    response = staff_client("clerk", "view_product").get("/api/internal/products/SKU-1/history/")
+    assert response.status_code == 200
+    page = response.json()
+    assert [each["changes"] for each in page["results"]] == [
+        [{"field": "category", "before": "tools", "after": "garden"}],
+        [{"field": "stock_band", "before": "low", "after": "medium"}],
+        [],
+        [{"field": "stock_band", "before": "none", "after": "low"}],
+        None,
+    ]
+    assert [each["document"]["stock_band"] for each in page["results"]] == ["medium", "medium", "low", "low", "none"]
+    assert [each["version"] for each in page["results"]][0] == Product.objects.get().version
+
+    html = admin_client.get(f"/admin/catalog/product/{product.pk}/history/").content.decode()
+    assert "<strong>category</strong>: tools → garden" in html
+    assert "<strong>stock_band</strong>: none → low" in html and "<strong>stock_band</strong>: low → medium" in html
+    assert "Nothing a customer sees" in html
 
 
 def test_the_history_is_for_staff_who_may_view_products(product):
