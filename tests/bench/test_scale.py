@@ -26,7 +26,7 @@ def test_write_units_are_reported_per_product_listing_item_and_tree_change(tools
     assert units["product_projection_total"] == sum(units["product_projection"].values())
     assert units["tree_change"] > 0 and units["tree_rewrite"] > 0  # a tree this small fits in one piece
 
-    kept = json.loads((report.RESULTS / "scale-10000.json").read_text())  # a run from before these figures
-    assert "write_units" not in kept
+    kept = json.loads((report.RESULTS / "scale-10000.json").read_text())
+    kept.pop("write_units", None)  # as a run from before these figures
     table = scale.markdown([kept, {**kept, "n": 20_000, "write_units": units}])
     assert "| write units per listing item (reported) | n/a | " in table

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import shutil
 import signal
 import socket
@@ -376,11 +377,19 @@ def test_each_regions_processes_get_their_regions_services_and_the_home_regions_
 
 
 def _two_free_ports() -> int:
-    """A port whose next one is free too (the replica's)."""
-    while True:
-        port = net.free_port()
-        if port < 65535 and not net.port_open("127.0.0.1", port + 1):
+    """A port whose next one is free too (the replica's), both below the kernel's ephemeral range:
+    a port from that range can be taken by any outgoing connection (the launcher's own processes
+    make many) before the replica's web binds it."""
+    low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    for port in random.sample(range(low // 2, low - 1), 500):
+        try:
+            with socket.socket() as first, socket.socket() as second:
+                first.bind(("127.0.0.1", port))
+                second.bind(("127.0.0.1", port + 1))
             return port
+        except OSError:
+            continue
+    raise RuntimeError("no two adjacent free ports below the ephemeral range")
 
 
 def _get(url: str, **headers: str) -> tuple[int, dict[str, str], bytes]:
