@@ -1,10 +1,13 @@
 """Whatever the order of deliveries (duplicates, reordering, a projector racing a late retry), the
 stored document is the newest version anyone delivered, with that version's body, and neither it
-nor its cache entry ever goes backwards."""
+nor its cache entry ever goes backwards. Through a product's whole life, and its customer's orders
+beside it, readers never see a version go backwards and the drained projection tells Postgres's
+truth."""
 
 from __future__ import annotations
 
 import itertools
+from collections import defaultdict
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -27,16 +30,22 @@ from hypothesis.stateful import (
 from catalog.models import Category, OutboxEvent, Product, Warehouse
 from catalog.services import price_set, product_create, product_update, stock_adjust
 from hybridsite import cache_keys
+from orders.models import Order
+from orders.projection import order_document
+from orders.selectors import order_list
+from orders.services import order_create
 from projections import cache, reader, readpath
 from projections.documents import comparable
 from projections.projector import project, put_document, read_snapshot
 from projections.registry import AGGREGATES, build_product_document, product_document
 from projections.relay import StopReason, drain
 from projections.tables import ProductDocument
+from tests.orders.conftest import make_customer, on_sale
 from tests.services import TcpProxy
 
 RECORDED_AT = datetime(2024, 1, 1, tzinfo=UTC)
 SKUS = itertools.count()
+ORDER_PAGE = 100  # the API's largest page: every order of an example on one
 
 
 class ProjectionMachine(RuleBasedStateMachine):
@@ -139,17 +148,35 @@ class LifecycleMachine(RuleBasedStateMachine):
     """One SKU through writes, deletes and re-creates, projected by the real relay in batches of
     any size, read by customers (some asking to read their writes) while Redis loses everything,
     entries expire and DynamoDB goes away for a read. Readers never see a version go backwards, and once the relay has
-    drained, DynamoDB, Redis and the API all tell Postgres's truth: a deleted SKU stays deleted."""
+    drained, DynamoDB, Redis and the API all tell Postgres's truth: a deleted SKU stays deleted.
+
+    Beside it, a customer places orders through checkout's service (an Idempotency-Key each),
+    another program changes them in SQL, and the customer reads them through the API: one order
+    (never backwards, at least the version asked for) and the list (newest first; read with the
+    version checkout returned, it holds that order). Every order read is one Postgres committed,
+    with that version's body. A page from Postgres is Postgres's truth; pages from the projection
+    never go backwards (a page has no version a client sees, so one from Postgres may be ahead of
+    the next one). Once drained, the list and each order read as Postgres holds them."""
 
     proxy: TcpProxy  # set by the test: DynamoDB as the projector and the reader reach it
+    sold: str  # set by the test: the SKU orders are placed for (never deleted: order lines protect it)
+    orders = Bundle("orders")
 
     def __init__(self) -> None:
         super().__init__()
         self.category, _ = Category.objects.get_or_create(slug="lifecycle", defaults={"name": "Lifecycle"})
         self.warehouse, _ = Warehouse.objects.get_or_create(code="LC", defaults={"name": "Lifecycle"})
-        self.sku = f"LC-{next(SKUS)}"
+        n = next(SKUS)
+        self.sku = f"LC-{n}"
         self.product: Product | None = product_create(sku=self.sku, name="Start", category=self.category)
         self.served: list[int] = []
+        self.customer = make_customer(f"lifecycle-{n}")
+        self.keys = itertools.count()
+        self.committed: dict[int, int] = {}  # order id -> its version in Postgres (only these rules write orders)
+        self.bodies: dict[tuple[int, int], dict] = {}  # (order id, version) -> the order as committed then
+        self.newest: tuple[int, int] | None = None  # the last checkout's order id and version
+        self.order_served: dict[int, list[int]] = defaultdict(list)  # versions reads of one order answered
+        self.page_seen: dict[int, int] = {}  # the highest version of each order a page from the projection held
 
     @rule(kind=st.sampled_from(["price", "stock", "name"]), n=st.integers(1, 9999))
     def write(self, kind: str, n: int) -> None:
@@ -215,6 +242,81 @@ class LifecycleMachine(RuleBasedStateMachine):
     def entry_expires(self) -> None:
         get_redis_connection("default").delete(cache_keys.document(f"product:{self.sku}"))
 
+    def _committed(self, order_id: int) -> dict:
+        """The order as committed now, as checkout answers it (and the projection renders it)."""
+        order = orjson.loads(orjson.dumps(order_document(order_list(user_id=self.customer.user_id).get(pk=order_id))))
+        self.committed[order_id] = order["version"]
+        self.bodies[order_id, order["version"]] = order
+        return order
+
+    @rule(target=orders)
+    def place_order(self) -> int:
+        """One unit, under a new Idempotency-Key, through the service checkout places orders with
+        (as the chaos test does: the API's own guarantees are tested in tests/orders/)."""
+        order = order_create(
+            user_id=self.customer.user_id, idempotency_key=f"lifecycle-{next(self.keys)}",
+            quantities={self.sold: 1}, cart_version=0,
+        )
+        self.newest = order.pk, self._committed(order.pk)["version"]
+        return order.pk
+
+    @rule(order_id=orders, n=st.integers(1, 9999))
+    def change_order(self, order_id: int, n: int) -> None:
+        """Another program changes the order in SQL; its triggers give it a new version."""
+        Order.objects.filter(pk=order_id).update(note=f"note {n}")
+        self._committed(order_id)
+
+    def _read_order(self, order_id: int, min_version: int = 0) -> None:
+        query = f"?min_version={min_version}" if min_version else ""
+        response, order = self.customer.call("get", f"/api/orders/{order_id}/{query}")
+        assert response.status_code == 200, (response.status_code, order)
+        served, version = self.order_served[order_id], order["version"]
+        assert not served or version >= served[-1], (served, version, response["X-Served-From"])
+        assert version >= min_version
+        assert self.bodies.get((order_id, version)) == order, (order, response["X-Served-From"])
+        served.append(version)
+
+    def _read_orders(self, min_version: int = 0) -> dict[int, int]:
+        """The customer's list, as order id -> version."""
+        query = f"?limit={ORDER_PAGE}" + (f"&min_version={min_version}" if min_version else "")
+        response, page = self.customer.call("get", f"/api/orders/{query}")
+        assert response.status_code == 200, (response.status_code, page)
+        source = response["X-Served-From"]
+        held = {order["id"]: order["version"] for order in page["results"]}
+        assert list(held) == sorted(held, reverse=True) and page["next_cursor"] is None, page
+        for order in page["results"]:
+            assert self.bodies.get((order["id"], order["version"])) == order, (order, source)
+        if source == "postgres":
+            assert held == self.committed
+        else:
+            for order_id, version in self.page_seen.items():
+                assert held.get(order_id, 0) >= version, (order_id, version, held, source)
+            self.page_seen.update(held)
+        return held
+
+    @rule(order_id=orders, own_write=st.booleans())
+    def read_order(self, order_id: int, own_write: bool) -> None:
+        self._read_order(order_id, min_version=self.committed[order_id] if own_write else 0)
+
+    @rule(after_checkout=st.booleans())
+    def read_orders(self, after_checkout: bool) -> None:
+        if after_checkout and self.newest is not None:
+            order_id, version = self.newest
+            assert self._read_orders(min_version=version).get(order_id, 0) >= version
+        else:
+            self._read_orders()
+
+    @rule(order_id=orders)
+    def read_orders_while_dynamodb_is_away(self, order_id: int) -> None:
+        """Postgres answers, and the projection may stay behind what it served."""
+        self.proxy.down()
+        try:
+            self._read_order(order_id)
+            self._read_orders()
+        finally:
+            self.proxy.up()
+            readpath.dynamodb_breaker.reset()
+
     def teardown(self) -> None:
         while drain(max_seconds=5).stopped_by is not StopReason.EMPTY or OutboxEvent.objects.filter(
             status=OutboxEvent.Status.PENDING
@@ -231,6 +333,10 @@ class LifecycleMachine(RuleBasedStateMachine):
             version = Product.objects.values_list("version", flat=True).get(pk=self.product.pk)
             assert document is not None and not document.deleted and document.version == version
             assert result.found and result.version == version
+        assert self._read_orders() == self.committed  # DynamoDB's page, or one cached since it changed
+        for order_id, version in self.committed.items():
+            self._read_order(order_id)
+            assert self.order_served[order_id][-1] == version
         self.redis_restarted_empty()
 
 
@@ -239,11 +345,15 @@ class LifecycleMachine(RuleBasedStateMachine):
 def test_lifecycle_never_loses_a_delete_nor_reads_backwards(dynamodb_proxy, settings) -> None:
     settings.OUTBOX_BACKOFF_BASE_SECONDS = 0
     settings.OUTBOX_BACKOFF_CAP_SECONDS = 0
+    settings.THROTTLE_RATES = {**settings.THROTTLE_RATES, "orders": 10**9}  # the customer reads all along
     LifecycleMachine.proxy = dynamodb_proxy
+    category, _ = Category.objects.get_or_create(slug="lifecycle", defaults={"name": "Lifecycle"})
+    warehouse, _ = Warehouse.objects.get_or_create(code="LC", defaults={"name": "Lifecycle"})
+    LifecycleMachine.sold = on_sale("LC-SOLD", "Sold", "9.99", category, {warehouse: 10_000}).sku
     run_state_machine_as_test(
         LifecycleMachine,
         settings=settings_(
-            max_examples=60, stateful_step_count=20, deadline=None, database=None,
+            max_examples=60, stateful_step_count=25, deadline=None, database=None,
             phases=[Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink],
             suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
         ),
