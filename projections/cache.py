@@ -178,6 +178,22 @@ def store(name: str, version: int, body: bytes | None, lease: str = "") -> bool:
     return written == 1
 
 
+NO_LEASE = "-"
+"""A lease token no fill lock ever holds: a store with it raises the floor and writes no entry."""
+
+
+def raise_floors(floors: dict[str, int]) -> None:
+    """Raise each key's floor to its version, dropping an entry left below it and writing none:
+    for versions served that Redis did not learn. One pipelined round trip."""
+    redis = client()
+    store_script = script(redis, _STORE)
+    pipe = redis.pipeline(transaction=False)
+    for name, version in floors.items():
+        keys, args = _store_args(name, version, None, NO_LEASE, None)
+        store_script(keys=keys, args=args, client=pipe)
+    pipe.execute()
+
+
 def refresh_after_projection(name: str, version: int, body: bytes | None) -> bool:
     """Store what a projection wrote to DynamoDB; False when Redis could not be reached.
 

@@ -75,7 +75,8 @@ class HotReadMiddleware:
         layer = local.layer()
         if layer is not None:
             key = cache_keys.document(ref.name)
-            result = layer.get(key, throttle, wanted)
+            # Nor below what this process served that Redis has not learned (``PendingFloors``).
+            result = layer.get(key, throttle, max(wanted, reader.pending_floors.floor(ref.name)))
             if result is not None:
                 return self.respond(request, result)
             epoch = layer.epoch()

@@ -10,6 +10,8 @@ reads go to DynamoDB, with DynamoDB down to Postgres.
 from __future__ import annotations
 
 import logging
+import threading
+from collections import OrderedDict
 from functools import partial
 from typing import cast
 
@@ -23,6 +25,7 @@ from hybridsite.regions import is_home_region
 
 from . import cache, metrics
 from .breaker import CircuitOpen
+from .cache import NO_LEASE
 from .models import ReadFloor
 from .projector import Fenced, LockBusy, PermanentProjectionError, project, render_documents
 from .readpath import (
@@ -47,15 +50,68 @@ Counted = tuple[int, bytes | None, int | None]
 and, on a miss, the key's version floor (None: Redis has none)."""
 
 
+class PendingFloors:
+    """Versions this process served that Redis could not learn: the fill's store failed (Redis
+    unreachable, or too slow to answer), so the key's floor was not raised, and Redis may still
+    hold an older entry (a projection whose refresh failed the same way is retried later). Until
+    Redis learns them, a hit below one of them is a miss at it; the next round trip that reaches
+    Redis sends them all, raising each floor and dropping the entries below (``cache.store``
+    without a lease), so that other processes stop serving the older entry too. Bounded: past
+    ``limit`` keys the oldest is forgotten."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._floors: OrderedDict[str, int] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self._floors)
+
+    def floor(self, name: str) -> int:
+        return self._floors.get(name, 0)
+
+    def remember(self, name: str, version: int) -> None:
+        with self._lock:
+            self._floors[name] = max(version, self._floors.pop(name, 0))
+            while len(self._floors) > self.limit:
+                self._floors.popitem(last=False)
+
+    def send(self) -> None:
+        """Raise the floors in Redis (one pipelined round trip); those sent are forgotten here,
+        unless they rose meanwhile. A failure keeps them for the next round trip."""
+        with self._lock:
+            sent = dict(self._floors)
+        try:
+            redis_breaker.call(lambda: cache.raise_floors(sent))
+        except (RedisError, CircuitOpen):
+            return
+        with self._lock:
+            for name, version in sent.items():
+                if self._floors.get(name) == version:
+                    del self._floors[name]
+        metrics.incr("reader.floors_sent", len(sent))
+
+
+pending_floors = PendingFloors(limit=10_000)
+
+
 def counted_read(ref: DocumentAddress, throttle: Throttle | None) -> Counted:
     """Count the client's request, read the entry (and on a miss its floor): one Redis round trip.
-    Without Redis the rate limit fails open (reads matter more) and every read is a miss."""
+    Without Redis the rate limit fails open (reads matter more) and every read is a miss. An entry
+    below a version this process served while Redis could not learn it is a miss at that version
+    (``PendingFloors``)."""
     try:
-        return redis_breaker.call(
+        count, raw, floor = redis_breaker.call(
             lambda: counted_get(cache_keys.document(ref.name), throttle, metered=True, floor=ref.name)
         )
     except (RedisError, CircuitOpen):
         return 0, None, None
+    if pending_floors:
+        held = pending_floors.floor(ref.name)
+        pending_floors.send()
+        if held and (raw is None or cache.decode(raw).version < held):
+            raw, floor = None, max(floor or 0, held)
+    return count, raw, floor
 
 
 def cached_result(counted: Counted, throttle: Throttle | None, min_version: int = 0) -> Result | None:
@@ -140,7 +196,7 @@ def _fill(ref: DocumentAddress, floor: int) -> Result:
             store_lease = lease if lease and cacheable else NO_LEASE
             redis_breaker.call(lambda: cache.store(ref.name, entry.version, body, lease=store_lease))
         except (RedisError, CircuitOpen):
-            pass
+            pending_floors.remember(ref.name, entry.version)
         return Result.of(entry, source)
     finally:
         if lease:
@@ -148,9 +204,6 @@ def _fill(ref: DocumentAddress, floor: int) -> Result:
                 redis_breaker.call(lambda: cache.unlock(lock_key, lease))
             except (RedisError, CircuitOpen):
                 pass
-
-
-NO_LEASE = "-"  # a token no fill lock ever holds: the store raises the floor and writes no entry
 
 
 def _wait_for_entry(ref: DocumentAddress, floor: int) -> Result | None:
@@ -251,6 +304,7 @@ def read_documents(refs: list[DocumentAddress]) -> dict[str, bytes]:
     neither holds at or above their floor. What DynamoDB answers here is not stored in Redis: a
     batch read takes no fill leases (a document's own read fills its entry)."""
     found: dict[str, bytes] = {}
+    held = {ref.name: pending_floors.floor(ref.name) for ref in refs} if pending_floors else {}
     try:
         names = [ref.name for ref in refs]
         keys = [cache_keys.document(name) for name in names] + [cache_keys.floor(name) for name in names]
@@ -258,16 +312,24 @@ def read_documents(refs: list[DocumentAddress]) -> dict[str, bytes]:
         raws = cast("list[bytes | None]", redis_breaker.call(lambda: cache.client().mget(keys)) if refs else [])
     except (RedisError, CircuitOpen):
         raws = [None] * (2 * len(refs))
+    else:
+        if held:
+            pending_floors.send()
+            raws[: len(refs)] = [  # an entry below a version this process served is a miss at it
+                None if raw is not None and cache.decode(raw).version < held[ref.name] else raw
+                for ref, raw in zip(refs, raws[: len(refs)], strict=True)
+            ]
     floors: dict[str, int] = {}
     unfloored: list[str] = []
     for ref, raw, floor in zip(refs, raws[: len(refs)], raws[len(refs):], strict=True):
         if raw is None:
-            floors[ref.name] = int(floor or 0)
+            floors[ref.name] = max(int(floor or 0), held.get(ref.name, 0))
             if floor is None:
                 unfloored.append(ref.name)
         elif (entry := cache.decode(raw)).status == 200:
             found[ref.name] = entry.body
-    floors.update(cache.durable_floors(unfloored))
+    for name, durable in cache.durable_floors(unfloored).items():
+        floors[name] = max(floors[name], durable)
     missing = [ref for ref in refs if ref.name in floors]
     for layer in dynamodb_layers():  # this region's, then (a replica region) the home region's
         if not missing:

@@ -118,6 +118,54 @@ def test_failed_cache_refresh_is_retried_until_redis_has_the_new_version(product
     assert cached("product:SKU-1").version == v2
 
 
+def served_from_dynamodb_while_redis_was_away(product, redis_proxy) -> tuple[int, int]:
+    """v1 cached; a projection wrote v2 to DynamoDB and could not refresh Redis; a read while
+    Redis was unreachable served v2 from DynamoDB; Redis is back, still holding v1 (the refresh
+    not retried yet)."""
+    drain()
+    v1 = get(Client(), "/api/products/SKU-1/")[1]["version"]
+    services.price_set(product=product, currency="EUR", amount=Decimal("12.00"))
+    v2 = version_of(product)
+    redis_proxy.down()
+    assert drain().failed == 1 and stored("SKU-1").version == v2
+    status, body, source = get(Client(), "/api/products/SKU-1/")
+    assert (status, body["version"], source) == (200, v2, "dynamodb")
+    redis_proxy.up()
+    readpath.redis_breaker.reset()
+    assert cached("product:SKU-1").version == v1
+    return v1, v2
+
+
+def test_a_version_served_while_redis_was_away_is_not_undercut_by_its_older_entry(product, redis_proxy):
+    """Found by the chaos test (under load, Redis calls timing out): the hit that followed served v1."""
+    _, v2 = served_from_dynamodb_while_redis_was_away(product, redis_proxy)
+    status, body, _ = get(Client(), "/api/products/SKU-1/")
+    assert status == 200 and body["version"] >= v2
+
+
+def test_redis_learns_the_versions_served_while_it_was_away_at_the_next_round_trip(product, redis_proxy):
+    """Other processes read Redis only: the first call that reaches it again (a read of another
+    key here) raises the floor, and the older entry goes."""
+    _, v2 = served_from_dynamodb_while_redis_was_away(product, redis_proxy)
+    assert get(Client(), "/api/products/SKU-404/")[0] == 404
+    assert int(redis_client.client().get(cache_keys.floor("product:SKU-1"))) >= v2
+    entry = cached("product:SKU-1")
+    assert entry is None or entry.version >= v2
+
+
+def test_a_page_of_documents_is_not_undercut_by_an_entry_below_a_version_served(product, redis_proxy):
+    _, v2 = served_from_dynamodb_while_redis_was_away(product, redis_proxy)
+    page = reader.read_documents([product_document("SKU-1")])
+    assert orjson.loads(page["product:SKU-1"])["version"] >= v2
+
+
+def test_versions_served_while_redis_was_away_are_bounded_per_process():
+    floors = reader.PendingFloors(limit=2)
+    for n, name in enumerate(["a", "b", "a", "c"], start=1):
+        floors.remember(name, n)
+    assert (floors.floor("a"), floors.floor("b"), floors.floor("c")) == (3, 0, 4)  # b was the oldest
+
+
 def test_a_delete_whose_cache_refresh_failed_reaches_the_cache_on_retry(product, redis_proxy):
     drain()
     assert cached("product:SKU-1").status == 200
@@ -167,7 +215,7 @@ def test_a_version_served_without_a_lease_removes_an_older_entry(product):
     v1 = project("product", product.pk).version
     services.price_set(product=product, currency="EUR", amount=Decimal("12.00"))
     v2 = version_of(product)
-    assert cache.store("product:SKU-1", v2, b"{}", lease=reader.NO_LEASE) is False
+    assert cache.store("product:SKU-1", v2, b"{}", lease=cache.NO_LEASE) is False
     assert cached("product:SKU-1") is None and v2 > v1
     assert get(Client(), "/api/products/SKU-1/")[1]["version"] == v2
 
@@ -178,7 +226,7 @@ def test_a_slow_projection_never_caches_below_a_version_already_served(product):
     v1 = version_of(product)
     services.price_set(product=product, currency="EUR", amount=Decimal("12.00"))
     v2 = version_of(product)
-    assert cache.store("product:SKU-1", v2, b"{}", lease=reader.NO_LEASE) is False  # served v2
+    assert cache.store("product:SKU-1", v2, b"{}", lease=cache.NO_LEASE) is False  # served v2
     assert cache.refresh_after_projection("product:SKU-1", v1, b'{"old": true}')
     assert cached("product:SKU-1") is None
     assert get(Client(), "/api/products/SKU-1/")[1]["version"] == v2

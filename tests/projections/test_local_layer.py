@@ -19,8 +19,9 @@ from catalog.models import Product
 from devtools.net import wait_for
 from hybridsite import cache_keys
 from hybridsite.ratelimit import window
-from projections import cache, local
-from projections.projector import project
+from projections import cache, local, reader
+from projections.projector import project, put_document
+from projections.tables import ProductDocument
 from tests.services import Web, database_url
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -109,6 +110,25 @@ def test_a_copy_is_never_below_the_floor_and_versions_in_a_process_only_rise(pro
     answers = [answer(client.get(URL)) for _ in range(5)]
     assert all(v == newer for _, v in answers), answers
     assert answers[0][0] == "dynamodb"
+
+
+def test_a_copy_is_not_served_below_a_version_this_process_served_that_redis_did_not_learn(
+    product, flags, redis_clean, layer_on
+):
+    """A projection wrote a newer version to DynamoDB and could not refresh Redis (so no
+    invalidation came); a read whose store failed served the newer version from DynamoDB."""
+    client = Client()
+    _, version = served_locally(client)
+    services.price_set(product=product, currency="EUR", amount=Decimal("12.00"))
+    newer = Product.objects.get(pk=product.pk).version
+    body = orjson.dumps({**orjson.loads(client.get(URL).content), "version": newer})
+    assert put_document(
+        ProductDocument, {"pk": "SKU-1"}, owner=f"product#{product.pk}", version=newer, body=body,
+        committed_at=None, projected_at=product.updated_at,
+    )
+    reader.pending_floors.remember("product:SKU-1", newer)
+    assert local.layer().copies() == {KEY: version}  # type: ignore[union-attr]
+    assert answer(client.get(URL)) == ("dynamodb", newer)
 
 
 def test_losing_the_tracking_connection_flushes_the_layer(product, flags, redis_proxy, layer_on):

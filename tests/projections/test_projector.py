@@ -18,7 +18,7 @@ from redis import Redis
 from catalog.models import OutboxEvent, Price, Product, StockLevel
 from catalog.services import price_set, product_update, stock_adjust
 from hybridsite import cache_keys
-from projections import cache, reader, registry
+from projections import cache, registry
 from projections.backfill import BackfillFailed, backfill
 from projections.drift import check
 from projections.models import BackfillCheckpoint
@@ -390,7 +390,7 @@ class TestBackfill:
         (Redis holds its floor) is refreshed to the new version, the others are not added."""
         read, *unread = products
         project("product", read.pk)
-        cache.store(f"product:{read.sku}", version_of(read), b"{}", lease=reader.NO_LEASE)  # as a read does
+        cache.store(f"product:{read.sku}", version_of(read), b"{}", lease=cache.NO_LEASE)  # as a read does
         price_set(product=read, currency="EUR", amount=Decimal("3.21"))
         assert backfill("product", chunk=2, workers=2) == 6
         assert cached(redis_clean, f"product:{read.sku}").version == version_of(read)
