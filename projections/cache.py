@@ -182,15 +182,18 @@ NO_LEASE = "-"
 """A lease token no fill lock ever holds: a store with it raises the floor and writes no entry."""
 
 
-def raise_floors(floors: dict[str, int]) -> None:
-    """Raise each key's floor to its version, dropping an entry left below it and writing none:
-    for versions served that Redis did not learn. One pipelined round trip."""
+def catch_up(floors: dict[str, int], listings: list[str]) -> None:
+    """Tell Redis what was served without it (``readpath.Unlearned``), in one pipelined round
+    trip: each floor raised to its version, the entry left below it dropped and none written; each
+    listing moved to a new generation."""
     redis = client()
     store_script = script(redis, _STORE)
     pipe = redis.pipeline(transaction=False)
     for name, version in floors.items():
         keys, args = _store_args(name, version, None, NO_LEASE, None)
         store_script(keys=keys, args=args, client=pipe)
+    for listing in listings:
+        pipe.incr(cache_keys.listing_generation(listing))
     pipe.execute()
 
 

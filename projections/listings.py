@@ -34,6 +34,7 @@ from .readpath import (
     counted_get,
     dynamodb_layers,
     redis_breaker,
+    unlearned,
 )
 from .registry import listing_partitions
 from .tables import CategoryListingItem
@@ -65,13 +66,20 @@ def read_page(
     page_key: str | None = None
     count = 0
     raw = None
+    learned = True  # whether Redis knows what this read serves, or will at its next round trip
     try:
         count, generation, _ = redis_breaker.call(
             lambda: counted_get(cache_keys.listing_generation(listing), throttle, metered=False)
         )
         page_key = cache_keys.listing_page(listing, int(generation or 0), limit, after)
     except (RedisError, CircuitOpen):
-        pass  # without Redis the rate limit fails open: reads matter more
+        learned = False  # without Redis the rate limit fails open: reads matter more
+    else:
+        if unlearned:
+            moved = unlearned.holds_listing(listing)
+            unlearned.send()
+            if moved:  # a page of it was served without Redis: this generation's may be older
+                page_key = None
     check_rate(throttle, count)
     if page_key is not None:
         try:
@@ -88,7 +96,9 @@ def read_page(
         try:
             redis_breaker.call(lambda: _store_page(page_key, payload, entry.status != 200, throttle))
         except (RedisError, CircuitOpen):
-            pass
+            learned = False
+    if not learned:
+        unlearned.paged(listing)
     return Result.of(entry, source)
 
 

@@ -28,7 +28,7 @@ from catalog.models import SKU_MAX_LENGTH
 from hybridsite import cache_keys
 
 from . import apis, local, reader, shapes
-from .readpath import Result
+from .readpath import Result, unlearned
 from .registry import product_document
 
 ROUTE = "product-detail"
@@ -75,8 +75,8 @@ class HotReadMiddleware:
         layer = local.layer()
         if layer is not None:
             key = cache_keys.document(ref.name)
-            # Nor below what this process served that Redis has not learned (``PendingFloors``).
-            result = layer.get(key, throttle, max(wanted, reader.pending_floors.floor(ref.name)))
+            # Nor below what this process served that Redis has not learned (``readpath.Unlearned``).
+            result = layer.get(key, throttle, max(wanted, unlearned.floor(ref.name)))
             if result is not None:
                 return self.respond(request, result)
             epoch = layer.epoch()

@@ -10,8 +10,6 @@ reads go to DynamoDB, with DynamoDB down to Postgres.
 from __future__ import annotations
 
 import logging
-import threading
-from collections import OrderedDict
 from functools import partial
 from typing import cast
 
@@ -39,6 +37,7 @@ from .readpath import (
     dynamodb_breaker,
     dynamodb_layers,
     redis_breaker,
+    unlearned,
 )
 from .registry import DocumentAddress
 from .tables import ProjectedItem
@@ -50,65 +49,20 @@ Counted = tuple[int, bytes | None, int | None]
 and, on a miss, the key's version floor (None: Redis has none)."""
 
 
-class PendingFloors:
-    """Versions this process served that Redis could not learn: the fill's store failed (Redis
-    unreachable, or too slow to answer), so the key's floor was not raised, and Redis may still
-    hold an older entry (a projection whose refresh failed the same way is retried later). Until
-    Redis learns them, a hit below one of them is a miss at it; the next round trip that reaches
-    Redis sends them all, raising each floor and dropping the entries below (``cache.store``
-    without a lease), so that other processes stop serving the older entry too. Bounded: past
-    ``limit`` keys the oldest is forgotten."""
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._floors: OrderedDict[str, int] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def __bool__(self) -> bool:
-        return bool(self._floors)
-
-    def floor(self, name: str) -> int:
-        return self._floors.get(name, 0)
-
-    def remember(self, name: str, version: int) -> None:
-        with self._lock:
-            self._floors[name] = max(version, self._floors.pop(name, 0))
-            while len(self._floors) > self.limit:
-                self._floors.popitem(last=False)
-
-    def send(self) -> None:
-        """Raise the floors in Redis (one pipelined round trip); those sent are forgotten here,
-        unless they rose meanwhile. A failure keeps them for the next round trip."""
-        with self._lock:
-            sent = dict(self._floors)
-        try:
-            redis_breaker.call(lambda: cache.raise_floors(sent))
-        except (RedisError, CircuitOpen):
-            return
-        with self._lock:
-            for name, version in sent.items():
-                if self._floors.get(name) == version:
-                    del self._floors[name]
-        metrics.incr("reader.floors_sent", len(sent))
-
-
-pending_floors = PendingFloors(limit=10_000)
-
-
 def counted_read(ref: DocumentAddress, throttle: Throttle | None) -> Counted:
     """Count the client's request, read the entry (and on a miss its floor): one Redis round trip.
     Without Redis the rate limit fails open (reads matter more) and every read is a miss. An entry
     below a version this process served while Redis could not learn it is a miss at that version
-    (``PendingFloors``)."""
+    (``readpath.Unlearned``)."""
     try:
         count, raw, floor = redis_breaker.call(
             lambda: counted_get(cache_keys.document(ref.name), throttle, metered=True, floor=ref.name)
         )
     except (RedisError, CircuitOpen):
         return 0, None, None
-    if pending_floors:
-        held = pending_floors.floor(ref.name)
-        pending_floors.send()
+    if unlearned:
+        held = unlearned.floor(ref.name)
+        unlearned.send()
         if held and (raw is None or cache.decode(raw).version < held):
             raw, floor = None, max(floor or 0, held)
     return count, raw, floor
@@ -196,7 +150,7 @@ def _fill(ref: DocumentAddress, floor: int) -> Result:
             store_lease = lease if lease and cacheable else NO_LEASE
             redis_breaker.call(lambda: cache.store(ref.name, entry.version, body, lease=store_lease))
         except (RedisError, CircuitOpen):
-            pending_floors.remember(ref.name, entry.version)
+            unlearned.served(ref.name, entry.version)
         return Result.of(entry, source)
     finally:
         if lease:
@@ -304,7 +258,7 @@ def read_documents(refs: list[DocumentAddress]) -> dict[str, bytes]:
     neither holds at or above their floor. What DynamoDB answers here is not stored in Redis: a
     batch read takes no fill leases (a document's own read fills its entry)."""
     found: dict[str, bytes] = {}
-    held = {ref.name: pending_floors.floor(ref.name) for ref in refs} if pending_floors else {}
+    held = {ref.name: unlearned.floor(ref.name) for ref in refs} if unlearned else {}
     try:
         names = [ref.name for ref in refs]
         keys = [cache_keys.document(name) for name in names] + [cache_keys.floor(name) for name in names]
@@ -314,7 +268,7 @@ def read_documents(refs: list[DocumentAddress]) -> dict[str, bytes]:
         raws = [None] * (2 * len(refs))
     else:
         if held:
-            pending_floors.send()
+            unlearned.send()
             raws[: len(refs)] = [  # an entry below a version this process served is a miss at it
                 None if raw is not None and cache.decode(raw).version < held[ref.name] else raw
                 for ref, raw in zip(refs, raws[: len(refs)], strict=True)

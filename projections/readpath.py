@@ -7,6 +7,8 @@ they build no HTTP bodies or statuses.
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TypeVar
@@ -20,7 +22,7 @@ from hybridsite import cache_keys, redis_client
 from hybridsite.ratelimit import window
 from hybridsite.regions import is_home_region
 
-from . import cache
+from . import cache, metrics
 from .breaker import Breaker, CircuitOpen
 
 DYNAMODB_ERRORS = (PynamoDBException, botocore.exceptions.BotoCoreError)
@@ -80,6 +82,73 @@ def dynamodb_layers() -> tuple[DynamoDBLayer, ...]:
     if is_home_region():
         return (OWN_DYNAMODB,)
     return OWN_DYNAMODB, DynamoDBLayer(settings.HOME_REGION, "home-dynamodb", home_dynamodb_breaker)
+
+
+class Unlearned:
+    """What this process served that Redis could not learn, because its store failed (Redis
+    unreachable, or too slow to answer): a document's version (the key's floor was not raised)
+    and a listing's page (not cached). Redis may then still hold the older entry or page: a
+    projection whose refresh failed the same way (its entry not replaced, its listing not moved to
+    a new generation) is retried later. Until Redis learns them, an entry below a version here is
+    a miss at it, and a page of a listing here is fetched again. The next round trip that reaches
+    Redis sends them all (``cache.catch_up``): each floor raised and the entries below it dropped,
+    each listing moved to a new generation, so that other processes stop serving the older ones
+    too. Bounded: past ``limit`` of either kind the oldest is forgotten."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._floors: OrderedDict[str, int] = OrderedDict()
+        self._listings: OrderedDict[str, None] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def __bool__(self) -> bool:
+        return bool(self._floors or self._listings)
+
+    def floor(self, name: str) -> int:
+        return self._floors.get(name, 0)
+
+    def holds_listing(self, listing: str) -> bool:
+        return listing in self._listings
+
+    def served(self, name: str, version: int) -> None:
+        with self._lock:
+            self._floors[name] = max(version, self._floors.pop(name, 0))
+            self._bound(self._floors)
+
+    def paged(self, listing: str) -> None:
+        with self._lock:
+            self._listings.pop(listing, None)
+            self._listings[listing] = None
+            self._bound(self._listings)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._floors.clear()
+            self._listings.clear()
+
+    def _bound(self, held: OrderedDict) -> None:
+        while len(held) > self.limit:
+            held.popitem(last=False)
+
+    def send(self) -> None:
+        """Tell Redis all of it (one pipelined round trip); what was sent is forgotten here, unless
+        it was served again meanwhile. A failure keeps it for the next round trip."""
+        with self._lock:
+            floors, listings = dict(self._floors), list(self._listings)
+        try:
+            redis_breaker.call(lambda: cache.catch_up(floors, listings))
+        except (RedisError, CircuitOpen):
+            return
+        with self._lock:
+            for name, version in floors.items():
+                if self._floors.get(name) == version:
+                    del self._floors[name]
+            for listing in listings:
+                self._listings.pop(listing, None)
+        metrics.incr("reader.unlearned_sent", len(floors) + len(listings))
+
+
+unlearned = Unlearned(limit=10_000)
 
 
 @dataclass(frozen=True)

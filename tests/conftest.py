@@ -270,17 +270,16 @@ def one_rate_window(monkeypatch) -> None:
 
 
 @pytest.fixture(autouse=True)
-def closed_breakers(monkeypatch) -> None:
+def closed_breakers() -> None:
     """Each test starts with every dependency trusted again, no health snapshot, and no version
     served that an earlier test's Redis did not learn."""
     from hybridsite.health import snapshot
-    from projections import reader
-    from projections.readpath import dynamodb_breaker, redis_breaker
+    from projections.readpath import dynamodb_breaker, redis_breaker, unlearned
 
     redis_breaker.reset()
     dynamodb_breaker.reset()
     snapshot.clear()
-    monkeypatch.setattr(reader, "pending_floors", reader.PendingFloors(reader.pending_floors.limit))
+    unlearned.reset()
 
 
 @pytest.fixture

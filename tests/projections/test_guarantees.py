@@ -159,11 +159,32 @@ def test_a_page_of_documents_is_not_undercut_by_an_entry_below_a_version_served(
     assert orjson.loads(page["product:SKU-1"])["version"] >= v2
 
 
-def test_versions_served_while_redis_was_away_are_bounded_per_process():
-    floors = reader.PendingFloors(limit=2)
+def test_a_listing_page_served_while_redis_was_away_is_not_undercut_by_its_older_page(product, redis_proxy):
+    """The projection's move of the listing to a new generation failed with its refresh: the page
+    Redis holds at the current generation is the older one."""
+    url = "/api/categories/tools/products/"
+    drain()
+    older = get(Client(), url)
+    assert get(Client(), url) == (older[0], older[1], "cache")
+    services.price_set(product=product, currency="EUR", amount=Decimal("12.00"))
+    redis_proxy.down()
+    assert drain().failed == 1
+    status, served, source = get(Client(), url)
+    assert (status, source) == (200, "dynamodb") and served != older[1]
+    redis_proxy.up()
+    readpath.redis_breaker.reset()
+    assert get(Client(), url)[1] == served
+    assert get(Client(), url)[1] == served  # a page of the new generation, cached
+    assert get(Client(), url) == (200, served, "cache")
+
+
+def test_what_was_served_while_redis_was_away_is_bounded_per_process():
+    held = readpath.Unlearned(limit=2)
     for n, name in enumerate(["a", "b", "a", "c"], start=1):
-        floors.remember(name, n)
-    assert (floors.floor("a"), floors.floor("b"), floors.floor("c")) == (3, 0, 4)  # b was the oldest
+        held.served(name, n)
+        held.paged(name)
+    assert (held.floor("a"), held.floor("b"), held.floor("c")) == (3, 0, 4)  # b was the oldest
+    assert [held.holds_listing(name) for name in "abc"] == [True, False, True]
 
 
 def test_a_delete_whose_cache_refresh_failed_reaches_the_cache_on_retry(product, redis_proxy):

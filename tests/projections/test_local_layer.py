@@ -19,7 +19,7 @@ from catalog.models import Product
 from devtools.net import wait_for
 from hybridsite import cache_keys
 from hybridsite.ratelimit import window
-from projections import cache, local, reader
+from projections import cache, local, readpath
 from projections.projector import project, put_document
 from projections.tables import ProductDocument
 from tests.services import Web, database_url
@@ -126,7 +126,7 @@ def test_a_copy_is_not_served_below_a_version_this_process_served_that_redis_did
         ProductDocument, {"pk": "SKU-1"}, owner=f"product#{product.pk}", version=newer, body=body,
         committed_at=None, projected_at=product.updated_at,
     )
-    reader.pending_floors.remember("product:SKU-1", newer)
+    readpath.unlearned.served("product:SKU-1", newer)
     assert local.layer().copies() == {KEY: version}  # type: ignore[union-attr]
     assert answer(client.get(URL)) == ("dynamodb", newer)
 
