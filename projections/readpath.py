@@ -7,6 +7,7 @@ they build no HTTP bodies or statuses.
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -97,8 +98,9 @@ class Unlearned:
 
     def __init__(self, limit: int) -> None:
         self.limit = limit
-        self._floors: OrderedDict[str, int] = OrderedDict()
-        self._listings: OrderedDict[str, None] = OrderedDict()
+        self._floors: OrderedDict[str, int] = OrderedDict()  # by key: the highest version served
+        self._listings: OrderedDict[str, int] = OrderedDict()  # by listing: when a page was last served
+        self._served = itertools.count(1)
         self._lock = threading.Lock()
 
     def __bool__(self) -> bool:
@@ -118,7 +120,7 @@ class Unlearned:
     def paged(self, listing: str) -> None:
         with self._lock:
             self._listings.pop(listing, None)
-            self._listings[listing] = None
+            self._listings[listing] = next(self._served)
             self._bound(self._listings)
 
     def reset(self) -> None:
@@ -134,17 +136,16 @@ class Unlearned:
         """Tell Redis all of it (one pipelined round trip); what was sent is forgotten here, unless
         it was served again meanwhile. A failure keeps it for the next round trip."""
         with self._lock:
-            floors, listings = dict(self._floors), list(self._listings)
+            floors, listings = dict(self._floors), dict(self._listings)
         try:
-            redis_breaker.call(lambda: cache.catch_up(floors, listings))
+            redis_breaker.call(lambda: cache.catch_up(floors, list(listings)))
         except (RedisError, CircuitOpen):
             return
         with self._lock:
-            for name, version in floors.items():
-                if self._floors.get(name) == version:
-                    del self._floors[name]
-            for listing in listings:
-                self._listings.pop(listing, None)
+            for held, sent in ((self._floors, floors), (self._listings, listings)):
+                for key, mark in sent.items():
+                    if held.get(key) == mark:
+                        del held[key]
         metrics.incr("reader.unlearned_sent", len(floors) + len(listings))
 
 
